@@ -1,0 +1,215 @@
+"""How upstream results reach a task's function: the one rule, computed once per task.
+
+The rule, used by every authoring style and every executor:
+
+1. A function that takes no parameters is called with none, whatever its upstreams. So is a
+   function whose parameters all have defaults, none of them named after an upstream task: that
+   is the closure-capture idiom (``fn=lambda uid=uid: fetch(uid)``), whose defaults must keep
+   their values.
+2. A parameter named after an upstream task receives that task's result.
+3. The remaining upstream results fill the remaining positional parameters in dependency order
+   (the order of ``depends_on``, or of ``>>`` declarations); extra results go to ``*args`` or,
+   failing that, to ``**kwargs`` under their task names.
+4. A skipped upstream contributes ``None``.
+
+Anything the rule cannot satisfy (a required parameter left empty, more results than the
+function can take) is a :class:`BindingError` when the task is added, not a ``TypeError`` in the
+middle of a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import BindingError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["NO_ARGS", "ArgSpec", "Params", "bind", "params_of"]
+
+_VAR_POSITIONAL = inspect.CO_VARARGS
+_VAR_KEYWORD = inspect.CO_VARKEYWORDS
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The shape of a callable's parameters, as far as binding cares."""
+
+    positional: tuple[str, ...]
+    positional_only: int
+    keyword_only: tuple[str, ...]
+    required: frozenset[str]
+    var_positional: bool
+    var_keyword: bool
+
+    @property
+    def takes_nothing(self) -> bool:
+        return not (self.positional or self.keyword_only or self.var_positional or self.var_keyword)
+
+
+#: Used when a signature cannot be read (some builtins): pass every upstream positionally.
+_OPAQUE = Params((), 0, (), frozenset(), True, False)
+_NOTHING = Params((), 0, (), frozenset(), False, False)
+_TAKES_ARGUMENTS = _VAR_POSITIONAL | _VAR_KEYWORD
+
+
+def params_of(fn: Callable[..., object]) -> Params:
+    """Read ``fn``'s parameters, cheaply for plain functions, through ``inspect`` otherwise."""
+    target: object = fn
+    drop_first = False
+    if isinstance(fn, types.MethodType):
+        target, drop_first = fn.__func__, True
+    # A plain function's code object says everything; inspect.signature is 30x slower and the
+    # planner calls this once per task. Wrapped functions go through inspect to see __wrapped__.
+    if isinstance(target, types.FunctionType) and "__wrapped__" not in target.__dict__:
+        code = target.__code__
+        if not (code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_ARGUMENTS):
+            return _NOTHING  # the common `lambda: ...`; no allocation
+        names = code.co_varnames
+        n_pos = code.co_argcount
+        positional = names[:n_pos]
+        keyword_only = names[n_pos : n_pos + code.co_kwonlyargcount]
+        n_defaults = len(target.__defaults__ or ())
+        kw_defaults = target.__kwdefaults__ or {}
+        required = set(positional[: n_pos - n_defaults])
+        required.update(k for k in keyword_only if k not in kw_defaults)
+        params = Params(
+            positional,
+            code.co_posonlyargcount,
+            keyword_only,
+            frozenset(required),
+            bool(code.co_flags & _VAR_POSITIONAL),
+            bool(code.co_flags & _VAR_KEYWORD),
+        )
+        if drop_first and params.positional:
+            first = params.positional[0]
+            params = Params(
+                params.positional[1:],
+                max(params.positional_only - 1, 0),
+                params.keyword_only,
+                params.required - {first},
+                params.var_positional,
+                params.var_keyword,
+            )
+        return params
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return _OPAQUE
+    positional_names: list[str] = []
+    keyword_names: list[str] = []
+    required_names: set[str] = set()
+    positional_only = 0
+    var_positional = var_keyword = False
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            var_positional = True
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            var_keyword = True
+            continue
+        if p.kind is p.KEYWORD_ONLY:
+            keyword_names.append(p.name)
+        else:
+            positional_names.append(p.name)
+            positional_only += p.kind is p.POSITIONAL_ONLY
+        if p.default is p.empty:
+            required_names.add(p.name)
+    return Params(
+        tuple(positional_names),
+        positional_only,
+        tuple(keyword_names),
+        frozenset(required_names),
+        var_positional,
+        var_keyword,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ArgSpec:
+    """Where each upstream result goes: indices into the task's dependency list.
+
+    ``positional`` are passed in order as positional arguments, ``keywords`` by name.
+    """
+
+    positional: tuple[int, ...]
+    keywords: tuple[tuple[str, int], ...]
+
+
+NO_ARGS = ArgSpec((), ())
+
+
+def bind(task_name: str, params: Params, upstream: Sequence[str]) -> ArgSpec:
+    """Apply the binding rule (see the module docstring) for one task.
+
+    Args:
+        task_name: Named in errors.
+        params: The task function's parameters.
+        upstream: The task's dependencies, in declared order.
+
+    Raises:
+        BindingError: A required parameter would stay empty, or there are more upstream
+            results than the function accepts.
+    """
+    if params.takes_nothing:
+        return NO_ARGS
+    index = {name: i for i, name in enumerate(upstream)}
+    if not (params.required or params.var_positional or params.var_keyword) and not any(
+        name in index for name in (*params.positional, *params.keyword_only)
+    ):
+        return NO_ARGS  # only defaults, none named after an upstream: rule 1
+    assigned: dict[str, int] = {}
+    # Rule 2: names first. Positional-only parameters cannot be passed by name.
+    for name in (*params.positional[params.positional_only :], *params.keyword_only):
+        if name in index:
+            assigned[name] = index[name]
+    used = set(assigned.values())
+    leftover = [i for i in range(len(upstream)) if i not in used]
+    # Rule 3: the rest fill the empty positional parameters in order.
+    for name in params.positional:
+        if not leftover:
+            break
+        if name not in assigned:
+            assigned[name] = leftover.pop(0)
+
+    # The longest run of filled parameters from the left travels positionally (faster call,
+    # and the only way to reach positional-only ones); the rest go by keyword.
+    positional: list[int] = []
+    for name in params.positional:
+        if name not in assigned:
+            break
+        positional.append(assigned.pop(name))
+    keywords = list(assigned.items())
+
+    missing = [
+        name
+        for name in (*params.positional[len(positional) :], *params.keyword_only)
+        if name in params.required and name not in assigned
+    ]
+    for name in params.positional[: params.positional_only]:
+        if name in assigned:  # a positional-only parameter after a gap cannot be reached
+            raise BindingError(task_name, f"positional-only parameter {name!r} cannot be filled")
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        have = ", ".join(repr(u) for u in upstream) or "none"
+        raise BindingError(
+            task_name, f"no upstream result for parameter(s) {names} (upstream tasks: {have})"
+        )
+    if leftover:
+        if params.var_positional and not keywords:
+            positional.extend(leftover)
+        elif params.var_keyword:
+            keywords.extend((upstream[i], i) for i in leftover)
+        else:
+            extra = ", ".join(repr(upstream[i]) for i in leftover)
+            raise BindingError(
+                task_name,
+                f"{len(upstream)} upstream results but the function takes "
+                f"{len(params.positional) + len(params.keyword_only)} parameter(s); "
+                f"nothing receives {extra}",
+            )
+    return ArgSpec(tuple(positional), tuple(keywords))

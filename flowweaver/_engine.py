@@ -1,0 +1,410 @@
+"""The scheduling engine: the one state machine behind every executor.
+
+Design:
+
+* **What runs next** is decided here and nowhere else. The engine keeps a dynamic ready queue
+  (graphlib's ``get_ready``/``done`` protocol, flattened into ``begin``/``succeed``/``fail``):
+  a task enters it the moment its last dependency completes, so no task ever waits for a whole
+  Kahn layer. The queue is FIFO (ties broken by the order tasks became ready, then by insertion
+  order), which makes the sequential executor's order deterministic; a retried task goes to the
+  front, since it was started before everything now waiting.
+* **Only the driver thread mutates run state.** A driver (``_drivers``: inline, pool, asyncio)
+  pops ready tasks, asks :meth:`Engine.begin` for the call, runs it wherever its executor says,
+  and reports the outcome back with :meth:`Engine.succeed` or :meth:`Engine.fail`. Workers
+  never touch the engine: they report through futures, as dask's local scheduler does. So run
+  state needs no locks and every callback fires on one thread, in one place.
+* **Retries** are decided by :meth:`Engine.fail` from the task's retry settings; the driver only
+  waits the returned delay (through the run's :class:`Clock`) and calls :meth:`Engine.requeue`.
+* **Failure policy** (:class:`FailurePolicy`): a final failure marks every task downstream of it
+  ``upstream_failed`` at once; under fail-fast it also sets :attr:`Engine.stopping`, after which
+  drivers start nothing new. :meth:`Engine.finish` ends whatever never ran ``cancelled``: when a
+  run returns, no task is left ``pending``, ``retrying`` or ``running``.
+* **Timeouts** are enforced by the drivers, which know what can be interrupted where; they
+  report an overrun as a failed attempt with :class:`TaskTimeoutError`.
+
+Hot path: one ``begin`` and one ``succeed`` per task, list indexing only, no allocation for
+observers that are absent (status callbacks and monitors are checked with one ``is not None`` /
+truthiness test each).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter, time
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from ._binding import NO_ARGS, params_of
+from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
+from ._events import Monitor, call_safely
+from ._retry import Clock, SystemClock
+from ._run import WorkflowRun
+from ._status import FailurePolicy, TaskStatus
+
+if TYPE_CHECKING:
+    from ._task import Task
+    from ._workflow import Workflow
+
+__all__ = ["Call", "Engine", "RunOptions"]
+
+logger = logging.getLogger("flowweaver.engine")
+
+_PENDING = TaskStatus.PENDING
+_RUNNING = TaskStatus.RUNNING
+_RETRYING = TaskStatus.RETRYING
+_COMPLETED = TaskStatus.COMPLETED
+_FAILED = TaskStatus.FAILED
+_SKIPPED = TaskStatus.SKIPPED
+_UPSTREAM_FAILED = TaskStatus.UPSTREAM_FAILED
+_CANCELLED = TaskStatus.CANCELLED
+
+#: What a driver runs for one attempt: the function, its positional and keyword arguments.
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None]
+
+
+class RunOptions(TypedDict, total=False):
+    """Options every ``execute`` / ``execute_async`` accepts as keyword arguments.
+
+    Attributes:
+        failure_policy: ``FailurePolicy.FAIL_FAST`` (default) or ``CONTINUE`` (or their string
+            values ``"fail_fast"`` / ``"continue"``).
+        monitors: :class:`Monitor` objects that watch the run.
+        clock: Where retry back-off waits come from (default: the system clock).
+        run_id: An identity for the run (default: a random hex string).
+    """
+
+    failure_policy: FailurePolicy | str
+    monitors: Sequence[Monitor]
+    clock: Clock
+    run_id: str
+
+
+_OPTION_NAMES = frozenset(RunOptions.__annotations__)
+
+
+def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Clock, str]:
+    unknown = set(options) - _OPTION_NAMES
+    if unknown:
+        raise ConfigurationError(
+            f"unknown run option(s) {sorted(unknown)!r}; expected some of {sorted(_OPTION_NAMES)!r}"
+        )
+    raw_policy = options.get("failure_policy", FailurePolicy.FAIL_FAST)
+    try:
+        policy = FailurePolicy(raw_policy)
+    except ValueError:
+        raise ConfigurationError(
+            f"failure_policy must be one of {[p.value for p in FailurePolicy]!r}, "
+            f"got {raw_policy!r}"
+        ) from None
+    monitors = list(options.get("monitors", ()))
+    for m in monitors:
+        if not isinstance(m, Monitor):
+            raise ConfigurationError(f"monitors must implement Monitor, got {m!r}")
+    clock = options.get("clock") or SystemClock()
+    if not isinstance(clock, Clock):
+        raise ConfigurationError(f"clock must implement Clock, got {clock!r}")
+    run_id = options.get("run_id") or uuid.uuid4().hex[:16]
+    if not isinstance(run_id, str):
+        raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
+    return policy, monitors, clock, run_id
+
+
+def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
+    raise AssertionError("Engine.start() was not called")  # pragma: no cover - a driver bug
+
+
+class Engine:
+    """The state of one workflow run and the rules that move it forward.
+
+    Not thread-safe by design: exactly one driver thread calls it. See the module docstring.
+
+    Args:
+        workflow: What to run; its current tasks are the run (later additions are not).
+        options: See :class:`RunOptions`.
+
+    Raises:
+        ConfigurationError: An option is invalid.
+    """
+
+    __slots__ = (
+        "_awaiter",
+        "_debug",
+        "_muted",
+        "attempts",
+        "children",
+        "clock",
+        "deps",
+        "errors",
+        "finished",
+        "monitors",
+        "n",
+        "pending",
+        "policy",
+        "ready",
+        "results",
+        "run",
+        "specs",
+        "started",
+        "statuses",
+        "stopping",
+        "tasks",
+    )
+
+    def __init__(self, workflow: Workflow, options: RunOptions) -> None:
+        self.policy, self.monitors, self.clock, run_id = _check_options(options)
+        self._awaiter: Callable[[Awaitable[object]], object] = _refuse_awaitable
+        n = len(workflow._tasks)
+        self.n = n
+        # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
+        self.tasks: list[Task[..., Any]] = workflow._tasks
+        self.deps = workflow._deps
+        self.children = workflow._children
+        self.specs = workflow._specs
+        run = WorkflowRun(workflow.name, run_id, workflow._names, workflow._index)
+        self.run = run
+        self.statuses = run._statuses
+        self.results = run._results
+        self.errors = run._errors
+        self.attempts = run._attempts
+        self.started = run._started
+        self.finished = run._finished
+        self.pending = workflow._indegree[:n]
+        sources = workflow._sources
+        self.ready: deque[int] = deque(sources[: bisect_left(sources, n)])
+        #: Set once no new task may start (fail-fast after a failure, or a stop request).
+        self.stopping = False
+        self._muted: set[tuple[int, str]] = set()
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+        for i in range(n):
+            object.__setattr__(self.tasks[i], "_latest", (run, i))
+        workflow._last_run = run
+
+    # -- the driver protocol -----------------------------------------------------------------
+
+    def start(self, awaiter: Callable[[Awaitable[object]], object]) -> None:
+        """Announce the run to its monitors; ``awaiter`` finishes an observer's awaitable."""
+        self._awaiter = awaiter
+        run = self.run
+        logger.info("workflow %r: run %s starting, %d tasks", run.workflow, run.run_id, self.n)
+        for monitor in list(self.monitors):
+            self._call_monitor(monitor, "on_run_start", run)
+
+    def begin(self, i: int) -> Call | None:
+        """Start the next attempt of ready task ``i``.
+
+        Returns:
+            The call to run, or None when the task was settled without running (skipped, or
+            failed in its ``when`` predicate); its dependants are released as appropriate.
+        """
+        task = self.tasks[i]
+        spec = self.specs[i]
+        if spec is NO_ARGS:
+            args: tuple[Any, ...] = ()
+            kwargs: dict[str, Any] | None = None
+        else:
+            results, deps = self.results, self.deps[i]
+            args = tuple([results[deps[k]] for k in spec.positional])
+            kwargs = {name: results[deps[k]] for name, k in spec.keywords} or None
+        attempt = self.attempts[i] + 1
+        if attempt == 1:
+            if (task.when is not None or task.skip_if_upstream_skipped) and self._skips(
+                i, task, args, kwargs
+            ):
+                return None
+            self.started[i] = perf_counter()
+        self.attempts[i] = attempt
+        self.statuses[i] = _RUNNING
+        if task.on_status_change is not None or self.monitors:
+            self._notify(i, _RUNNING)
+        if self._debug:
+            logger.debug("task %r: attempt %d started", task.name, attempt,
+                         extra={"task": task.name})  # fmt: skip
+        return task.fn, args, kwargs
+
+    def succeed(self, i: int, value: object) -> None:
+        """Record that task ``i``'s current attempt returned ``value``; release its dependants."""
+        self.results[i] = value
+        self.finished[i] = perf_counter()
+        self.statuses[i] = _COMPLETED
+        task = self.tasks[i]
+        if task.on_status_change is not None or self.monitors:
+            self._notify(i, _COMPLETED)
+        if self._debug:
+            logger.debug("task %r: completed", task.name, extra={"task": task.name})
+        pending, ready, n = self.pending, self.ready, self.n
+        for child in self.children[i]:
+            if child < n:  # a task added during the run is not part of it
+                left = pending[child] - 1
+                pending[child] = left
+                if not left:
+                    ready.append(child)
+
+    def fail(self, i: int, error: BaseException) -> float | None:
+        """Record that task ``i``'s current attempt raised ``error``.
+
+        Returns:
+            Seconds to wait before :meth:`requeue` when the task will be retried; None when the
+            failure is final (the task is ``failed`` and the failure policy has been applied)
+            or the run is stopping (the task is ``cancelled``: its retry will not happen).
+        """
+        task = self.tasks[i]
+        self.errors[i] = error
+        attempt = self.attempts[i]
+        if attempt <= task.retries and isinstance(error, task.retry_on):
+            if self.stopping:  # it would be retried, but the run starts nothing new
+                self._settle(i, _CANCELLED)
+                return None
+            delay = task.retry_policy.delay_before(attempt)
+            self.statuses[i] = _RETRYING
+            if task.on_status_change is not None or self.monitors:
+                self._notify(i, _RETRYING)
+            logger.info(
+                "task %r: attempt %d failed (%s: %s); retry %d of %d in %.3g s",
+                task.name, attempt, type(error).__name__, error, attempt, task.retries, delay,
+                extra={"task": task.name},
+            )  # fmt: skip
+            if task.on_retry is not None and (i, "on_retry") not in self._muted:
+                self._call_task_callback(i, "on_retry", task.on_retry, task.name, attempt)
+            return delay
+        self._fail_for_good(i, error)
+        return None
+
+    def requeue(self, i: int) -> None:
+        """Put a task whose retry delay has passed back at the front of the ready queue."""
+        self.ready.appendleft(i)
+
+    def cancel(self, i: int) -> None:
+        """Record that a started task was cancelled by the run (not by its own code)."""
+        if not self.statuses[i].is_terminal:
+            self._settle(i, _CANCELLED)
+
+    def request_stop(self) -> None:
+        """Start nothing new; what never started ends ``cancelled`` (Ctrl-C, cancellation)."""
+        self.stopping = True
+
+    def finish(self) -> WorkflowRun:
+        """Close the run: every task still pending, retrying or running ends ``cancelled``.
+
+        Returns:
+            The run record. Check :attr:`WorkflowRun.failures`, or call :meth:`raise_for_failures`.
+        """
+        statuses = self.statuses
+        if statuses.count(_PENDING) or statuses.count(_RUNNING) or statuses.count(_RETRYING):
+            for i in range(self.n):
+                if not statuses[i].is_terminal:
+                    self._settle(i, _CANCELLED)
+        run = self.run
+        run.finished_at = time()
+        stats = run.stats()
+        logger.info(
+            "workflow %r: run %s ended in %.3f s: %d completed, %d failed, %d skipped, "
+            "%d upstream_failed, %d cancelled",
+            run.workflow, run.run_id, stats["total_time_seconds"], stats["completed"],
+            stats["failed"], stats["skipped"], stats["upstream_failed"], stats["cancelled"],
+        )  # fmt: skip
+        for monitor in list(self.monitors):
+            self._call_monitor(monitor, "on_run_end", run)
+        return run
+
+    def raise_for_failures(self) -> WorkflowRun:
+        """Return the (finished) run, or raise :class:`WorkflowFailedError` if a task failed."""
+        run = self.run
+        if run.failures:
+            raise WorkflowFailedError(run.workflow, run.failures)
+        return run
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _skips(
+        self, i: int, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
+    ) -> bool:
+        """Apply ``skip_if_upstream_skipped`` and ``when``; True when ``i`` was settled."""
+        deps = self.deps[i]
+        if task.skip_if_upstream_skipped and deps:
+            statuses = self.statuses
+            if all(statuses[d] is _SKIPPED for d in deps):
+                self._skip(i)
+                return True
+        predicate = task.when
+        if predicate is None:
+            return False
+        try:
+            takes_nothing = params_of(predicate).takes_nothing
+            verdict = predicate() if takes_nothing else predicate(*args, **(kwargs or {}))
+            if hasattr(verdict, "__await__"):
+                close = getattr(verdict, "close", None)
+                if close is not None:
+                    close()
+                raise ConfigurationError(
+                    f"task {task.name!r}: when= must be a sync predicate; it returned {verdict!r}"
+                )
+        except Exception as error:
+            self.errors[i] = error
+            self.attempts[i] = 1
+            self._fail_for_good(i, error)
+            return True
+        if verdict:
+            return False
+        self._skip(i)
+        return True
+
+    def _skip(self, i: int) -> None:
+        self._settle(i, _SKIPPED)
+        pending, ready, n = self.pending, self.ready, self.n
+        for child in self.children[i]:
+            if child < n:
+                left = pending[child] - 1
+                pending[child] = left
+                if not left:
+                    ready.append(child)
+
+    def _fail_for_good(self, i: int, error: BaseException) -> None:
+        task = self.tasks[i]
+        failure = TaskFailedError(task.name, max(self.attempts[i], 1), error)
+        self.run.failures.append(failure)
+        logger.warning("%s", failure, extra={"task": task.name})
+        self._settle(i, _FAILED)
+        # Everything downstream can no longer run: say so now, not at the end.
+        statuses, children, n = self.statuses, self.children, self.n
+        stack = [c for c in children[i] if c < n]
+        while stack:
+            j = stack.pop()
+            if statuses[j] is _PENDING:
+                self._settle(j, _UPSTREAM_FAILED)
+                stack.extend(c for c in children[j] if c < n)
+        if self.policy is FailurePolicy.FAIL_FAST:
+            self.stopping = True
+
+    def _settle(self, i: int, status: TaskStatus) -> None:
+        self.statuses[i] = status
+        self.finished[i] = perf_counter()
+        if self.tasks[i].on_status_change is not None or self.monitors:
+            self._notify(i, status)
+
+    def _notify(self, i: int, status: TaskStatus) -> None:
+        task = self.tasks[i]
+        callback = task.on_status_change
+        if callback is not None and (i, "on_status_change") not in self._muted:
+            self._call_task_callback(i, "on_status_change", callback, task.name, status)
+        for monitor in tuple(self.monitors):
+            self._call_monitor(monitor, "on_status_change", self.run, task.name, status)
+
+    def _call_task_callback(
+        self, i: int, kind: str, callback: Callable[..., object], *args: object
+    ) -> None:
+        ok, value = call_safely(callback, args, "%s of task %r", kind, self.tasks[i].name)
+        if not ok:
+            self._muted.add((i, kind))
+        elif hasattr(value, "__await__"):
+            self._awaiter(value)
+
+    def _call_monitor(self, monitor: Monitor, hook: str, *args: object) -> None:
+        ok, value = call_safely(getattr(monitor, hook), args, "monitor %r.%s", monitor, hook)
+        if not ok:
+            if monitor in self.monitors:
+                self.monitors.remove(monitor)
+        elif hasattr(value, "__await__"):
+            self._awaiter(value)

@@ -1,0 +1,170 @@
+"""Retry policy and the clock that times its waits.
+
+A :class:`RetryPolicy` answers two questions and nothing else: *should this failure be retried*
+and *how long to wait first*. Who waits, and how, belongs to whoever runs the calls (the
+workflow engine's drivers, a pipeline worker); they wait through a :class:`Clock`, so tests can
+replace time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ._errors import ConfigurationError
+
+__all__ = ["Clock", "RetryPolicy", "SystemClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where back-off waits come from. Replace it in tests to make retries instant."""
+
+    def now(self) -> float:
+        """Monotonic time in seconds."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``."""
+        ...
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Suspend the calling coroutine for ``seconds``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SystemClock:
+    """The real clock: ``time.monotonic``, ``time.sleep`` and ``asyncio.sleep``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def sleep_async(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def check_number(
+    owner: str, name: str, value: object, *, minimum: float = 0.0, strict: bool = False
+) -> float:
+    """Validate a real number argument and return it as a float.
+
+    Raises:
+        ConfigurationError: ``value`` is not a finite real number at least (or, with ``strict``,
+            above) ``minimum``. Booleans are refused: ``timeout=True`` is always a mistake.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        number = float(value)
+        if number > minimum if strict else number >= minimum:
+            return number
+    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+    raise ConfigurationError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
+
+
+def check_count(owner: str, name: str, value: object, *, minimum: int = 0) -> int:
+    """Validate an integer argument (booleans refused) that must be at least ``minimum``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise ConfigurationError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_retry_fields(
+    owner: str,
+    retries: object,
+    delay: object,
+    backoff: object,
+    max_delay: object,
+    jitter: object,
+    retry_on: object,
+) -> None:
+    """Validate the fields :class:`RetryPolicy` and ``Task`` share; ``owner`` names the culprit."""
+    check_count(owner, "retries", retries)
+    check_number(owner, "delay", delay)
+    check_number(owner, "backoff", backoff, minimum=1.0)
+    check_number(owner, "max_delay", max_delay)
+    if check_number(owner, "jitter", jitter) > 1.0:
+        raise ConfigurationError(f"{owner}: jitter must be between 0 and 1, got {jitter!r}")
+    if not isinstance(retry_on, tuple) or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+    ):
+        raise ConfigurationError(
+            f"{owner}: retry_on must be a tuple of exception types, got {retry_on!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often to retry a failing call and how long to wait before each retry.
+
+    The wait before retry ``n`` (1-based) is ``delay * backoff ** (n - 1)``, capped at
+    ``max_delay``, then spread by ``jitter``: multiplied by a uniform factor in
+    ``[1 - jitter, 1 + jitter]`` and clamped again to ``max_delay``, so jitter never pushes a wait
+    past the cap. With ``delay=1, backoff=2`` the waits are 1 → 2 → 4 → 8 s.
+
+    Example:
+        >>> policy = RetryPolicy(retries=3, delay=1.0, backoff=2.0, jitter=0.0)
+        >>> [policy.delay_before(n) for n in (1, 2, 3)]
+        [1.0, 2.0, 4.0]
+
+    Args:
+        retries: Retries after the first attempt (0 = run once).
+        delay: Wait before the first retry, in seconds.
+        backoff: Factor applied to the wait after each retry (1 = constant).
+        max_delay: Upper bound of any wait.
+        jitter: Relative spread of each wait, between 0 and 1.
+        retry_on: Exception types worth retrying; anything else fails at once.
+
+    Raises:
+        ConfigurationError: An argument is out of range or of the wrong type.
+    """
+
+    retries: int = 0
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        check_retry_fields(
+            "RetryPolicy",
+            self.retries,
+            self.delay,
+            self.backoff,
+            self.max_delay,
+            self.jitter,
+            self.retry_on,
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts in all: the first one plus ``retries``."""
+        return self.retries + 1
+
+    def should_retry(self, error: BaseException, attempts_made: int) -> bool:
+        """Whether a call that raised ``error`` on attempt ``attempts_made`` runs again."""
+        return attempts_made <= self.retries and isinstance(error, self.retry_on)
+
+    def delay_before(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry).
+
+        Args:
+            retry: 1 for the first retry, 2 for the second, …
+            rng: Source of jitter; the ``random`` module's shared generator by default.
+        """
+        try:
+            wait = self.delay * self.backoff ** (retry - 1)
+        except OverflowError:  # a long retry series: the cap applies anyway
+            wait = math.inf
+        wait = min(wait, self.max_delay)
+        if self.jitter:
+            uniform = rng.uniform if rng is not None else random.uniform
+            wait *= uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        return min(wait, self.max_delay)

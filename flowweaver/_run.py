@@ -1,0 +1,170 @@
+"""The record of one run of a workflow: every task's status, result, error, attempts, timings.
+
+Only the engine writes here, from the one thread that drives the run; everyone else reads. The
+lists are indexed by the task's position in its workflow, which keeps the engine's hot loop free
+of dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ._errors import TaskFailedError, UnknownTaskError
+from ._status import TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["WorkflowRun"]
+
+
+class WorkflowRun:
+    """What happened in one run of a workflow.
+
+    Returned by every ``execute``; the workflow also keeps its most recent run, which is what
+    ``Workflow.get_task_status``, ``get_task_result`` and ``get_workflow_stats`` read. A run's
+    state never leaks into another run: each starts with every task ``pending``.
+
+    Example:
+        >>> from flowweaver import Task, Workflow
+        >>> wf = Workflow("demo")
+        >>> wf.add_task(Task(name="one", fn=lambda: 1))
+        >>> run = wf.execute()
+        >>> run.result("one"), run.status("one").value, run.ok
+        (1, 'completed', True)
+    """
+
+    __slots__ = (
+        "_attempts",
+        "_errors",
+        "_finished",
+        "_index",
+        "_names",
+        "_results",
+        "_started",
+        "_statuses",
+        "failures",
+        "finished_at",
+        "run_id",
+        "started_at",
+        "workflow",
+    )
+
+    def __init__(
+        self, workflow: str, run_id: str, names: Sequence[str], index: Mapping[str, int]
+    ) -> None:
+        n = len(names)
+        self.workflow = workflow
+        self.run_id = run_id
+        self._names = names
+        self._index = index
+        self._statuses: list[TaskStatus] = [TaskStatus.PENDING] * n
+        self._results: list[object] = [None] * n
+        self._errors: list[BaseException | None] = [None] * n
+        self._attempts: list[int] = [0] * n
+        # perf_counter() readings; 0.0 until the task starts / ends.
+        self._started: list[float] = [0.0] * n
+        self._finished: list[float] = [0.0] * n
+        #: Every task that failed for good, in the order it failed.
+        self.failures: list[TaskFailedError] = []
+        #: Wall-clock (``time.time()``) start and end of the run; ``finished_at`` is None while
+        #: it runs.
+        self.started_at: float = time.time()
+        self.finished_at: float | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.finished_at is None else ("ok" if self.ok else "failed")
+        return f"<WorkflowRun {self.workflow!r} run_id={self.run_id!r} {state}>"
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    # -- by index: the engine's and Task's fast path -----------------------------------------
+
+    def status_at(self, index: int) -> TaskStatus:
+        return self._statuses[index]
+
+    def result_at(self, index: int) -> object:
+        return self._results[index]
+
+    def error_at(self, index: int) -> BaseException | None:
+        return self._errors[index]
+
+    # -- by name -----------------------------------------------------------------------------
+
+    def _position(self, name: str) -> int:
+        i = self._index.get(name)
+        if i is None or i >= len(self._statuses):
+            raise UnknownTaskError(name, self.workflow)
+        return i
+
+    def status(self, name: str) -> TaskStatus:
+        """The task's status in this run.
+
+        Raises:
+            UnknownTaskError: The run has no task of that name.
+        """
+        return self._statuses[self._position(name)]
+
+    def result(self, name: str) -> Any:  # Any: only the caller knows a result's type
+        """The task's result (None if it did not complete, or was skipped)."""
+        return self._results[self._position(name)]
+
+    def error(self, name: str) -> BaseException | None:
+        """The exception of the task's last failed attempt, or None."""
+        return self._errors[self._position(name)]
+
+    def attempts(self, name: str) -> int:
+        """How many attempts the task made (0 if it never ran)."""
+        return self._attempts[self._position(name)]
+
+    def duration(self, name: str) -> float | None:
+        """Seconds from the task's first start to its end, or None if it did not run to an end."""
+        i = self._position(name)
+        started, finished = self._started[i], self._finished[i]
+        return finished - started if started and finished else None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """``{name: result}`` of every task that completed or was skipped (as None)."""
+        done = (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
+        return {
+            self._names[i]: self._results[i]
+            for i, status in enumerate(self._statuses)
+            if status in done
+        }
+
+    @property
+    def statuses(self) -> dict[str, TaskStatus]:
+        """``{name: status}`` of every task."""
+        return dict(zip(self._names, self._statuses, strict=False))
+
+    @property
+    def ok(self) -> bool:
+        """True when the run has ended and no task failed or was cancelled."""
+        bad = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.UPSTREAM_FAILED)
+        return self.finished_at is not None and not any(s in bad for s in self._statuses)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per status plus timings.
+
+        Keys: ``total_tasks``, one per :class:`TaskStatus` value (``completed``, ``failed``,
+        ``pending``, ``running`` …), ``attempts`` (all attempts made), ``retries``,
+        ``total_time_seconds`` (wall time so far, or of the whole run once it ended),
+        ``run_id``.
+        """
+        counts = Counter(self._statuses)
+        attempts = sum(self._attempts)
+        ran = sum(1 for a in self._attempts if a)
+        end = self.finished_at if self.finished_at is not None else time.time()
+        stats: dict[str, Any] = {"total_tasks": len(self._statuses)}
+        stats.update({status.value: counts.get(status, 0) for status in TaskStatus})
+        stats.update(
+            attempts=attempts,
+            retries=attempts - ran,
+            total_time_seconds=end - self.started_at,
+            run_id=self.run_id,
+        )
+        return stats

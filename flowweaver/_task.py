@@ -1,0 +1,205 @@
+"""The Task: what to call, how to retry it, how long it may take, when to skip it.
+
+A Task is a frozen definition. What happens to it in a run (status, result, error, attempts)
+belongs to that run (:class:`~flowweaver.WorkflowRun`); ``task.status``, ``task.result`` and
+``task.error`` show the task's state in the most recent run that included it, as the seeds do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from ._binding import Params, params_of
+from ._errors import ConfigurationError, WorkflowFailedError
+from ._retry import RetryPolicy, check_number, check_retry_fields
+from ._status import TaskStatus
+
+if TYPE_CHECKING:
+    from ._run import WorkflowRun
+
+__all__ = ["Task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+StatusCallback = Callable[[str, TaskStatus], object]
+RetryCallback = Callable[[str, int], object]
+
+
+_DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (Exception,)
+_DEFAULT_RETRY_FIELDS = (0, 1.0, 2.0, 60.0, 0.1, _DEFAULT_RETRY_ON)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Task(Generic[P, R]):
+    """A unit of work: a sync or async callable plus how to run it.
+
+    Example:
+        >>> extract = Task(name="extract", fn=lambda: [1, 2, 3], retries=2, timeout=5.0)
+        >>> extract()  # calling a task calls its function
+        [1, 2, 3]
+
+    Lifecycle: a Task is immutable once built; add it to a :class:`~flowweaver.Workflow` (or
+    connect it with ``>>``) and run it with an executor. The same Task may be part of several
+    workflows and runs; each run keeps its own state.
+
+    Args:
+        name: Unique name in its workflow; downstream parameters with this name receive its
+            result.
+        fn: The callable. May be ``async``, or return an awaitable (which is awaited).
+        retries: Extra attempts after a failure (0 = run once).
+        timeout: Seconds one attempt may take, or None. See the executors for what a timeout
+            can stop: async calls are cancelled, process calls killed, thread calls abandoned.
+        on_status_change: Called as ``(name, status)`` on every status change.
+        on_retry: Called as ``(name, attempt)`` before each retry; ``attempt`` is the number of
+            the attempt about to run (2 for the first retry).
+        depends_on: Names this task needs, used when ``Workflow.add_task`` is given none.
+        delay: Seconds before the first retry.
+        backoff: Multiplier of the delay after each retry.
+        max_delay: Cap of any retry delay.
+        jitter: Relative random spread of each delay (0 to 1), clamped to ``max_delay``.
+        retry_on: Exception types that are retried; others fail at once.
+        when: Predicate called with the task's inputs; the task is skipped when it is falsy.
+        skip_if_upstream_skipped: Skip this task when every one of its upstream tasks was
+            skipped, instead of running it with ``None`` inputs.
+
+    Raises:
+        ConfigurationError: An argument has a bad value or type (the message names it).
+    """
+
+    name: str
+    fn: Callable[P, R]
+    retries: int = 0
+    timeout: float | None = None
+    on_status_change: StatusCallback | None = None
+    on_retry: RetryCallback | None = None
+    depends_on: Sequence[str] = ()
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] = _DEFAULT_RETRY_ON
+    when: Callable[..., object] | None = None
+    skip_if_upstream_skipped: bool = False
+    # Run-time links, never part of the definition (not compared, not copied by replace()).
+    _latest: tuple[WorkflowRun, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _params: Params | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"task name must be a non-empty str, got {name!r}")
+        owner = f"task {name!r}"
+        if not callable(self.fn):
+            raise ConfigurationError(f"{owner}: fn must be callable, got {self.fn!r}")
+        if self.timeout is not None:
+            check_number(owner, "timeout", self.timeout, strict=True)
+        # Building a million tasks should not pay for checking defaults (a tuple compare is
+        # identity-first, so this costs one allocation).
+        retry_fields = (
+            self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
+        )  # fmt: skip
+        if retry_fields != _DEFAULT_RETRY_FIELDS or type(self.retries) is not int:
+            check_retry_fields(owner, *retry_fields)
+        if self.on_status_change is not None and not callable(self.on_status_change):
+            raise ConfigurationError(
+                f"{owner}: on_status_change must be callable, got {self.on_status_change!r}"
+            )
+        if self.on_retry is not None and not callable(self.on_retry):
+            raise ConfigurationError(f"{owner}: on_retry must be callable, got {self.on_retry!r}")
+        if self.when is not None and not callable(self.when):
+            raise ConfigurationError(f"{owner}: when must be callable, got {self.when!r}")
+        deps = self.depends_on
+        if deps:
+            if isinstance(deps, str) or not all(isinstance(d, str) and d for d in deps):
+                raise ConfigurationError(
+                    f"{owner}: depends_on must be a sequence of task names, got {deps!r}"
+                )
+            if type(deps) is not tuple:
+                object.__setattr__(self, "depends_on", tuple(deps))
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function directly, bypassing retries and timeouts (handy in unit tests)."""
+        return self.fn(*args, **kwargs)
+
+    # -- the seed's run-state fields, read from the most recent run --------------------------
+
+    @property
+    def status(self) -> TaskStatus:
+        """Status in the most recent run that included this task (``pending`` before any)."""
+        latest = self._latest
+        return TaskStatus.PENDING if latest is None else latest[0].status_at(latest[1])
+
+    @property
+    def result(self) -> Any:  # Any, as the seed: a result's type is known only to its reader
+        """Result in the most recent run, or None."""
+        latest = self._latest
+        return None if latest is None else latest[0].result_at(latest[1])
+
+    @property
+    def error(self) -> str | None:
+        """``"ExceptionType: message"`` of the last failed attempt in the most recent run."""
+        latest = self._latest
+        if latest is None:
+            return None
+        exc = latest[0].error_at(latest[1])
+        return None if exc is None else f"{type(exc).__name__}: {exc}"
+
+    # -- definition helpers ------------------------------------------------------------------
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The task's retry settings as one policy object."""
+        return RetryPolicy(
+            self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
+        )
+
+    @property
+    def params(self) -> Params:
+        """The shape of ``fn``'s parameters (read once, then cached)."""
+        params = self._params
+        if params is None:
+            params = params_of(self.fn)
+            object.__setattr__(self, "_params", params)
+        return params
+
+    def is_async(self) -> bool:
+        """Whether ``fn`` is a coroutine function (a sync ``fn`` may still return an awaitable)."""
+        fn: object = self.fn
+        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+
+    def execute(self) -> None:
+        """Run this task alone, inline, with its retries, timeout and callbacks.
+
+        Raises:
+            TaskFailedError: Every attempt failed; ``__cause__`` is the last error.
+        """
+        from ._executors import SequentialExecutor  # the model runs itself through the engine
+
+        try:
+            SequentialExecutor().execute(self._alone())
+        except WorkflowFailedError as failed:
+            raise failed.failures[0] from failed.failures[0].__cause__
+
+    async def execute_async(self) -> None:
+        """Run this task alone on the running event loop; see :meth:`execute`."""
+        from ._async import AsyncExecutor
+
+        try:
+            await AsyncExecutor().execute_async(self._alone())
+        except WorkflowFailedError as failed:
+            raise failed.failures[0] from failed.failures[0].__cause__
+
+    def _alone(self) -> Any:
+        from ._workflow import Workflow
+
+        workflow = Workflow(self.name)
+        workflow.add_task(self, depends_on=())
+        return workflow
