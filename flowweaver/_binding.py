@@ -29,7 +29,7 @@ from ._errors import BindingError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["NO_ARGS", "ArgSpec", "Params", "bind", "params_of"]
+__all__ = ["NOTHING", "NO_ARGS", "ArgSpec", "Params", "bind", "params_of"]
 
 _VAR_POSITIONAL = inspect.CO_VARARGS
 _VAR_KEYWORD = inspect.CO_VARKEYWORDS
@@ -53,7 +53,8 @@ class Params:
 
 #: Used when a signature cannot be read (some builtins): pass every upstream positionally.
 _OPAQUE = Params((), 0, (), frozenset(), True, False)
-_NOTHING = Params((), 0, (), frozenset(), False, False)
+#: A callable that takes no parameters at all (shared: most tasks are `lambda: ...`).
+NOTHING = Params((), 0, (), frozenset(), False, False)
 _TAKES_ARGUMENTS = _VAR_POSITIONAL | _VAR_KEYWORD
 
 
@@ -68,7 +69,7 @@ def params_of(fn: Callable[..., object]) -> Params:
     if isinstance(target, types.FunctionType) and "__wrapped__" not in target.__dict__:
         code = target.__code__
         if not (code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_ARGUMENTS):
-            return _NOTHING  # the common `lambda: ...`; no allocation
+            return NOTHING  # the common `lambda: ...`; no allocation
         names = code.co_varnames
         n_pos = code.co_argcount
         positional = names[:n_pos]

@@ -94,31 +94,29 @@ class Task(Generic[P, R]):
         name = self.name
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"task name must be a non-empty str, got {name!r}")
-        owner = f"task {name!r}"
         if not callable(self.fn):
-            raise ConfigurationError(f"{owner}: fn must be callable, got {self.fn!r}")
+            raise ConfigurationError(f"task {name!r}: fn must be callable, got {self.fn!r}")
         if self.timeout is not None:
-            check_number(owner, "timeout", self.timeout, strict=True)
+            check_number(f"task {name!r}", "timeout", self.timeout, strict=True)
         # Building a million tasks should not pay for checking defaults (a tuple compare is
         # identity-first, so this costs one allocation).
         retry_fields = (
             self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
         )  # fmt: skip
         if retry_fields != _DEFAULT_RETRY_FIELDS or type(self.retries) is not int:
-            check_retry_fields(owner, *retry_fields)
-        if self.on_status_change is not None and not callable(self.on_status_change):
-            raise ConfigurationError(
-                f"{owner}: on_status_change must be callable, got {self.on_status_change!r}"
-            )
-        if self.on_retry is not None and not callable(self.on_retry):
-            raise ConfigurationError(f"{owner}: on_retry must be callable, got {self.on_retry!r}")
-        if self.when is not None and not callable(self.when):
-            raise ConfigurationError(f"{owner}: when must be callable, got {self.when!r}")
+            check_retry_fields(f"task {name!r}", *retry_fields)
+        if self.on_status_change is not None or self.on_retry is not None or self.when is not None:
+            for label in ("on_status_change", "on_retry", "when"):
+                value = getattr(self, label)
+                if value is not None and not callable(value):
+                    raise ConfigurationError(
+                        f"task {name!r}: {label} must be callable, got {value!r}"
+                    )
         deps = self.depends_on
         if deps:
             if isinstance(deps, str) or not all(isinstance(d, str) and d for d in deps):
                 raise ConfigurationError(
-                    f"{owner}: depends_on must be a sequence of task names, got {deps!r}"
+                    f"task {name!r}: depends_on must be a sequence of task names, got {deps!r}"
                 )
             if type(deps) is not tuple:
                 object.__setattr__(self, "depends_on", tuple(deps))

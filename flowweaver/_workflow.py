@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ._binding import NO_ARGS, ArgSpec, bind
+from ._binding import NO_ARGS, NOTHING, ArgSpec, bind
 from ._errors import (
     ConfigurationError,
     CycleError,
+    DefinitionError,
     DuplicateTaskError,
     UnknownDependencyError,
     UnknownTaskError,
@@ -137,24 +138,21 @@ class Workflow:
         levels = self._levels
         dep_ids: list[int] = []
         level = 0
-        for dep in deps:
-            position = index.get(dep) if isinstance(dep, str) else None
-            if position is None:
-                if dep == name:
-                    raise CycleError((name, name))
-                if not isinstance(dep, str):
-                    raise ConfigurationError(
-                        f"task {name!r}: dependency names must be str, got {dep!r}"
-                    )
-                raise UnknownDependencyError(name, dep, self.name)
-            dep_ids.append(position)
-            if levels[position] >= level:
-                level = levels[position] + 1
+        try:
+            for dep in deps:
+                position = index.get(dep)
+                if position is None:
+                    raise self._bad_dependency(name, dep)
+                dep_ids.append(position)
+                if levels[position] >= level:
+                    level = levels[position] + 1
+        except TypeError:  # an unhashable dependency name
+            raise self._bad_dependency(name, dep) from None
         if len(dep_ids) > 1 and len(set(dep_ids)) != len(dep_ids):
             twice = next(d for k, d in enumerate(deps) if d in deps[:k])
             raise ConfigurationError(f"task {name!r} lists dependency {twice!r} twice")
-        params = task.params
-        spec = NO_ARGS if params.takes_nothing else bind(name, params, deps)
+        params = task._params or task.params
+        spec = NO_ARGS if params is NOTHING or params.takes_nothing else bind(name, params, deps)
 
         # Everything is validated: from here on nothing can fail half-way.
         i = len(self._tasks)
@@ -171,6 +169,13 @@ class Workflow:
         if not dep_ids:
             self._sources.append(i)
         self._specs.append(spec)
+
+    def _bad_dependency(self, name: str, dep: object) -> DefinitionError:
+        if dep == name:
+            return CycleError((name, name))
+        if not isinstance(dep, str):
+            return ConfigurationError(f"task {name!r}: dependency names must be str, got {dep!r}")
+        return UnknownDependencyError(name, dep, self.name)
 
     def _cycle_through(self, node: int, deps: Sequence[str]) -> tuple[str, ...] | None:
         """If ``node`` gained ``deps``, the cycle that would close, else None (error path)."""
