@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
         workflow = build(source)
         print(f"Plan: {[[t.name for t in layer] for layer in workflow.get_execution_plan()]}")
         print(f"Running {workflow.name!r} on {choice}:")
-        run = workflow.execute(executors[choice]())
+        run = workflow.execute(executors[choice](), progress=True)
     print("\nRevenue by region:")
     print(run.result("report"))
     stats = run.stats()

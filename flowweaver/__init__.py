@@ -36,6 +36,8 @@ from ._executors import Executor as Executor
 from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
+from ._logging import LogLevel as LogLevel
+from ._logging import configure_logging as configure_logging
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import SystemClock as SystemClock
@@ -61,6 +63,7 @@ __all__ = [
     "Executor",
     "FailurePolicy",
     "FlowWeaverError",
+    "LogLevel",
     "Monitor",
     "PoolExecutor",
     "RetryPolicy",
@@ -77,4 +80,5 @@ __all__ = [
     "Workflow",
     "WorkflowFailedError",
     "WorkflowRun",
+    "configure_logging",
 ]

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from ._binding import NO_ARGS, params_of
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, call_safely
+from ._progress import ProgressMonitor
 from ._retry import Clock, SystemClock
 from ._run import WorkflowRun
 from ._status import FailurePolicy, TaskStatus
@@ -74,12 +75,15 @@ class RunOptions(TypedDict, total=False):
         monitors: :class:`Monitor` objects that watch the run.
         clock: Where retry back-off waits come from (default: the system clock).
         run_id: An identity for the run (default: a random hex string).
+        progress: Show a progress line on standard error (one self-updating line on a
+            terminal, periodic plain lines otherwise).
     """
 
     failure_policy: FailurePolicy | str
     monitors: Sequence[Monitor]
     clock: Clock
     run_id: str
+    progress: bool
 
 
 _OPTION_NAMES = frozenset(RunOptions.__annotations__)
@@ -103,6 +107,8 @@ def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], C
     for m in monitors:
         if not isinstance(m, Monitor):
             raise ConfigurationError(f"monitors must implement Monitor, got {m!r}")
+    if options.get("progress"):
+        monitors.append(ProgressMonitor())
     clock = options.get("clock") or SystemClock()
     if not isinstance(clock, Clock):
         raise ConfigurationError(f"clock must implement Clock, got {clock!r}")

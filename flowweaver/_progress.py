@@ -1,0 +1,153 @@
+"""Progress for long work, standard library only.
+
+:class:`ProgressLine` renders ``done/total``, rate, ETA and failures. On a terminal it is one
+line rewritten in place (at most ``refresh`` times a second, so rendering cost does not grow
+with the number of items); elsewhere (CI logs, files) it prints a plain line every
+``plain_every`` seconds and a last one at the end. :class:`ProgressMonitor` drives it from a
+workflow run's status changes (``execute(..., progress=True)``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from ._status import TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._run import WorkflowRun
+
+__all__ = ["ProgressLine", "ProgressMonitor"]
+
+_WIDTH = 24
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class ProgressLine:
+    """One progress line for ``total`` units of work (None: unknown, e.g. a stream).
+
+    Args:
+        label: Shown first (a workflow or pipeline name).
+        total: Units expected, or None.
+        stream: Where to write (default: standard error).
+        unit: What a unit is called in the rate ("tasks", "items").
+        refresh: Most redraws per second on a terminal.
+        plain_every: Seconds between lines when the stream is not a terminal.
+        clock: Time source (tests inject one).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        stream: TextIO | None = None,
+        *,
+        unit: str = "tasks",
+        refresh: float = 10.0,
+        plain_every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label = label
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.unit = unit
+        isatty = getattr(self.stream, "isatty", None)
+        self.live = bool(isatty and isatty())
+        self._interval = 1.0 / refresh if self.live else plain_every
+        self._clock = clock
+        self._start = clock()
+        self._last = -float("inf")
+        self.done = 0
+        self.failed = 0
+        self.not_run = 0
+
+    def render(self) -> str:
+        """The line as it would be drawn now."""
+        elapsed = max(self._clock() - self._start, 1e-9)
+        rate = self.done / elapsed
+        parts = [self.label]
+        if self.total:
+            filled = min(_WIDTH, _WIDTH * self.done // self.total)
+            parts.append(f"[{'#' * filled}{'-' * (_WIDTH - filled)}]")
+            parts.append(f"{self.done}/{self.total} {100 * self.done // self.total:3d}%")
+        else:
+            parts.append(f"{self.done} {self.unit}")
+        parts.append(f"{rate:,.1f} {self.unit}/s")
+        if self.total and rate > 0 and self.done < self.total:
+            parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
+        else:
+            parts.append(f"in {_duration(elapsed)}")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.not_run:
+            parts.append(f"{self.not_run} not run")
+        return "  ".join(parts)
+
+    def update(self, done: int, failed: int = 0, not_run: int = 0) -> None:
+        """Record progress; redraw if the last redraw is old enough.
+
+        Args:
+            done: Units finished, whatever their outcome.
+            failed: Of those, how many failed.
+            not_run: Of those, how many never ran (cancelled, or upstream failed).
+        """
+        self.done, self.failed, self.not_run = done, failed, not_run
+        now = self._clock()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._draw()
+
+    def close(self) -> None:
+        """Draw the final state and end the line."""
+        self._draw()
+        if self.live:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def _draw(self) -> None:
+        if self.live:
+            self.stream.write("\r" + self.render() + "\033[K")
+        else:
+            self.stream.write(self.render() + "\n")
+        self.stream.flush()
+
+
+_NOT_RUN = frozenset({TaskStatus.UPSTREAM_FAILED, TaskStatus.CANCELLED})
+
+
+class ProgressMonitor:
+    """A :class:`~flowweaver.Monitor` that shows a workflow run's progress.
+
+    Counts a task once it ends; failed tasks, and tasks that never ran (cancelled or
+    upstream_failed), are shown apart.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._line: ProgressLine | None = None
+        self._done = self._failed = self._not_run = 0
+
+    def on_run_start(self, run: WorkflowRun) -> None:
+        self._done = self._failed = self._not_run = 0
+        self._line = ProgressLine(run.workflow, len(run), self._stream)
+
+    def on_status_change(self, run: WorkflowRun, task_name: str, status: TaskStatus) -> None:
+        if status.is_terminal and self._line is not None:
+            self._done += 1
+            self._failed += status is TaskStatus.FAILED
+            self._not_run += status in _NOT_RUN
+            self._line.update(self._done, self._failed, self._not_run)
+
+    def on_run_end(self, run: WorkflowRun) -> None:
+        if self._line is not None:
+            self._line.update(self._done, self._failed, self._not_run)
+            self._line.close()
+            self._line = None
