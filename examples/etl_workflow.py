@@ -8,7 +8,8 @@ What it shows:
 * parameters named after upstream tasks receive their results (``clean(extract)``);
 * independent branches run at the same time on the threaded and async executors, and a task
   starts the moment its own inputs are ready;
-* a flaky task is retried with back-off, and ``on_retry`` / ``on_status_change`` report it;
+* a flaky task is retried with back-off, and ``on_retry`` reports it;
+* ``progress=True`` draws a progress line on standard error;
 * the run record (``WorkflowRun``) holds every status, result, attempt count and timing.
 """
 
@@ -26,7 +27,6 @@ from flowweaver import (
     AsyncExecutor,
     SequentialExecutor,
     Task,
-    TaskStatus,
     ThreadedExecutor,
     Workflow,
 )
@@ -47,7 +47,7 @@ def write_orders(path: Path, count: int, seed: int = 7) -> None:
             writer.writerow([order_id, rng.choice(REGIONS), amount, f"c{rng.randrange(200)}"])
 
 
-def build(source: Path) -> Workflow:
+def build(source: Path, retried: list[str]) -> Workflow:
     def extract() -> list[dict[str, str]]:
         with source.open(newline="") as f:
             return list(csv.DictReader(f))
@@ -98,30 +98,26 @@ def build(source: Path) -> Workflow:
         return "\n".join([*lines, f"  gold customers: {gold_share:.1%} of orders"])
 
     def on_retry(name: str, attempt: int) -> None:
-        print(f"  ↻ {name}: retry #{attempt}")
-
-    def on_status(name: str, status: TaskStatus) -> None:
-        if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
-            print(f"  {'✓' if status is TaskStatus.COMPLETED else '✗'} {name}")
+        retried.append(f"{name}: retry #{attempt}")
 
     wf = Workflow("orders ETL")
-    wf.add_task(Task(name="extract", fn=extract, on_status_change=on_status))
-    wf.add_task(Task(name="fx_rates", fn=fx_rates, on_status_change=on_status))
-    wf.add_task(Task(name="clean", fn=clean, on_status_change=on_status), depends_on=["extract"])
+    wf.add_task(Task(name="extract", fn=extract))
+    wf.add_task(Task(name="fx_rates", fn=fx_rates))
+    wf.add_task(Task(name="clean", fn=clean), depends_on=["extract"])
     wf.add_task(
         Task(name="customer_tiers", fn=customer_tiers, retries=3, delay=0.05, backoff=2.0,
-             timeout=5.0, on_retry=on_retry, on_status_change=on_status),
+             timeout=5.0, on_retry=on_retry),
         depends_on=["extract"],
     )  # fmt: skip
     wf.add_task(
-        Task(name="enrich", fn=enrich, on_status_change=on_status),
+        Task(name="enrich", fn=enrich),
         depends_on=["clean", "customer_tiers", "fx_rates"],
     )
-    wf.add_task(Task(name="revenue_by_region", fn=revenue_by_region, on_status_change=on_status),
+    wf.add_task(Task(name="revenue_by_region", fn=revenue_by_region),
                 depends_on=["enrich"])  # fmt: skip
-    wf.add_task(Task(name="gold_share", fn=gold_share, on_status_change=on_status),
+    wf.add_task(Task(name="gold_share", fn=gold_share),
                 depends_on=["enrich"])  # fmt: skip
-    wf.add_task(Task(name="report", fn=report, on_status_change=on_status),
+    wf.add_task(Task(name="report", fn=report),
                 depends_on=["revenue_by_region", "gold_share"])  # fmt: skip
     return wf
 
@@ -139,10 +135,12 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "orders.csv"
         write_orders(source, 5_000)
-        workflow = build(source)
+        retried: list[str] = []
+        workflow = build(source, retried)
         print(f"Plan: {[[t.name for t in layer] for layer in workflow.get_execution_plan()]}")
         print(f"Running {workflow.name!r} on {choice}:")
         run = workflow.execute(executors[choice](), progress=True)
+    print(f"Retries: {', '.join(retried) or 'none'}")
     print("\nRevenue by region:")
     print(run.result("report"))
     stats = run.stats()
