@@ -110,8 +110,8 @@ class RetryPolicy:
 
     Example:
         >>> policy = RetryPolicy(retries=3, delay=1.0, backoff=2.0, jitter=0.0)
-        >>> [policy.delay_before(n) for n in (1, 2, 3)]
-        [1.0, 2.0, 4.0]
+        >>> tuple(policy.delay_before(n) for n in (1, 2, 3))
+        (1.0, 2.0, 4.0)
 
     Args:
         retries: Retries after the first attempt (0 = run once).
