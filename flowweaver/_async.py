@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 import logging
+import os
 from typing import TYPE_CHECKING, Unpack
 
 from ._drivers import drive_async
@@ -65,8 +65,9 @@ class AsyncExecutor:
     Args:
         use_uvloop: Run ``execute`` on uvloop. Without uvloop installed this logs a warning and
             uses asyncio. (``execute_async`` runs on whatever loop is running.)
-        max_workers: Most tasks in flight at once (None: no limit); also the size of the thread
-            pool for sync tasks (default ``min(32, cpu_count + 4)``).
+        max_workers: Most tasks in flight at once (None: no limit); also the number of daemon
+            threads for sync tasks (default ``min(32, cpu_count + 4)``). A sync call only
+            starts when a thread is free, so its timeout never ticks while it waits.
 
     Raises:
         ConfigurationError: ``max_workers`` is not an int >= 1.
@@ -111,10 +112,6 @@ class AsyncExecutor:
             WorkflowFailedError: A task failed (a ``RuntimeError``).
         """
         engine = Engine(workflow, options)
-        pool = cf.ThreadPoolExecutor(self.max_workers, "flowweaver-async")
-        try:
-            await drive_async(engine, pool, self.max_workers)
-        finally:
-            # Threads of cancelled or timed-out sync calls may still run: never wait on them.
-            pool.shutdown(wait=False, cancel_futures=True)
+        threads = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+        await drive_async(engine, threads, self.max_workers)
         return engine.raise_for_failures()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import TaskTimeoutError
@@ -96,9 +97,39 @@ def invoke(
     kwargs: dict[str, Any] | None,
     name: str,
     timeout: float | None,
+    runner: AwaitRunner | None = None,
 ) -> Any:
-    """Call ``fn``; finish an awaitable result on a private loop, within ``timeout``."""
+    """Call ``fn``; finish an awaitable result on an event loop, within ``timeout``.
+
+    A sync call cannot be interrupted, but it is timed: one that returns after ``timeout``
+    raises :class:`TaskTimeoutError` here, so an overrun never counts as a success even when
+    the driver noticed the deadline late.
+
+    Args:
+        runner: The calling thread's event loop for awaitables (a fresh one per call if None).
+    """
+    if timeout is None:
+        value = fn(*args, **kwargs) if kwargs else fn(*args)
+        if hasattr(value, "__await__"):
+            value = (runner or _ONCE).run(value, name, None)
+        return value
+    start = perf_counter()
     value = fn(*args, **kwargs) if kwargs else fn(*args)
+    left = timeout - (perf_counter() - start)
     if hasattr(value, "__await__"):
-        value = run_awaitable(value, name, timeout)
+        return (runner or _ONCE).run(value, name, max(left, 0.0))
+    if left < 0:
+        raise TaskTimeoutError(name, timeout)
     return value
+
+
+class _OneShot:
+    """An AwaitRunner stand-in that uses a fresh event loop for each awaitable."""
+
+    __slots__ = ()
+
+    def run(self, awaitable: Awaitable[T], name: str, timeout: float | None) -> T:
+        return run_awaitable(awaitable, name, timeout)
+
+
+_ONCE = _OneShot()

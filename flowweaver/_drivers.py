@@ -1,41 +1,57 @@
-"""Drivers: how a run waits. Each one feeds the engine's ready tasks to an executor and reports
-outcomes back; none of them decides what runs next, when to retry, or what a failure means.
+"""Drivers: how a run waits. Each one feeds the engine's ready tasks to where calls run and
+reports outcomes back; none of them decides what runs next, when to retry, or what a failure
+means (that is the engine's job, in one place).
 
 * :func:`drive_inline` — every call runs on the calling thread, one at a time (the sequential
-  executor's deterministic mode). A sync call cannot be interrupted here: an overrun is detected
-  when the call returns and counts as a timed-out attempt.
+  executor's deterministic mode). A sync call cannot be interrupted here: an overrun is
+  detected when the call returns and counts as a timed-out attempt.
 * :func:`drive_pool` — calls go to a lane (``_lanes``: flowweaver's worker threads, or any
   ``submit -> Future`` executor); outcomes come back on a queue that only this thread reads.
   A call past its deadline is abandoned (its late result discarded); a lane that can stop it
-  for real (processes) does.
-* :func:`drive_async` — on an event loop: coroutines run as tasks, sync calls in a thread
-  pool; completions arrive as done-callbacks on the loop, so there is no queue at all. Timeouts
-  cancel coroutines; fail-fast and cancellation cancel what is in flight.
+  for real (processes), or replace the worker it holds (threads), does.
+* :func:`drive_async` — on an event loop, worker coroutines pull ready tasks and await them;
+  sync functions run on daemon threads, at most one call per thread so a timeout never ticks
+  while a call waits for a thread.
 
-In a pool, the worker enforces a timeout on an awaitable itself (the coroutine is cancelled
-exactly on time); the driver's deadline, ``_TIMEOUT_GRACE`` later, is the backstop for sync
-calls, which cannot be interrupted and are abandoned instead.
+Rules every driver keeps:
 
-Retry waits go through the run's :class:`Clock`. With a fake clock, a driver that has nothing
-in flight sleeps through the clock (instant), so tests of back-off never wait.
+* Outcomes are reported to the engine only from the driving thread (or loop).
+* When the run stops (fail-fast, Ctrl-C, cancellation), calls not yet started are cancelled;
+  running sync calls are let finish (fail-fast) or abandoned (interrupts); running coroutines
+  are cancelled.
+* A task raising ``KeyboardInterrupt`` or ``SystemExit`` stops the run and the exception
+  propagates; any other exception, ``BaseException`` subclasses included, is the task's
+  failure.
+* A driver never returns while work it could still start is ready, and never leaves a task
+  pending: :meth:`Engine.finish` settles the rest.
+
+Timeouts in a pool: the call itself is timed (``invoke``), so an overrun never counts as a
+success; the driver's deadline, ``_TIMEOUT_GRACE`` later, abandons calls that do not return.
+
+Retry waits go through the run's :class:`Clock`. With any clock other than the system clock
+(a test's fake clock), waiting for a retry means sleeping through that clock at once, even
+while calls are in flight, so back-off tests never wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import queue
+import threading
 from concurrent.futures import CancelledError
-from functools import partial
-from time import monotonic, perf_counter
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from ._calls import AwaitRunner, bounded, run_awaitable
+from ._calls import AwaitRunner, bounded, invoke
 from ._errors import TaskTimeoutError
+from ._lanes import WorkerThreads
+from ._retry import SystemClock
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from ._engine import Engine
     from ._lanes import Lane, Outcome
@@ -44,17 +60,26 @@ __all__ = ["RetryTimers", "drive_async", "drive_inline", "drive_pool"]
 
 #: How long after a task's timeout a pool driver gives up on the call (see module docstring).
 _TIMEOUT_GRACE = 0.05
+#: A worker coroutine whose tasks never suspend yields to the event loop after this many.
+_YIELD_EVERY = 64
+#: The largest number of worker coroutines started in one event-loop iteration.
+_MAX_BURST = 4096
+_FIRST_BURST = 16
+_INTERRUPTS = (KeyboardInterrupt, SystemExit)
 
 
 class RetryTimers:
     """Tasks waiting out a retry delay, ordered by due time on the run's clock."""
 
-    __slots__ = ("_clock", "_heap", "_seq")
+    __slots__ = ("_clock", "_heap", "_seq", "_woken", "fake")
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, woken: threading.Event | None = None) -> None:
         self._clock = engine.clock
         self._heap: list[tuple[float, int, int]] = []
         self._seq = itertools.count()
+        self._woken = woken
+        #: Not the system clock: waits are slept through the clock, at once.
+        self.fake = not isinstance(self._clock, SystemClock)
 
     def __bool__(self) -> bool:
         return bool(self._heap)
@@ -73,10 +98,14 @@ class RetryTimers:
         return self._heap[0][0] - self._clock.now()
 
     def sleep_until_due(self) -> None:
-        """Nothing else can happen: sleep (through the clock) until the earliest is due."""
+        """Sleep (through the clock) until the earliest timer is due; a stop request wakes it."""
         wait = self.wait()
-        if wait > 0:
+        if wait <= 0:
+            return
+        if self.fake or self._woken is None:
             self._clock.sleep(wait)
+        else:
+            self._woken.wait(wait)
 
     def release_due(self, engine: Engine) -> None:
         now = self._clock.now()
@@ -85,36 +114,29 @@ class RetryTimers:
             engine.requeue(heapq.heappop(heap)[2])
 
 
-def drive_inline(engine: Engine) -> Engine:
-    """Run every call on this thread, in ready-queue order. Returns the engine, finished."""
+def drive_inline(engine: Engine) -> None:
+    """Run every call on this thread, in ready-queue order; finish the engine."""
     runner = AwaitRunner()
-    engine.start(lambda aw: runner.run(aw, "callback", None))
+    woken = threading.Event()
+    engine.start(lambda aw: runner.run(aw, "callback", None), woken.set)
     ready, tasks = engine.ready, engine.tasks
     begin, succeed, fail = engine.begin, engine.succeed, engine.fail
-    timers = RetryTimers(engine)
+    timers = RetryTimers(engine, woken)
     try:
         while True:
             while ready and not engine.stopping:
+                if timers and timers.wait() <= 0:
+                    timers.release_due(engine)  # a due retry goes before newer work
                 i = ready.popleft()
                 call = begin(i)
                 if call is None:
                     continue
-                fn, args, kwargs = call
-                timeout = tasks[i].timeout
+                task = tasks[i]
                 try:
-                    if timeout is None:
-                        value = fn(*args, **kwargs) if kwargs else fn(*args)
-                        if hasattr(value, "__await__"):
-                            value = runner.run(value, tasks[i].name, None)
-                    else:
-                        start = perf_counter()
-                        value = fn(*args, **kwargs) if kwargs else fn(*args)
-                        left = timeout - (perf_counter() - start)
-                        if hasattr(value, "__await__"):
-                            value = runner.run(value, tasks[i].name, max(left, 0.0))
-                        elif left < 0:
-                            raise TaskTimeoutError(tasks[i].name, timeout)
-                except (Exception, asyncio.CancelledError) as error:
+                    value = invoke(*call, task.name, task.timeout, runner)
+                except _INTERRUPTS:
+                    raise
+                except BaseException as error:  # the task's failure, whatever its type
                     timers.add(engine, i, fail(i, error))
                 else:
                     succeed(i, value)
@@ -124,16 +146,16 @@ def drive_inline(engine: Engine) -> Engine:
             timers.release_due(engine)
     except BaseException:
         engine.request_stop()  # KeyboardInterrupt & co: what never started ends cancelled
-        engine.finish()
         raise
     finally:
-        runner.close()
-    engine.finish()
-    return engine
+        try:
+            engine.finish()
+        finally:
+            runner.close()
 
 
-def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: int = 0) -> int:
-    """Run calls through ``lane``.
+def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: int = 0) -> None:
+    """Run calls through ``lane``; finish the engine.
 
     Args:
         engine: The run.
@@ -143,25 +165,24 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
             of ``capacity``. A little depth keeps workers busy while this thread handles a
             completion; a task *with* a timeout is only sent when a worker is free, so its
             clock starts when the call does.
-
-    Returns:
-        How many timed-out calls were abandoned and may still be running somewhere.
     """
-    engine.start(lambda aw: run_awaitable(aw, "callback", None))
     outbox = lane.outbox
+    runner = AwaitRunner()
+    engine.start(lambda aw: runner.run(aw, "callback", None), lambda: outbox.put(None))
     get, get_nowait = outbox.get, outbox.get_nowait
     inflight: dict[int, int] = {}  # token -> task index
+    occupied: set[int] = set()  # abandoned calls that still hold a worker
     deadlines: list[tuple[float, int]] = []  # (due, token)
     tokens = itertools.count()
     timers = RetryTimers(engine)
     ready, tasks, begin = engine.ready, engine.tasks, engine.begin
     running = capacity if capacity is not None else float("inf")
     window = running + queue_depth
-    abandoned: set[int] = set()
+    stopped = False  # queued calls were cancelled after the run began stopping
     try:
         while True:
             while ready and not engine.stopping:
-                busy = len(inflight) + len(abandoned)
+                busy = len(inflight) + len(occupied)
                 if busy >= window:
                     break
                 i = ready[0]
@@ -182,10 +203,16 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
                 if task.timeout is not None:
                     due = monotonic() + task.timeout + _TIMEOUT_GRACE
                     heapq.heappush(deadlines, (due, token))
-            if not inflight and (not timers or engine.stopping):
+            if engine.stopping and not stopped:
+                stopped = True
+                for token in list(inflight):
+                    lane.cancel(token)  # a queued call reports CancelledError: it never ran
+            if not inflight and (engine.stopping or not (ready or timers)):
                 break
-            if not inflight:
-                timers.sleep_until_due()
+            while deadlines and deadlines[0][1] not in inflight:
+                heapq.heappop(deadlines)  # finished in time: no need to wake up for it
+            if timers and timers.fake and not engine.stopping:
+                timers.sleep_until_due()  # a fake clock: the wait is over at once
                 timers.release_due(engine)
                 continue
             wait: float | None = None
@@ -197,39 +224,45 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
             try:
                 outcome = get(timeout=wait)
                 while True:  # settle everything that is already back before sending more
-                    _settle(engine, timers, inflight, abandoned, outcome)
+                    if outcome is not None:  # None only wakes us up (a stop request)
+                        _settle(engine, timers, inflight, occupied, outcome)
                     outcome = get_nowait()
             except queue.Empty:
                 pass
             if deadlines:
-                _expire(engine, timers, inflight, abandoned, deadlines, lane)
+                _expire(engine, timers, inflight, occupied, deadlines, lane)
             if timers and not engine.stopping:
                 timers.release_due(engine)
     except BaseException:
         engine.request_stop()
         for token in inflight:
             lane.cancel(token)
-        engine.finish()
         raise
-    engine.finish()
-    return len(abandoned)
+    finally:
+        try:
+            engine.finish()
+        finally:
+            runner.close()
 
 
 def _settle(
     engine: Engine,
     timers: RetryTimers,
     inflight: dict[int, int],
-    abandoned: set[int],
+    occupied: set[int],
     outcome: Outcome,
 ) -> None:
     token, ok, value = outcome
     i = inflight.pop(token, None)
     if i is None:  # a timed-out call came back late: its result is discarded
-        abandoned.discard(token)
+        occupied.discard(token)
     elif ok:
         engine.succeed(i, value)
     elif engine.stopping and isinstance(value, CancelledError):
         engine.cancel(i)
+    elif isinstance(value, _INTERRUPTS):
+        engine.cancel(i)
+        raise value
     else:
         timers.add(engine, i, engine.fail(i, value))
 
@@ -238,7 +271,7 @@ def _expire(
     engine: Engine,
     timers: RetryTimers,
     inflight: dict[int, int],
-    abandoned: set[int],
+    occupied: set[int],
     deadlines: list[tuple[float, int]],
     lane: Lane,
 ) -> None:
@@ -248,23 +281,25 @@ def _expire(
         i = inflight.pop(token, None)
         if i is None:
             continue  # finished in time
-        if not lane.cancel(token):
-            lane.abandon(token)
-            abandoned.add(token)
+        if not lane.cancel(token) and not lane.abandon(token):
+            occupied.add(token)
         task = engine.tasks[i]
         assert task.timeout is not None  # only timed tasks have deadlines
         timers.add(engine, i, engine.fail(i, TaskTimeoutError(task.name, task.timeout)))
 
 
-async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine:
-    """Run the workflow on the running event loop. Returns the engine, finished.
+async def drive_async(engine: Engine, threads: int, capacity: int | None) -> None:
+    """Run the workflow on the running event loop; finish the engine.
 
     Work is done by worker coroutines that pull from the engine's ready queue, as many as there
     are ready tasks, at most ``capacity``. A worker awaits its task's coroutine directly (no
     asyncio.Task per workflow task), then takes the next ready task, so a chain runs without a
-    round trip through the event loop per link; it yields to the loop every
-    ``_YIELD_EVERY`` tasks so it cannot starve anything else. Sync functions run in ``pool``
-    (a ``concurrent.futures.Executor``); an awaitable they return is awaited on the loop.
+    round trip through the event loop per link; it yields to the loop every ``_YIELD_EVERY``
+    tasks so it cannot starve anything else. Workers are added in doubling bursts, one loop
+    iteration apart, while ready tasks are left unclaimed: tasks that never suspend are run by
+    a handful of workers, and tasks that do suspend reach full concurrency in log2(n)
+    iterations. Sync functions run on ``threads`` daemon threads; an awaitable they return is
+    awaited on the loop.
 
     Tasks that run one after another on the same worker share its ``contextvars`` context.
     """
@@ -281,13 +316,11 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
     ready, tasks, begin = engine.ready, engine.tasks, engine.begin
     limit = capacity if capacity is not None else float("inf")
     workers: set[asyncio.Task[None]] = set()
+    in_sync_call: set[asyncio.Task[None]] = set()
     sleepers: dict[asyncio.Future[Any], int] = {}
-    is_async: dict[Callable[..., Any], bool] = {}  # per function: tasks often share one
     finished: asyncio.Future[None] = loop.create_future()
-    # Workers are added in doubling bursts, one loop iteration apart, while ready tasks are left
-    # unclaimed: tasks that never suspend are then run by a handful of workers, and tasks that
-    # do suspend reach full concurrency in log2(n) iterations.
-    spawning = [False, 16, 0]  # burst scheduled?, next burst size, workers not yet started
+    spawning = [False, _FIRST_BURST, 0]  # burst scheduled?, next burst size, not yet started
+    offload = _Offload(loop, threads)
 
     def spawn() -> None:
         """Ask for more workers if some ready task is left unclaimed (idempotent)."""
@@ -304,7 +337,7 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
         spawning[0] = False
         unclaimed = len(ready) - spawning[2]
         if unclaimed <= 0 or engine.stopping:
-            spawning[1] = 16
+            spawning[1] = _FIRST_BURST
             check_done()
             return
         count = int(min(unclaimed, spawning[1], limit - len(workers)))
@@ -329,9 +362,10 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
         workers.discard(worker)
         check_done()
 
-    def stop_all(me: asyncio.Task[Any] | None) -> None:
+    def stop(me: asyncio.Task[Any] | None, *, sync_calls_too: bool) -> None:
+        """Cancel coroutines in flight and pending retries (sync calls too on interrupts)."""
         for worker in workers:
-            if worker is not me:
+            if worker is not me and (sync_calls_too or worker not in in_sync_call):
                 worker.cancel()
         for sleeper in sleepers:
             sleeper.cancel()
@@ -357,7 +391,7 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
         streak = 0
         while True:
             if engine.stopping:
-                stop_all(me)  # fail-fast on a loop: cancel what is running
+                stop(me, sync_calls_too=False)  # fail-fast: cancel coroutines, let sync finish
                 return
             if not ready:
                 return
@@ -370,23 +404,28 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
             fn, args, kwargs = call
             task = tasks[i]
             try:
-                flag = is_async.get(fn)
-                if flag is None:
-                    flag = is_async[fn] = task.is_async()
-                if flag:
+                if task.is_async():
                     awaitable = fn(*args, **kwargs) if kwargs else fn(*args)
+                    if task.timeout is None:
+                        value = await awaitable
+                    else:
+                        value = await bounded(awaitable, task.name, task.timeout)
                 else:
-                    awaitable = _offloaded(loop, pool, fn, args, kwargs)
-                if task.timeout is None:
-                    value = await awaitable
-                else:
-                    value = await bounded(awaitable, task.name, task.timeout)
+                    in_sync_call.add(me)
+                    try:
+                        value = await offload.call(fn, args, kwargs, task.name, task.timeout)
+                    finally:
+                        in_sync_call.discard(me)
             except asyncio.CancelledError:
                 if me.cancelling():  # the run cancelled us: stop, do not retry
                     engine.cancel(i)
                     raise
                 settle_failure(i, asyncio.CancelledError())  # raised by the task's own code
-            except Exception as error:
+            except _INTERRUPTS:
+                engine.cancel(i)
+                engine.request_stop()
+                raise
+            except BaseException as error:  # the task's failure, whatever its type
                 settle_failure(i, error)
             else:
                 engine.succeed(i, value)
@@ -400,33 +439,86 @@ async def drive_async(engine: Engine, pool: Any, capacity: int | None) -> Engine
         await finished
     except BaseException:  # cancelled (Ctrl-C, wait_for, TaskGroup): cancel and wait for work
         engine.request_stop()
-        stop_all(None)
-        pending = [*workers, *sleepers]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        engine.finish()
+        stop(None, sync_calls_too=True)
+        await _wait_out([*workers, *sleepers])
         raise
-    if background:
-        await asyncio.gather(*background, return_exceptions=True)
-    engine.finish()
-    return engine
+    finally:
+        offload.close()
+        engine.finish()  # before the callbacks are awaited, so on_run_end is among them
+        if background:
+            await _wait_out(list(background))
 
 
-#: A worker whose tasks never suspend yields to the event loop after this many of them.
-_YIELD_EVERY = 64
-#: The largest number of workers started in one event-loop iteration.
-_MAX_BURST = 4096
+async def _wait_out(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Wait for ``futures`` even if the waiting task is cancelled again (and again)."""
+    gathering = asyncio.gather(*futures, return_exceptions=True)
+    while not gathering.done():
+        try:
+            await asyncio.shield(gathering)
+        except asyncio.CancelledError:
+            continue  # the caller re-raises its own cancellation once the work is settled
 
 
-async def _offloaded(
-    loop: asyncio.AbstractEventLoop,
-    pool: Any,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any] | None,
-) -> Any:
-    call = partial(fn, *args, **kwargs) if kwargs else (partial(fn, *args) if args else fn)
-    value = await loop.run_in_executor(pool, call)
+class _Offload:
+    """Sync calls from the event loop onto daemon threads, one call per thread at a time.
+
+    The semaphore guarantees a free thread when a call is sent, so a call's timeout starts
+    when it starts; a thread stuck in a timed-out or cancelled call is replaced.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
+        self._loop = loop
+        self._slots = asyncio.Semaphore(threads)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count()
+        self._threads = WorkerThreads(
+            threads, "flowweaver-async", self._report, finish_awaitables=False
+        )
+
+    def _report(self, outcome: Outcome) -> None:  # on a worker thread
+        # A closed loop means an abandoned call returned after its run ended: nobody listens.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._deliver, outcome)
+
+    def _deliver(self, outcome: Outcome) -> None:  # on the loop
+        token, ok, value = outcome
+        future = self._waiting.pop(token, None)
+        if future is None or future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    async def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        name: str,
+        timeout: float | None,
+    ) -> Any:
+        async with self._slots:
+            token = next(self._tokens)
+            future = self._loop.create_future()
+            self._waiting[token] = future
+            self._threads.send(token, fn, args, kwargs, name, None)
+            try:
+                if timeout is None:
+                    return await _then_await(future)
+                return await bounded(_then_await(future), name, timeout)
+            except BaseException:
+                if not future.done() and not self._threads.cancel(token):
+                    self._threads.abandon(token)  # a fresh thread takes its place
+                self._waiting.pop(token, None)
+                raise
+
+    def close(self) -> None:
+        self._threads.close(wait=False)
+
+
+async def _then_await(future: asyncio.Future[Any]) -> Any:
+    value = await future
     if hasattr(value, "__await__"):  # the seed's lambda returning a coroutine: await it here
         value = await value
     return value

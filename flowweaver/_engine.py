@@ -118,6 +118,10 @@ def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], C
     return policy, monitors, clock, run_id
 
 
+def _nothing() -> None:
+    return None
+
+
 def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
     raise AssertionError("Engine.start() was not called")  # pragma: no cover - a driver bug
 
@@ -139,6 +143,7 @@ class Engine:
         "_awaiter",
         "_debug",
         "_muted",
+        "_wake",
         "attempts",
         "children",
         "clock",
@@ -162,6 +167,7 @@ class Engine:
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         self.policy, self.monitors, self.clock, run_id = _check_options(options)
         self._awaiter: Callable[[Awaitable[object]], object] = _refuse_awaitable
+        self._wake: Callable[[], object] = _nothing
         n = len(workflow._tasks)
         self.n = n
         # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
@@ -190,9 +196,19 @@ class Engine:
 
     # -- the driver protocol -----------------------------------------------------------------
 
-    def start(self, awaiter: Callable[[Awaitable[object]], object]) -> None:
-        """Announce the run to its monitors; ``awaiter`` finishes an observer's awaitable."""
+    def start(
+        self,
+        awaiter: Callable[[Awaitable[object]], object],
+        wake: Callable[[], object] = _nothing,
+    ) -> None:
+        """Announce the run to its monitors.
+
+        Args:
+            awaiter: How the driver finishes an awaitable that an observer returned.
+            wake: Interrupts the driver's wait (for :meth:`request_stop` from another thread).
+        """
         self._awaiter = awaiter
+        self._wake = wake
         run = self.run
         logger.info("workflow %r: run %s starting, %d tasks", run.workflow, run.run_id, self.n)
         for monitor in list(self.monitors):
@@ -207,13 +223,14 @@ class Engine:
         """
         task = self.tasks[i]
         spec = self.specs[i]
+        kwargs: dict[str, Any] | None = None
         if spec is NO_ARGS:
             args: tuple[Any, ...] = ()
-            kwargs: dict[str, Any] | None = None
         else:
             results, deps = self.results, self.deps[i]
             args = tuple([results[deps[k]] for k in spec.positional])
-            kwargs = {name: results[deps[k]] for name, k in spec.keywords} or None
+            if spec.keywords:
+                kwargs = {name: results[deps[k]] for name, k in spec.keywords}
         attempt = self.attempts[i] + 1
         if attempt == 1:
             if (task.when is not None or task.skip_if_upstream_skipped) and self._skips(
@@ -288,8 +305,12 @@ class Engine:
             self._settle(i, _CANCELLED)
 
     def request_stop(self) -> None:
-        """Start nothing new; what never started ends ``cancelled`` (Ctrl-C, cancellation)."""
+        """Start nothing new; what never started ends ``cancelled`` (Ctrl-C, cancellation).
+
+        May be called from any thread: it only sets a flag and wakes the driver.
+        """
         self.stopping = True
+        self._wake()
 
     def finish(self) -> WorkflowRun:
         """Close the run: every task still pending, retrying or running ends ``cancelled``.
@@ -401,16 +422,38 @@ class Engine:
     def _call_task_callback(
         self, i: int, kind: str, callback: Callable[..., object], *args: object
     ) -> None:
-        ok, value = call_safely(callback, args, "%s of task %r", kind, self.tasks[i].name)
+        name = self.tasks[i].name
+        ok, value = call_safely(callback, args, "%s of task %r", kind, name)
         if not ok:
             self._muted.add((i, kind))
         elif hasattr(value, "__await__"):
-            self._awaiter(value)
+            self._awaiter(
+                self._guarded(
+                    value, lambda: self._muted.add((i, kind)), "%s of task %r", kind, name
+                )
+            )
 
     def _call_monitor(self, monitor: Monitor, hook: str, *args: object) -> None:
         ok, value = call_safely(getattr(monitor, hook), args, "monitor %r.%s", monitor, hook)
         if not ok:
-            if monitor in self.monitors:
-                self.monitors.remove(monitor)
+            self._drop_monitor(monitor)
         elif hasattr(value, "__await__"):
-            self._awaiter(value)
+            self._awaiter(
+                self._guarded(
+                    value, lambda: self._drop_monitor(monitor), "monitor %r.%s", monitor, hook
+                )
+            )
+
+    def _drop_monitor(self, monitor: Monitor) -> None:
+        if monitor in self.monitors:
+            self.monitors.remove(monitor)
+
+    async def _guarded(
+        self, awaitable: Awaitable[object], disable: Callable[[], object], what: str, *args: object
+    ) -> None:
+        """An async observer's awaitable, under the same rule as a sync one (see call_safely)."""
+        try:
+            await awaitable
+        except Exception:
+            logger.exception(what + " raised; it is disabled for the rest of this run", *args)
+            disable()

@@ -108,7 +108,11 @@ class BaseExecutor:
             await asyncio.shield(driving)
         except asyncio.CancelledError:
             engine.request_stop()
-            await asyncio.gather(driving, return_exceptions=True)
+            while not driving.done():  # the run is settled before the cancellation goes on,
+                try:  # even if the awaiting task is cancelled again meanwhile
+                    await asyncio.shield(driving)
+                except asyncio.CancelledError:
+                    continue
             raise
         return engine.raise_for_failures()
 
@@ -215,16 +219,14 @@ class ThreadedExecutor(BaseExecutor):
 
     def _drive(self, engine: Engine) -> None:
         lane = WorkerThreads(self.max_workers, "flowweaver-run")
-        settled = False
+        ended = False
         try:
-            abandoned = drive_pool(
-                engine, lane, self.max_workers, queue_depth=max(64, 2 * self.max_workers)
-            )
-            settled = not abandoned
+            drive_pool(engine, lane, self.max_workers, queue_depth=max(64, 2 * self.max_workers))
+            ended = True
         finally:
-            # After a timeout or an interrupt a call may still be running, maybe forever: do not
-            # wait for it (the threads are daemons). Queued calls never start either way.
-            lane.close(wait=settled)
+            # After an interrupt a call may still run, maybe forever: do not wait for it (the
+            # threads are daemons). Abandoned calls are never waited for; queued ones never start.
+            lane.close(wait=ended)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:

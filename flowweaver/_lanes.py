@@ -1,16 +1,18 @@
-"""Lanes: how the pool driver hands calls to workers and hears back from them.
+"""Lanes: how a driver hands calls to workers and hears back from them.
 
-A lane takes calls tagged with a token and reports each outcome as ``(token, ok, value)`` on
-its ``outbox``, which only the driver reads. Every call sent yields exactly one outcome, a
-cancelled one included (``ok`` False, value ``CancelledError``), unless it was abandoned.
+A lane takes calls tagged with a token and reports each outcome as ``(token, ok, value)``:
+every call sent yields exactly one outcome — a cancelled one included (``ok`` False, value a
+``CancelledError``) — unless it was abandoned, in which case a late outcome may still arrive
+and is ignored by the driver.
 
 * :class:`FutureLane` adapts anything with ``submit(fn, *args) -> Future``: a foreign
-  ``concurrent.futures`` pool, a process pool, a Dask client executor.
-* :class:`WorkerThreads` is flowweaver's own thread pool for :class:`ThreadedExecutor`: daemon
-  threads that post outcomes straight to the outbox, with no ``Future`` per call. That saves
-  about a third of the per-task cost of a chain (a chain is latency-bound: one thread hand-off
-  each way per task), and, because the threads are daemons, a call that hangs after its
-  timeout can never keep the interpreter from exiting.
+  ``concurrent.futures`` pool, a Dask client executor.
+* :class:`WorkerThreads` is flowweaver's own thread pool (used by :class:`ThreadedExecutor`
+  and, for sync functions, :class:`AsyncExecutor`): daemon threads that report straight to
+  the driver, with no ``Future`` per call. That saves about a third of the per-task cost of a
+  chain (a chain is latency-bound: one thread hand-off each way per task). A thread stuck in an
+  abandoned (timed-out) call is replaced, so the pool keeps its capacity, and because the
+  threads are daemons such a call can never keep the interpreter from exiting.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from concurrent.futures import CancelledError
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._calls import invoke
+from ._calls import AwaitRunner, invoke
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,7 +38,7 @@ Outcome = tuple[int, bool, Any]
 class Lane(Protocol):
     """Where the pool driver sends calls; see the module docstring."""
 
-    outbox: queue.SimpleQueue[Outcome]
+    outbox: queue.SimpleQueue[Outcome | None]
 
     def send(
         self,
@@ -54,12 +56,17 @@ class Lane(Protocol):
         """Keep a call that has not started from ever running; False if it already started."""
         ...
 
-    def abandon(self, token: int) -> None:
-        """Give up on a running call (stop it for real if the lane can)."""
+    def abandon(self, token: int) -> bool:
+        """Give up on a running call (stop it for real if the lane can).
+
+        Returns:
+            True if the call no longer holds a worker (the lane stopped it, or replaced the
+            worker); False if it still occupies one until it returns.
+        """
         ...
 
     def close(self, wait: bool) -> None:
-        """Stop accepting calls; with ``wait``, wait for running calls to return."""
+        """Stop accepting calls; with ``wait``, wait for running (not abandoned) calls."""
         ...
 
 
@@ -69,9 +76,9 @@ class FutureLane:
     def __init__(
         self,
         submit: Callable[..., Future[Any]],
-        terminate: Callable[[Future[Any]], None] | None = None,
+        terminate: Callable[[Future[Any]], bool] | None = None,
     ) -> None:
-        self.outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._submit = submit
         self._terminate = terminate
         self._futures: dict[int, Future[Any]] = {}
@@ -102,10 +109,11 @@ class FutureLane:
         future = self._futures.get(token)
         return future is not None and future.cancel()
 
-    def abandon(self, token: int) -> None:
+    def abandon(self, token: int) -> bool:
         future = self._futures.get(token)
-        if future is not None and self._terminate is not None:
-            self._terminate(future)
+        if future is None or self._terminate is None:
+            return False
+        return self._terminate(future)
 
     def close(self, wait: bool) -> None:
         for future in list(self._futures.values()):
@@ -115,20 +123,37 @@ class FutureLane:
 class WorkerThreads:
     """Up to ``size`` daemon threads running calls from one queue (see module docstring).
 
-    Threads start on demand, one per call sent until there are ``size`` of them.
+    Args:
+        size: Threads running calls at once (abandoned ones are replaced, not counted).
+        name: Thread name prefix.
+        report: Where outcomes go; default: put them on :attr:`outbox`.
+        finish_awaitables: Run an awaitable returned by a sync call to completion on the
+            thread (with the call's timeout). The async executor turns this off: it awaits
+            such results on its own event loop.
     """
 
-    def __init__(self, size: int, name: str = "flowweaver") -> None:
-        self.outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    def __init__(
+        self,
+        size: int,
+        name: str = "flowweaver",
+        report: Callable[[Outcome], object] | None = None,
+        *,
+        finish_awaitables: bool = True,
+    ) -> None:
+        self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._report = report if report is not None else self.outbox.put
         self._inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._size = size
         self._name = name
+        self._finish_awaitables = finish_awaitables
         self._threads: list[threading.Thread] = []
-        # A call is cancelled if the driver gets to it before a worker does; the lock makes
-        # "has it started?" and "cancel it" one step.
+        self._spawned = 0
+        # One lock makes "has it started?" and "cancel it", and "which thread runs it?" and
+        # "abandon it", single steps.
         self._lock = threading.Lock()
-        self._running: set[int] = set()
+        self._running: dict[int, threading.Thread] = {}
         self._cancelled: set[int] = set()
+        self._abandoned: set[threading.Thread] = set()
         self._closed = False
 
     def send(
@@ -141,38 +166,54 @@ class WorkerThreads:
         timeout: float | None,
     ) -> None:
         self._inbox.put((token, fn, args, kwargs, name, timeout))
-        if len(self._threads) < self._size:
-            thread = threading.Thread(
-                target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+        if len(self._threads) - len(self._abandoned) < self._size:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name}-{self._spawned}", daemon=True
+        )
+        self._spawned += 1
+        self._threads.append(thread)
+        thread.start()
 
     def _work(self) -> None:
-        inbox, outbox, lock = self._inbox, self.outbox.put, self._lock
+        me = threading.current_thread()
+        inbox, report, lock = self._inbox, self._report, self._lock
         running, cancelled = self._running, self._cancelled
-        while True:
-            item = inbox.get()
-            if item is None or self._closed:
-                return
-            token = item[0]
-            with lock:
-                if token in cancelled:
-                    cancelled.discard(token)
-                    skip = True
-                else:
-                    running.add(token)
-                    skip = False
-            if skip:
-                outbox((token, False, CancelledError()))
-                continue
-            try:
-                outcome: Outcome = (token, True, invoke(*item[1:]))
-            except BaseException as error:  # handed to the driver, like a Future would
-                outcome = (token, False, error)
-            with lock:
-                running.discard(token)
-            outbox(outcome)
+        runner = AwaitRunner() if self._finish_awaitables else None
+        try:
+            while True:
+                item = inbox.get()
+                if item is None or self._closed:
+                    return
+                token, fn, args, kwargs, name, timeout = item
+                with lock:
+                    skip = token in cancelled
+                    if skip:
+                        cancelled.discard(token)
+                    else:
+                        running[token] = me
+                if skip:
+                    report((token, False, CancelledError()))
+                    continue
+                try:
+                    if runner is not None:
+                        value = invoke(fn, args, kwargs, name, timeout, runner)
+                    else:
+                        value = fn(*args, **kwargs) if kwargs else fn(*args)
+                    outcome: Outcome = (token, True, value)
+                except BaseException as error:  # handed to the driver, like a Future would
+                    outcome = (token, False, error)
+                with lock:
+                    running.pop(token, None)
+                    abandoned = me in self._abandoned
+                report(outcome)
+                if abandoned:  # a replacement took this thread's place
+                    return
+        finally:
+            if runner is not None:
+                runner.close()
 
     def cancel(self, token: int) -> bool:
         with self._lock:
@@ -181,13 +222,22 @@ class WorkerThreads:
             self._cancelled.add(token)
             return True
 
-    def abandon(self, token: int) -> None:
-        """A thread cannot be stopped: its call runs on and its outcome will be ignored."""
+    def abandon(self, token: int) -> bool:
+        """A thread cannot be stopped: let it run on, and start a replacement in its place."""
+        with self._lock:
+            thread = self._running.get(token)
+            if thread is None:
+                return True  # it has just returned; its outcome will be ignored
+            self._abandoned.add(thread)
+        if not self._closed:
+            self._start_thread()
+        return True
 
     def close(self, wait: bool) -> None:
         self._closed = True
-        for _ in self._threads:
+        live = [t for t in self._threads if t not in self._abandoned]
+        for _ in live:
             self._inbox.put(None)
         if wait:
-            for thread in self._threads:
+            for thread in live:
                 thread.join()

@@ -54,8 +54,8 @@ class Task(Generic[P, R]):
         timeout: Seconds one attempt may take, or None. See the executors for what a timeout
             can stop: async calls are cancelled, process calls killed, thread calls abandoned.
         on_status_change: Called as ``(name, status)`` on every status change.
-        on_retry: Called as ``(name, attempt)`` before each retry; ``attempt`` is the number of
-            the attempt about to run (2 for the first retry).
+        on_retry: Called as ``(name, retry)`` before each retry; ``retry`` counts the retries
+            (1 for the first), so it never exceeds ``retries``.
         depends_on: Names this task needs, used when ``Workflow.add_task`` is given none.
         delay: Seconds before the first retry.
         backoff: Multiplier of the delay after each retry.
@@ -89,6 +89,7 @@ class Task(Generic[P, R]):
         default=None, init=False, repr=False, compare=False
     )
     _params: Params | None = field(default=None, init=False, repr=False, compare=False)
+    _async: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         name = self.name
@@ -168,10 +169,14 @@ class Task(Generic[P, R]):
 
     def is_async(self) -> bool:
         """Whether ``fn`` is a coroutine function (a sync ``fn`` may still return an awaitable)."""
-        fn: object = self.fn
-        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
-        )
+        flag = self._async
+        if flag is None:
+            fn: object = self.fn
+            flag = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+                getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+            )
+            object.__setattr__(self, "_async", flag)  # fn is immutable: computed once
+        return flag
 
     def execute(self) -> None:
         """Run this task alone, inline, with its retries, timeout and callbacks.
