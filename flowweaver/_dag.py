@@ -93,7 +93,9 @@ class AuthoredGraph:
     def __contains__(self, item: object) -> bool:
         """True for a task of this graph, or the name of one."""
         graph = self._task_graph()
-        return graph.get(item) is not None if isinstance(item, str) else item in graph
+        if isinstance(item, str):
+            return graph.get(item) is not None
+        return isinstance(item, Task) and item in graph
 
     def _task_graph(self) -> TaskGraph:
         return self._graph

@@ -366,6 +366,7 @@ def test_the_compiled_workflow_is_reused_until_the_dag_changes() -> None:
     dag.connect(at.one, at.pid)
     assert dag.to_workflow() is not workflow
     assert (len(dag), "pid" in dag, at.pid in dag, "two" in dag) == (2, True, True, False)
+    assert [at.pid] not in dag  # not a task (and unhashable): simply not in it
     assert repr(dag) == "<DAG 'd' with 2 tasks>"
 
 
