@@ -2,8 +2,9 @@
 
 Tasks and workflows (DAGs) run on one scheduling engine through pluggable executors:
 :class:`SequentialExecutor` (inline, deterministic), :class:`ThreadedExecutor`,
-:class:`AsyncExecutor` (asyncio, uvloop optional), or any ``concurrent.futures.Executor`` via
-:class:`PoolExecutor`.
+:class:`AsyncExecutor` (asyncio, uvloop optional), :class:`ProcessExecutor`, or any
+``concurrent.futures.Executor`` via :class:`PoolExecutor`. Author them as ``Task`` +
+``Workflow``, with ``@task`` + ``>>`` + :class:`DAG`, or with :class:`Flow`: one model.
 
 How upstream results reach a task's function — one rule everywhere:
 
@@ -16,6 +17,8 @@ How upstream results reach a task's function — one rule everywhere:
 """
 
 from ._async import AsyncExecutor as AsyncExecutor
+from ._dag import DAG as DAG
+from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
@@ -25,10 +28,13 @@ from ._errors import DuplicateTaskError as DuplicateTaskError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import FlowWeaverError as FlowWeaverError
+from ._errors import SerializationError as SerializationError
 from ._errors import TaskFailedError as TaskFailedError
+from ._errors import TaskNameCollisionError as TaskNameCollisionError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import UnknownDependencyError as UnknownDependencyError
 from ._errors import UnknownTaskError as UnknownTaskError
+from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkflowFailedError as WorkflowFailedError
 from ._events import Monitor as Monitor
 from ._executors import BaseExecutor as BaseExecutor
@@ -36,8 +42,10 @@ from ._executors import Executor as Executor
 from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
+from ._flow import Flow as Flow
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
+from ._process import ProcessExecutor as ProcessExecutor
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import SystemClock as SystemClock
@@ -49,36 +57,44 @@ from ._workflow import Workflow as Workflow
 
 __version__ = "0.3.0"
 
-__all__ = [
+# Plain sorted() order (tests/test_exports.py checks it), not ruff's constants-first order.
+__all__ = [  # noqa: RUF022
     "AsyncExecutor",
     "BaseExecutor",
     "BindingError",
     "Clock",
     "ConfigurationError",
     "CycleError",
+    "DAG",
     "DefinitionError",
     "DuplicateTaskError",
     "EventLoopError",
     "ExecutionError",
     "Executor",
     "FailurePolicy",
+    "Flow",
     "FlowWeaverError",
     "LogLevel",
     "Monitor",
     "PoolExecutor",
+    "ProcessExecutor",
     "RetryPolicy",
     "RunOptions",
     "SequentialExecutor",
+    "SerializationError",
     "SystemClock",
     "Task",
     "TaskFailedError",
+    "TaskNameCollisionError",
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadedExecutor",
     "UnknownDependencyError",
     "UnknownTaskError",
+    "WorkerDiedError",
     "Workflow",
     "WorkflowFailedError",
     "WorkflowRun",
     "configure_logging",
+    "task",
 ]

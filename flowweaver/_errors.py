@@ -6,6 +6,7 @@ The hierarchy::
     ├── DefinitionError (ValueError)         how a workflow or stage was built
     │   ├── ConfigurationError (TypeError)   a constructor argument is invalid
     │   ├── DuplicateTaskError               .task_name
+    │   │   └── TaskNameCollisionError       .functions: two different tasks share a name
     │   ├── UnknownDependencyError           .task_name, .dependency
     │   ├── CycleError                       .cycle (the path, first node repeated last)
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
@@ -13,7 +14,10 @@ The hierarchy::
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
-    │   └── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── SerializationError (pickle.PicklingError)  .task_name: a call cannot cross to a
+    │   │                                    worker process (or its result cannot come back)
+    │   └── WorkerDiedError                  .task_name, .exitcode: its worker process died
     └── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
@@ -24,6 +28,7 @@ with ``repr``.
 
 from __future__ import annotations
 
+import pickle
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
@@ -38,10 +43,13 @@ __all__ = [
     "EventLoopError",
     "ExecutionError",
     "FlowWeaverError",
+    "SerializationError",
     "TaskFailedError",
+    "TaskNameCollisionError",
     "TaskTimeoutError",
     "UnknownDependencyError",
     "UnknownTaskError",
+    "WorkerDiedError",
     "WorkflowFailedError",
 ]
 
@@ -69,6 +77,28 @@ class DuplicateTaskError(DefinitionError):
         super().__init__(f"workflow {workflow!r} already has a task named {task_name!r}")
         self.task_name = task_name
         self.workflow = workflow
+
+
+class TaskNameCollisionError(DuplicateTaskError):
+    """Two different tasks with the same name were put in one workflow (never merged).
+
+    Attributes:
+        task_name: The shared name.
+        functions: How each of the two tasks' functions is called (``module.qualname``).
+    """
+
+    def __init__(self, task_name: str, workflow: str, first: str, second: str) -> None:
+        DefinitionError.__init__(
+            self,
+            f"workflow {workflow!r} has two different tasks named {task_name!r} "
+            f"(functions {first} and {second}); rename one with @task(name=...)",
+        )
+        self.task_name = task_name
+        self.workflow = workflow
+        self.functions = (first, second)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.workflow, *self.functions))
 
 
 class UnknownDependencyError(DefinitionError):
@@ -201,3 +231,54 @@ def _failure_summary(workflow: str, failures: Sequence[TaskFailedError]) -> str:
 
 class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
+
+
+class SerializationError(ExecutionError, pickle.PicklingError):
+    """A call cannot be sent to a worker process, or its outcome cannot be sent back.
+
+    It is a ``pickle.PicklingError`` too, so ``except pickle.PicklingError`` catches it.
+
+    Attributes:
+        task_name: The task (or, for ``submit``, the function) concerned.
+        detail: What could not be pickled, and why.
+        returning: False when the call could not be sent, True when its result could not
+            come back.
+    """
+
+    def __init__(self, task_name: str, detail: str, returning: bool = False) -> None:
+        if returning:
+            message = (
+                f"task {task_name!r} ran in a worker process but its outcome cannot be sent "
+                f"back: {detail}"
+            )
+        else:
+            message = (
+                f"task {task_name!r} cannot be sent to a worker process: {detail}; "
+                "run it on ThreadedExecutor (executor='thread') instead"
+            )
+        super().__init__(message)
+        self.task_name = task_name
+        self.detail = detail
+        self.returning = returning
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.detail, self.returning))
+
+
+class WorkerDiedError(ExecutionError):
+    """The worker process running a task ended before the task did (killed, crashed, exited).
+
+    Attributes:
+        task_name: The task that was running.
+        exitcode: The process's exit code (negative: killed by that signal), or None.
+    """
+
+    def __init__(self, task_name: str, exitcode: int | None) -> None:
+        super().__init__(
+            f"the worker process running task {task_name!r} died (exit code {exitcode!r})"
+        )
+        self.task_name = task_name
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.exitcode))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
+from . import _scope
 from ._binding import Params, params_of
 from ._errors import ConfigurationError, WorkflowFailedError
 from ._retry import RetryPolicy, check_number, check_retry_fields
@@ -24,6 +25,10 @@ __all__ = ["Task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: What ``>>`` and ``<<`` accept on their right: a task or a list of tasks. (A list literal of
+#: tasks with different signatures is ``list[object]`` to mypy; the elements are checked at
+#: run time.)
+_Linkable = TypeVar("_Linkable", bound="Task[..., Any] | Sequence[object]")
 
 StatusCallback = Callable[[str, TaskStatus], object]
 RetryCallback = Callable[[str, int], object]
@@ -126,6 +131,31 @@ class Task(Generic[P, R]):
         """Call the function directly, bypassing retries and timeouts (handy in unit tests)."""
         return self.fn(*args, **kwargs)
 
+    # -- >> and <<: edges go to the open graph of the current context (see _scope) -----------
+
+    def __rshift__(self, other: _Linkable) -> _Linkable:
+        """``self >> other``: ``other`` (a task or a list of tasks) depends on ``self``.
+
+        Returns ``other``, so chains continue: ``a >> [b, c] >> d``.
+        """
+        _scope.record((self,), _linked(other, ">>"))
+        return other
+
+    def __rrshift__(self, other: Sequence[object]) -> Self:
+        """``[a, b] >> self``: ``self`` depends on each, in list order. Returns ``self``."""
+        _scope.record(_linked(other, ">>"), (self,))
+        return self
+
+    def __lshift__(self, other: _Linkable) -> _Linkable:
+        """``self << other``: ``self`` depends on ``other``. Returns ``other``."""
+        _scope.record(_linked(other, "<<"), (self,))
+        return other
+
+    def __rlshift__(self, other: Sequence[object]) -> Self:
+        """``[a, b] << self``: each depends on ``self``. Returns ``self``."""
+        _scope.record((self,), _linked(other, "<<"))
+        return self
+
     # -- the seed's run-state fields, read from the most recent run --------------------------
 
     @property
@@ -206,3 +236,14 @@ class Task(Generic[P, R]):
         workflow = Workflow(self.name)
         workflow.add_task(self, depends_on=())
         return workflow
+
+
+def _linked(other: object, operator: str) -> tuple[Task[..., Any], ...]:
+    """The tasks on one side of ``>>`` / ``<<``: a task, or a non-empty list or tuple of them."""
+    if isinstance(other, Task):
+        return (other,)
+    if isinstance(other, list | tuple) and other and all(isinstance(t, Task) for t in other):
+        return tuple(other)
+    raise ConfigurationError(
+        f"{operator} connects tasks, or non-empty lists of tasks, got {other!r}"
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
+from . import _export
 from ._binding import NO_ARGS, NOTHING, ArgSpec, bind
 from ._errors import (
     ConfigurationError,
@@ -247,6 +248,20 @@ class Workflow:
     def get_all_tasks(self) -> dict[str, Task[..., Any]]:
         """``{name: task}`` in insertion order (a copy)."""
         return dict(zip(self._names, self._tasks, strict=True))
+
+    # -- export (see _export: Mermaid, DOT, text) --------------------------------------------
+
+    def to_mermaid(self) -> str:
+        """The workflow as a Mermaid flowchart (task names escaped, one node per task)."""
+        return _export.to_mermaid(self.name, self._names, self._deps)
+
+    def to_dot(self) -> str:
+        """The workflow as a Graphviz DOT digraph (task names escaped, one node per task)."""
+        return _export.to_dot(self.name, self._names, self._deps)
+
+    def to_text(self) -> str:
+        """A plain-text listing: ``[layer] name <- dependencies``, one task per line."""
+        return _export.to_text(f"workflow {self.name!r}", self._names, self._deps)
 
     # -- reading the latest run --------------------------------------------------------------
 

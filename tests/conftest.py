@@ -15,9 +15,14 @@ from flowweaver import (
     AsyncExecutor,
     BaseExecutor,
     PoolExecutor,
+    ProcessExecutor,
     SequentialExecutor,
     ThreadedExecutor,
+    _scope,
 )
+
+# Checked by mypy only (test_decorator runs mypy on it); importing it would fail on purpose.
+collect_ignore = ["typecheck_task.py"]
 
 ExecutorFactory = Callable[[], object]
 
@@ -26,19 +31,48 @@ settings.register_profile("thorough", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-@pytest.fixture(params=["sequential", "threaded", "async", "pool"])
-def executor(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Each flowweaver executor, and a foreign concurrent.futures pool through PoolExecutor."""
-    if request.param == "sequential":
+def _executor(kind: str) -> Iterator[object]:
+    if kind == "sequential":
         yield SequentialExecutor()
-    elif request.param == "threaded":
+    elif kind == "threaded":
         with ThreadedExecutor(max_workers=4) as threaded:
             yield threaded
-    elif request.param == "async":
+    elif kind == "async":
         yield AsyncExecutor()
     else:
         with cf.ThreadPoolExecutor(4) as pool:
             yield PoolExecutor(pool)
+
+
+@pytest.fixture(params=["sequential", "threaded", "async", "pool"])
+def executor(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Each flowweaver executor, and a foreign concurrent.futures pool through PoolExecutor."""
+    yield from _executor(request.param)
+
+
+@pytest.fixture(scope="session")
+def process_executor() -> Iterator[ProcessExecutor]:
+    """One ProcessExecutor for the whole session: worker processes are slow to start."""
+    with ProcessExecutor(max_workers=2) as processes:
+        yield processes
+
+
+@pytest.fixture(params=["sequential", "threaded", "async", "pool", "process"])
+def any_executor(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Every executor, ProcessExecutor included: for tests whose task functions are defined at
+    module level (they must pickle)."""
+    if request.param == "process":
+        yield request.getfixturevalue("process_executor")
+    else:
+        yield from _executor(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_open_graph() -> Iterator[None]:
+    """Edges a test records with >> and never claims do not reach the next test."""
+    token = _scope.open_scope()
+    yield
+    _scope.close_scope(token)
 
 
 @pytest.fixture(params=["threaded", "async", "pool"])

@@ -1,0 +1,328 @@
+"""The DAG: Flowkit's ``a >> b`` then ``DAG(name).run()``, compiled to a Workflow.
+
+A DAG holds a :class:`~flowweaver._graph.TaskGraph`, compiles it to a
+:class:`~flowweaver.Workflow` (cached until the graph changes) and runs that on any executor,
+so retries, timeouts, ``when=``, callbacks and the failure policy are the engine's, unchanged.
+Where a DAG's edges come from is the discovery rule of ``_scope`` (see :class:`DAG`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Self, Unpack
+
+from . import _export, _scope
+from ._async import AsyncExecutor
+from ._errors import ConfigurationError, DefinitionError
+from ._executors import SequentialExecutor, ThreadedExecutor, as_executor
+from ._graph import TaskGraph
+from ._process import ProcessExecutor
+from ._retry import check_count
+from ._task import Task, _linked
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextvars import Token
+    from types import TracebackType
+
+    from ._engine import RunOptions
+    from ._executors import ExecutorLike, WorkflowRunner
+    from ._run import WorkflowRun
+    from ._workflow import Workflow
+
+__all__ = ["DAG", "AuthoredGraph", "resolve_executor"]
+
+#: The executor names ``run`` accepts, besides executor objects.
+EXECUTOR_NAMES = ("sequential", "thread", "async", "process")
+
+
+def resolve_executor(
+    executor: str | ExecutorLike, max_workers: int | None
+) -> tuple[WorkflowRunner, Callable[[], None] | None]:
+    """The executor ``run(executor=...)`` means, and how to release it if we made it.
+
+    Raises:
+        ConfigurationError: An unknown name, or an object that is not an executor.
+    """
+    if isinstance(executor, str):
+        if executor == "sequential":
+            return SequentialExecutor(), None
+        if executor == "thread":
+            threaded = ThreadedExecutor(max_workers)
+            return threaded, threaded.shutdown
+        if executor == "async":
+            return AsyncExecutor(max_workers=max_workers), None
+        if executor == "process":
+            processes = ProcessExecutor(max_workers)
+            return processes, processes.shutdown
+        raise ConfigurationError(
+            f"executor must be one of {list(EXECUTOR_NAMES)!r} or an executor object, "
+            f"got {executor!r}"
+        )
+    return as_executor(executor), None
+
+
+def _iterable(value: object, label: str, items: str) -> Iterable[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{label} must be an iterable of {items}, got {value!r}")
+    return value
+
+
+class AuthoredGraph:
+    """What :class:`DAG` and :class:`~flowweaver.Flow` share: compile, run, render."""
+
+    _kind: ClassVar[str] = "graph"
+
+    def __init__(self, name: str, max_workers: int | None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{self._kind} name must be a non-empty str, got {name!r}")
+        if max_workers is not None:
+            check_count(f"{self._kind} {name!r}", "max_workers", max_workers, minimum=1)
+        self.name = name
+        #: Workers of the executor ``run`` creates from a name (None: that executor's default).
+        self.max_workers = max_workers
+        self._graph = TaskGraph(name)
+        self._compiled: tuple[int, Workflow] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} with {len(self._task_graph())} tasks>"
+
+    def __len__(self) -> int:
+        return len(self._task_graph())
+
+    def __contains__(self, item: object) -> bool:
+        """True for a task of this graph, or the name of one."""
+        graph = self._task_graph()
+        if isinstance(item, str):
+            return graph.get(item) is not None
+        return isinstance(item, Task) and item in graph
+
+    def _task_graph(self) -> TaskGraph:
+        return self._graph
+
+    def _empty_hint(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def tasks(self) -> dict[str, Task[..., Any]]:
+        """``{name: task}`` in the order the tasks were declared."""
+        return {task.name: task for task in self._task_graph()}
+
+    @property
+    def last_run(self) -> WorkflowRun | None:
+        """The record of the most recent run (statuses, errors, attempts, timings), or None."""
+        return None if self._compiled is None else self._compiled[1].last_run
+
+    def to_workflow(self) -> Workflow:
+        """The :class:`~flowweaver.Workflow` this compiles to (the same object until changed).
+
+        Raises:
+            CycleError: The edges form a cycle (``.cycle`` holds the path).
+            BindingError: A task's function cannot receive its upstream results.
+        """
+        graph = self._task_graph()
+        compiled = self._compiled
+        if compiled is None or compiled[0] != graph.version:
+            compiled = (graph.version, graph.compile(self.name))
+            self._compiled = compiled
+        return compiled[1]
+
+    def _runnable(self) -> Workflow:
+        workflow = self.to_workflow()
+        if not len(workflow):
+            raise DefinitionError(f"{self._kind} {self.name!r} has no tasks: {self._empty_hint()}")
+        return workflow
+
+    def run(
+        self, executor: str | ExecutorLike = "thread", **options: Unpack[RunOptions]
+    ) -> dict[str, Any]:
+        """Run every task; return ``{task name: result}``.
+
+        Skipped tasks are included with ``None``. Read statuses, errors and timings from
+        :attr:`last_run`.
+
+        Args:
+            executor: ``"sequential"``, ``"thread"`` (default), ``"async"``, ``"process"``
+                (made with ``max_workers`` and shut down after the run), or any executor
+                object (flowweaver's, or a ``concurrent.futures.Executor``).
+            **options: Run options (:class:`~flowweaver.RunOptions`), e.g.
+                ``failure_policy="continue"``, ``monitors=[...]``, ``run_id=...``.
+
+        Raises:
+            WorkflowFailedError: A task failed (a ``RuntimeError``; ``.failures`` has each).
+            DefinitionError: There is nothing to run; or a ``CycleError`` /
+                ``BindingError`` from compiling.
+            ConfigurationError: An unknown executor name or run option.
+        """
+        workflow = self._runnable()
+        runner, release = resolve_executor(executor, self.max_workers)
+        try:
+            run = runner.execute(workflow, **options)
+        finally:
+            if release is not None:
+                release()
+        return run.results
+
+    async def run_async(
+        self, executor: str | ExecutorLike = "async", **options: Unpack[RunOptions]
+    ) -> dict[str, Any]:
+        """:meth:`run` from inside a running event loop (default: on that loop)."""
+        workflow = self._runnable()
+        runner, release = resolve_executor(executor, self.max_workers)
+        try:
+            run = await runner.execute_async(workflow, **options)
+        finally:
+            if release is not None:
+                release()
+        return run.results
+
+    def visualize(self) -> str:
+        """A plain-text rendering (the seed's API); same as :meth:`to_text`."""
+        return self.to_text()
+
+    def to_text(self) -> str:
+        """One line per task in execution order: ``[layer] name <- dependencies``."""
+        workflow = self.to_workflow()
+        return _export.to_text(f"{self._kind} {self.name!r}", workflow._names, workflow._deps)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart of the tasks and their dependencies."""
+        return self.to_workflow().to_mermaid()
+
+    def to_dot(self) -> str:
+        """A Graphviz DOT digraph of the tasks and their dependencies."""
+        return self.to_workflow().to_dot()
+
+
+class DAG(AuthoredGraph):
+    """Tasks connected with ``>>`` / ``<<``, run as one workflow.
+
+    Example:
+        >>> from flowweaver import DAG, task
+        >>> @task
+        ... def extract() -> list[int]:
+        ...     return [1, 2, 3]
+        >>> @task
+        ... def total(extract: list[int]) -> int:
+        ...     return sum(extract)
+        >>> extract >> total  # doctest: +ELLIPSIS
+        Task(name='total', ...)
+        >>> DAG("etl").run()
+        {'extract': [1, 2, 3], 'total': 6}
+
+    Where the tasks and edges come from:
+
+    * ``DAG(name)`` without ``tasks=`` / ``edges=`` takes every edge recorded with ``>>`` /
+      ``<<`` in the current context (thread, or asyncio task) since the previous such
+      ``DAG`` took them; the recording then starts over. Two pipelines defined one after the
+      other never see each other's tasks. A task that is in no edge joins only explicitly.
+    * ``with DAG(name) as dag:`` — edges recorded inside the block belong to ``dag`` alone;
+      edges recorded outside it are neither seen nor taken.
+    * ``DAG(name, tasks=[...], edges=[(a, b), (b, [c, d])])``, :meth:`add` and
+      :meth:`connect` — explicit, no implicit state.
+
+    A task's inputs follow the binding rule (see :mod:`flowweaver`); upstream results fill
+    positional parameters in the order the edges were declared (``[fetch, a, b] >> agg``
+    calls ``agg(fetch_result, a_result, b_result)``). Two different tasks with one name are
+    refused (:class:`TaskNameCollisionError`). Not thread-safe: build a DAG on one thread.
+
+    Args:
+        name: The workflow's name.
+        max_workers: Workers of the executor that :meth:`run` makes from a name.
+        tasks: Tasks to include (explicit form).
+        edges: ``(upstream, downstream)`` pairs; either side may be a list of tasks.
+
+    Raises:
+        ConfigurationError: A bad name, ``max_workers``, task or edge.
+        TaskNameCollisionError: Two different tasks share a name.
+    """
+
+    _kind = "dag"
+
+    def __init__(
+        self,
+        name: str = "workflow",
+        max_workers: int | None = None,
+        *,
+        tasks: Iterable[Task[..., Any]] | None = None,
+        edges: Iterable[tuple[object, object]] | None = None,
+    ) -> None:
+        super().__init__(name, max_workers)
+        self._scopes: list[Token[Any]] = []
+        #: Edges claimed at construction and not yet added to the graph (see _task_graph).
+        self._claimed: list[_scope.Edge] = []
+        if tasks is None and edges is None:
+            self._claimed = _scope.claim()
+            return
+        if tasks is not None:
+            for task in _iterable(tasks, "tasks", "tasks"):
+                self._graph.add_task(task)
+        if edges is not None:
+            for pair in _iterable(edges, "edges", "(upstream, downstream) pairs"):
+                if not isinstance(pair, tuple | list) or len(pair) != 2:
+                    raise ConfigurationError(
+                        f"edges must be (upstream, downstream) pairs, got {pair!r}"
+                    )
+                self.connect(pair[0], pair[1])
+
+    def _task_graph(self) -> TaskGraph:
+        # Claimed edges join the graph on first use, so that `with DAG(...)` can still give
+        # them back untouched (see __enter__).
+        if self._claimed:
+            claimed, self._claimed = self._claimed, []
+            try:
+                for up, down in claimed:
+                    self._graph.add_edge(up, down)
+            except BaseException:
+                self._graph = TaskGraph(self.name)
+                self._claimed = claimed
+                raise
+        return self._graph
+
+    def _empty_hint(self) -> str:
+        return (
+            f"connect tasks with >> before DAG({self.name!r}) is created, or inside "
+            f"'with DAG({self.name!r}) as dag:', or pass tasks=[...]"
+        )
+
+    def add(self, *tasks: Task[..., Any]) -> Self:
+        """Include tasks (those in no edge need this). Returns the DAG.
+
+        Raises:
+            ConfigurationError: Something is not a Task.
+            TaskNameCollisionError: A different task of the DAG has the same name.
+        """
+        graph = self._task_graph()
+        for task in tasks:
+            graph.add_task(task)
+        return self
+
+    def connect(self, upstream: object, downstream: object) -> Self:
+        """``downstream`` depends on ``upstream`` (each a task or a list of tasks), like ``>>``
+        but recorded here only. Returns the DAG.
+        """
+        ups, downs = _linked(upstream, "connect()"), _linked(downstream, "connect()")
+        graph = self._task_graph()
+        for up in ups:
+            for down in downs:
+                graph.add_edge(up, down)
+        return self
+
+    def __enter__(self) -> Self:
+        if self._claimed:  # taken at construction, never used: not this block's to keep
+            _scope.give_back(self._claimed)
+            self._claimed = []
+        self._scopes.append(_scope.open_scope())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        edges = _scope.close_scope(self._scopes.pop())
+        if exc_type is None:
+            graph = self._task_graph()
+            for up, down in edges:
+                graph.add_edge(up, down)

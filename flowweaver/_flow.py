@@ -1,0 +1,112 @@
+"""The Flow: Flowkit's Keras-style builder, ``Flow(name).add(a).branch(b, c).merge(d)``.
+
+Each call attaches a task to the current *tip(s)*:
+
+* ``add(t)``: ``t`` depends on every tip; ``t`` becomes the tip.
+* ``branch(t1, t2, …)``: each depends on every tip; together they become the tips.
+* ``merge(t)``: ``t`` depends on every tip (the branches), in branch order; ``t`` becomes the
+  tip.
+
+Then *name injection*: a parameter of ``t`` named after an earlier task of the flow that is not
+already one of its upstreams adds that dependency (after the structural ones). That is what
+lets ``combine(fetch_user, fetch_orders, fetch_recommendations)`` receive ``fetch_user`` when it
+merges only the two branches. The binding rule then passes each result by name. Like a DAG, a
+Flow compiles to a :class:`~flowweaver.Workflow` and runs on any executor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from ._dag import AuthoredGraph
+from ._errors import ConfigurationError, DuplicateTaskError
+from ._task import Task
+
+__all__ = ["Flow"]
+
+
+class Flow(AuthoredGraph):
+    """A pipeline built step by step; every step depends on the previous one.
+
+    Example:
+        >>> from flowweaver import Flow, task
+        >>> @task
+        ... def fetch_user() -> str:
+        ...     return "alice"
+        >>> @task
+        ... def fetch_orders(fetch_user: str) -> list[str]:
+        ...     return [f"{fetch_user}-1"]
+        >>> @task
+        ... def fetch_recommendations() -> list[str]:
+        ...     return ["book"]
+        >>> @task
+        ... def combine(fetch_user: str, fetch_orders: list[str], fetch_recommendations: list[str]
+        ...             ) -> tuple[str, int, int]:
+        ...     return fetch_user, len(fetch_orders), len(fetch_recommendations)
+        >>> flow = (
+        ...     Flow("user_pipeline")
+        ...     .add(fetch_user)
+        ...     .branch(fetch_orders, fetch_recommendations)
+        ...     .merge(combine)
+        ... )
+        >>> flow.run()["combine"]
+        ('alice', 1, 1)
+
+    See the module docstring for how each step is connected. A task can be added once.
+
+    Args:
+        name: The workflow's name.
+        max_workers: Workers of the executor that :meth:`run` makes from a name.
+
+    Raises:
+        ConfigurationError: A bad name or ``max_workers``; a step given something else than
+            a task, or ``branch()`` given nothing.
+        DuplicateTaskError: The same task is added twice.
+        TaskNameCollisionError: Two different tasks share a name.
+    """
+
+    _kind = "flow"
+
+    def __init__(self, name: str = "flow", max_workers: int | None = None) -> None:
+        super().__init__(name, max_workers)
+        self._tips: list[Task[..., Any]] = []
+
+    def _empty_hint(self) -> str:
+        return "add tasks with .add(task) first"
+
+    def add(self, task: Task[..., Any]) -> Self:
+        """Add ``task`` after the current tip(s). Returns the flow."""
+        self._attach(task, self._tips)
+        self._tips = [task]
+        return self
+
+    def branch(self, *tasks: Task[..., Any]) -> Self:
+        """Start parallel branches: each task depends on the current tip(s). Returns the flow."""
+        if not tasks:
+            raise ConfigurationError(f"flow {self.name!r}: branch() needs at least one task")
+        for task in tasks:
+            self._attach(task, self._tips)
+        self._tips = list(tasks)
+        return self
+
+    def merge(self, task: Task[..., Any]) -> Self:
+        """Join every current branch into ``task``, in branch order. Returns the flow."""
+        self._attach(task, self._tips)
+        self._tips = [task]
+        return self
+
+    def _attach(self, task: object, upstream: list[Task[..., Any]]) -> None:
+        if not isinstance(task, Task):
+            raise ConfigurationError(f"flow {self.name!r}: expected a Task, got {task!r}")
+        graph = self._graph
+        if task in graph:
+            raise DuplicateTaskError(task.name, self.name)
+        graph.add_task(task)
+        for up in upstream:
+            graph.add_edge(up, task)
+        params = task.params
+        # Positional-only parameters cannot be passed by name, so they do not inject.
+        for name in (*params.positional[params.positional_only :], *params.keyword_only):
+            source = graph.get(name)
+            if source is not None and source is not task and source not in upstream:
+                graph.add_edge(source, task)

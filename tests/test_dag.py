@@ -1,0 +1,384 @@
+""">>, << and DAG: what the operators return, the discovery rule, and running on every executor."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from flowweaver import (
+    DAG,
+    BindingError,
+    ConfigurationError,
+    CycleError,
+    DefinitionError,
+    SequentialExecutor,
+    Task,
+    TaskNameCollisionError,
+    TaskStatus,
+    WorkflowFailedError,
+    _scope,
+    task,
+)
+
+from . import authoring_tasks as at
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def t(name: str) -> Task[..., Any]:
+    return Task(name=name, fn=lambda *inputs: (name, *inputs))
+
+
+def edges(dag: DAG) -> dict[str, list[str]]:
+    workflow = dag.to_workflow()
+    return {task.name: workflow.get_dependencies(task.name) for task in workflow}
+
+
+# -- the operators ------------------------------------------------------------------------------
+
+
+def test_each_operator_returns_what_lets_the_chain_continue() -> None:
+    a, b, c, d = t("a"), t("b"), t("c"), t("d")
+    assert (a >> b) is b
+    branches = [b, c]
+    assert (a >> branches) is branches
+    assert (branches >> d) is d
+    assert (d << c) is c
+    assert (branches << a) is a
+    recorded = [(u.name, v.name) for u, v in _scope.recorded()]
+    assert recorded == [
+        ("a", "b"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("c", "d"), ("a", "b"),
+        ("a", "c"),
+    ]  # fmt: skip
+    assert edges(DAG("ops")) == {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+
+
+def test_chains_fan_out_and_fan_in() -> None:
+    a, b, c, d, e = (t(n) for n in "abcde")
+    a >> [b, c] >> d >> e
+    e << [a]
+    assert edges(DAG("chain")) == {
+        "a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d", "a"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        (lambda a: a >> 3, ">> connects tasks, or non-empty lists of tasks, got 3"),
+        (lambda a: a >> [], ">> connects tasks, or non-empty lists of tasks, got []"),
+        (lambda a: a << [a, "b"], "<< connects tasks, or non-empty lists of tasks, got [%s, 'b']"),
+        (lambda a: "b" >> a, ">> connects tasks, or non-empty lists of tasks, got 'b'"),
+        (lambda a: {a} >> a, None),  # a set has no order: Python refuses it (TypeError)
+    ],
+)
+def test_operators_refuse_anything_but_tasks_and_lists(
+    expression: Any, message: str | None
+) -> None:
+    a = t("a")
+    with pytest.raises(TypeError) as info:
+        expression(a)
+    if message is not None:
+        assert isinstance(info.value, ConfigurationError)
+        assert str(info.value) == message.replace("%s", repr(a))
+    assert _scope.recorded() == []  # nothing half-recorded
+
+
+# -- discovery: which tasks a DAG gets -------------------------------------------------------
+
+
+def test_leak_pipeline_a_then_pipeline_b(any_executor: Any, tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    a_source = Task(name="a_source", fn=_bound(at.source, str(log), "a_source"))
+    b_source = Task(name="b_source", fn=_bound(at.source, str(log), "b_source"))
+
+    # Pipeline A, run.
+    a_source >> at.a_double >> at.shared
+    assert DAG("A").run(executor=any_executor) == {
+        "a_source": (str(log), 1), "a_double": (str(log), 2), "shared": (str(log), 2),
+    }  # fmt: skip
+    assert log.read_text().split() == ["a_source", "a_double", "shared"]
+    log.unlink()
+
+    # Pipeline B reuses `shared`, which must not bring A's edge a_double >> shared along.
+    b_source >> at.b_increment >> at.shared
+    results = DAG("B").run(executor=any_executor)
+    assert results == {
+        "b_source": (str(log), 1), "b_increment": (str(log), 11), "shared": (str(log), 11),
+    }  # fmt: skip
+    assert log.read_text().split() == ["b_source", "b_increment", "shared"]  # A did not run
+
+
+def _bound(fn: Any, *args: object) -> Any:
+    import functools
+
+    return functools.partial(fn, *args)
+
+
+def test_a_dag_takes_what_was_declared_before_it_and_no_more() -> None:
+    a, b, c, d = t("a"), t("b"), t("c"), t("d")
+    a >> b
+    first = DAG("first")
+    c >> d
+    second = DAG("second")
+    assert (list(first.tasks), list(second.tasks)) == (["a", "b"], ["c", "d"])
+    assert _scope.recorded() == []
+    third = DAG("third")
+    with pytest.raises(DefinitionError) as info:
+        third.run()
+    assert str(info.value) == (
+        "dag 'third' has no tasks: connect tasks with >> before DAG('third') is created, or "
+        "inside 'with DAG('third') as dag:', or pass tasks=[...]"
+    )
+
+
+def test_a_with_block_has_a_scope_of_its_own() -> None:
+    a, b, c, d, e, f = (t(n) for n in "abcdef")
+    a >> b  # recorded outside: neither seen nor taken by the block
+    with DAG("inner") as inner:
+        c >> d
+        with DAG("nested") as nested:
+            e >> f
+        d >> e
+    assert edges(inner) == {"c": [], "d": ["c"], "e": ["d"]}
+    assert edges(nested) == {"e": [], "f": ["e"]}
+    assert edges(DAG("outer")) == {"a": [], "b": ["a"]}
+
+
+def test_a_failing_with_block_keeps_nothing() -> None:
+    a, b, c, d = (t(n) for n in "abcd")
+    a >> b
+    dag = DAG("x", tasks=[c])
+
+    def define() -> None:
+        with dag:
+            c >> d
+            raise KeyError("oops")
+
+    with pytest.raises(KeyError):
+        define()
+    assert list(dag.tasks) == ["c"]
+    assert [(u.name, v.name) for u, v in _scope.recorded()] == [("a", "b")]
+
+
+def test_the_explicit_form_uses_no_implicit_state() -> None:
+    a, b, c, lone = t("a"), t("b"), t("c"), t("lone")
+    a >> c  # left for a later DAG(name)
+    dag = DAG("explicit", tasks=[lone], edges=[(a, b), ([a, b], c)])
+    assert edges(dag) == {"a": [], "lone": [], "b": ["a"], "c": ["a", "b"]}
+    built = DAG("built", tasks=[]).add(lone).connect(a, [b, c])
+    assert edges(built) == {"a": [], "lone": [], "b": ["a"], "c": ["a"]}
+    assert edges(DAG("implicit")) == {"a": [], "c": ["a"]}
+
+
+def test_other_threads_and_asyncio_tasks_do_not_share_the_open_graph() -> None:
+    a, b, c, d = (t(n) for n in "abcd")
+    a >> b
+    seen: list[list[str]] = []
+    thread = threading.Thread(target=lambda: seen.append(list(DAG("other thread").tasks)))
+    thread.start()
+    thread.join()
+    assert seen == [[]]
+
+    async def define(first: Task[..., Any], second: Task[..., Any], go: asyncio.Event,
+                     wait: asyncio.Event) -> list[str]:  # fmt: skip
+        first >> second
+        go.set()
+        await wait.wait()  # the other pipeline is defined meanwhile, in its own task
+        return list(DAG("concurrent").tasks)
+
+    async def main() -> list[list[str]]:
+        one, two = asyncio.Event(), asyncio.Event()
+        return list(await asyncio.gather(define(c, d, one, two), define(d, c, two, one)))
+
+    # Each task starts from its parent's edges (a >> b) but records only into its own copy.
+    assert asyncio.run(main()) == [["a", "b", "c", "d"], ["a", "b", "d", "c"]]
+    assert list(DAG("main").tasks) == ["a", "b"]
+
+
+# -- what a DAG refuses ------------------------------------------------------------------------
+
+
+def test_two_tasks_with_one_name_are_refused_naming_both_functions() -> None:
+    first = at.one
+    impostor = task(name="one")(at.two.fn)
+    first >> at.add
+    impostor >> at.add
+    dag = DAG("clash")
+    message = (
+        "workflow 'clash' has two different tasks named 'one' (functions "
+        "tests.authoring_tasks.one and tests.authoring_tasks.two); rename one with "
+        "@task(name=...)"
+    )
+    with pytest.raises(TaskNameCollisionError) as info:
+        dag.run()
+    assert str(info.value) == message
+    assert info.value.functions == ("tests.authoring_tasks.one", "tests.authoring_tasks.two")
+    with pytest.raises(TaskNameCollisionError):  # still refused, never half-built
+        dag.to_workflow()
+    with pytest.raises(TaskNameCollisionError) as info:
+        DAG("clash", tasks=[first, impostor])
+    assert str(info.value) == message
+
+
+def test_a_cycle_is_reported_with_its_path() -> None:
+    a, b, c, d = (t(n) for n in "abcd")
+    d >> a >> b >> c >> a
+    with pytest.raises(CycleError) as info:
+        DAG("loop").run()
+    assert info.value.cycle == ("a", "c", "b", "a")  # a depends on c, c on b, b on a
+    a >> a
+    with pytest.raises(CycleError) as info:
+        DAG("self").to_workflow()
+    assert info.value.cycle == ("a", "a")
+
+
+def test_a_function_that_cannot_take_its_inputs_is_refused_before_running() -> None:
+    at.one >> at.pid  # pid() takes no parameters: fine (rule 1)
+    [at.one, at.two, at.three] >> at.add  # add(x, y) cannot take three results
+    with pytest.raises(BindingError) as info:
+        DAG("binding").run()
+    assert str(info.value) == (
+        "task 'add' cannot receive its inputs: 3 upstream results but the function takes 2 "
+        "parameter(s); nothing receives 'three'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "dag name must be a non-empty str, got ''"),
+        ({"max_workers": 0}, "dag 'd': max_workers must be an int >= 1, got 0"),
+        ({"tasks": "ab"}, "tasks must be an iterable of tasks, got 'ab'"),
+        ({"tasks": [1]}, "expected a Task, got 1"),
+        ({"edges": [(1,)]}, "edges must be (upstream, downstream) pairs, got (1,)"),
+        ({"edges": [(1, 2)]}, "connect() connects tasks, or non-empty lists of tasks, got 1"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        DAG(**{"name": "d", **kwargs})
+    assert str(info.value) == message
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def test_fan_in_arguments_arrive_in_declared_order(any_executor: Any) -> None:
+    [at.three, at.one, at.two] >> at.ordered
+    at.one >> at.ordered  # already there: not added twice, order unchanged
+    assert DAG("order").run(executor=any_executor) == {
+        "three": 3, "one": 1, "two": 2, "ordered": (3, 1, 2),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["sequential", "thread", "async", "process"])
+def test_executor_names(name: str) -> None:
+    [at.one, at.two] >> at.add >> at.original_name
+    dag = DAG("named", max_workers=2)
+    assert dag.run(executor=name) == {"one": 1, "two": 2, "add": 3, "renamed": 30}
+
+
+def test_unknown_executors_are_refused() -> None:
+    dag = DAG("d", tasks=[at.one])
+    with pytest.raises(ConfigurationError) as info:
+        dag.run(executor="threads")
+    assert str(info.value) == (
+        "executor must be one of ['sequential', 'thread', 'async', 'process'] or an executor "
+        "object, got 'threads'"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        dag.run(executor=object())  # type: ignore[arg-type]
+    assert str(info.value).startswith("expected a flowweaver executor or a concurrent.futures")
+
+
+def test_run_options_are_forwarded_and_failures_raise(executor: Any) -> None:
+    @task
+    def bad() -> None:
+        raise ValueError("boom")
+
+    @task
+    def after(bad: None) -> str:
+        return "never"
+
+    bad >> after
+    dag = DAG("failing").add(at.one)  # claims bad >> after, adds one
+    with pytest.raises(WorkflowFailedError) as info:
+        dag.run(executor=executor, failure_policy="continue", run_id="nightly-7")
+    assert [f.task_name for f in info.value.failures] == ["bad"]
+    run = dag.last_run
+    assert run is not None and run.run_id == "nightly-7"
+    assert run.statuses == {
+        "one": TaskStatus.COMPLETED, "bad": TaskStatus.FAILED,
+        "after": TaskStatus.UPSTREAM_FAILED,
+    }  # fmt: skip
+    with pytest.raises(ConfigurationError) as conf:
+        dag.run(executor=executor, retries=2)  # type: ignore[call-arg]
+    assert str(conf.value).startswith("unknown run option(s) ['retries']")
+
+
+def test_when_sees_every_input_and_skips_propagate_on_request(executor: Any) -> None:
+    @task(when=lambda left, right: left + right > 2)
+    def big(left: int, right: int) -> str:
+        return "big"
+
+    @task(when=lambda left, right: left + right > 100)
+    def huge(left: int, right: int) -> str:
+        return "huge"
+
+    @task
+    def report(big: str | None, huge: str | None) -> tuple[str | None, str | None]:
+        return big, huge
+
+    @task(skip_if_upstream_skipped=True)
+    def only_if_huge(huge: str | None) -> str:
+        return "ran"
+
+    left, right = Task(name="left", fn=lambda: 1), Task(name="right", fn=lambda: 2)
+    [left, right] >> big
+    [left, right] >> huge
+    [big, huge] >> report
+    huge >> only_if_huge
+    dag = DAG("conditions")
+    assert dag.run(executor=executor) == {
+        "left": 1, "right": 2, "big": "big", "huge": None, "report": ("big", None),
+        "only_if_huge": None,
+    }  # fmt: skip
+    run = dag.last_run
+    assert run is not None
+    assert [run.status(n) for n in ("huge", "report", "only_if_huge")] == [
+        TaskStatus.SKIPPED, TaskStatus.COMPLETED, TaskStatus.SKIPPED,
+    ]  # fmt: skip
+
+
+def test_the_compiled_workflow_is_reused_until_the_dag_changes() -> None:
+    dag = DAG("d", tasks=[at.one])
+    workflow = dag.to_workflow()
+    assert dag.to_workflow() is workflow
+    before = dag.last_run
+    assert before is None
+    dag.run(executor="sequential")
+    assert dag.last_run is workflow.last_run is not None
+    dag.connect(at.one, at.pid)
+    assert dag.to_workflow() is not workflow
+    assert (len(dag), "pid" in dag, at.pid in dag, "two" in dag) == (2, True, True, False)
+    assert [at.pid] not in dag  # not a task (and unhashable): simply not in it
+    assert repr(dag) == "<DAG 'd' with 2 tasks>"
+
+
+def test_run_async_inside_a_running_loop() -> None:
+    async def main() -> dict[str, Any]:
+        [at.one, at.two] >> at.add
+        return await DAG("async").run_async()
+
+    assert asyncio.run(main()) == {"one": 1, "two": 2, "add": 3}
+
+
+def test_a_dag_runs_on_an_executor_object_it_does_not_own() -> None:
+    executor = SequentialExecutor()
+    at.one >> at.original_name
+    assert DAG("own").run(executor=executor) == {"one": 1, "renamed": 10}
