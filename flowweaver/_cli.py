@@ -1,0 +1,242 @@
+"""The ``flowweaver`` command line (also ``python -m flowweaver``).
+
+``run``, ``plan`` and ``graph`` load a Python file and pick the workflow to act on: a
+:class:`~flowweaver.Workflow`, :class:`~flowweaver.DAG` or :class:`~flowweaver.Flow` bound to
+a global name. ``FILE:NAME`` chooses by variable name or by the workflow's own name; without
+``NAME`` the file must hold exactly one. A file with ``>>`` edges but no DAG object runs those
+edges as a DAG named after the file. ``bench`` runs the benchmark suite of a source checkout.
+
+Mistakes (missing file, nothing found, two candidates, an error while importing the file) are
+one line on standard error and exit status 2; a failed run exits 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _scope
+from ._dag import DAG, AuthoredGraph, resolve_executor
+from ._errors import FlowWeaverError, WorkflowFailedError
+from ._logging import LogLevel, configure_logging
+from ._status import TaskStatus
+from ._workflow import Workflow
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._run import WorkflowRun
+
+__all__ = ["main"]
+
+_EXECUTORS = ("sequential", "thread", "async", "process")
+
+
+class UsageError(Exception):
+    """A mistake in how the command was used: one line, exit status 2."""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowweaver",
+        description="Run, plan and draw flowweaver workflows defined in Python files.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a workflow and print a summary")
+    run.add_argument("target", metavar="FILE[:NAME]")
+    run.add_argument("--executor", choices=_EXECUTORS, default="thread")
+    run.add_argument("--workers", type=_positive, metavar="N", help="worker threads/processes")
+    run.add_argument("--progress", action="store_true", help="show a progress line")
+    run.add_argument("--failure-policy", choices=("fail_fast", "continue"), default="fail_fast")
+    run.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
+    )
+    run.add_argument("--log-json", action="store_true", help="log JSON lines")
+
+    plan = commands.add_parser("plan", help="print the Kahn layers of a workflow")
+    plan.add_argument("target", metavar="FILE[:NAME]")
+
+    graph = commands.add_parser("graph", help="print a workflow's graph")
+    graph.add_argument("target", metavar="FILE[:NAME]")
+    graph.add_argument("--format", choices=("mermaid", "dot", "text"), default="text")
+
+    bench = commands.add_parser("bench", help="run the benchmark suite (from a source checkout)")
+    bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    bench.add_argument("--only", action="append", metavar="SUITE", help="a suite to run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "bench":
+            return _bench(args)
+        label, workflow = _load(args.target)
+        if args.command == "plan":
+            for k, layer in enumerate(workflow.get_execution_plan()):
+                print(f"layer {k}: {', '.join(task.name for task in layer)}")
+            return 0
+        if args.command == "graph":
+            render = {"mermaid": workflow.to_mermaid, "dot": workflow.to_dot}
+            text = render[args.format]() if args.format in render else _text(label, workflow)
+            print(text.rstrip("\n"))
+            return 0
+        return _run(workflow, args)
+    except UsageError as error:
+        print(f"flowweaver: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flowweaver: interrupted", file=sys.stderr)
+        return 130
+
+
+def _text(label: str, workflow: Workflow) -> str:
+    from ._export import to_text
+
+    return to_text(label, workflow._names, workflow._deps).rstrip("\n")
+
+
+def _run(workflow: Workflow, args: argparse.Namespace) -> int:
+    # The summary reports failures; log lines add detail only when asked for.
+    level = (LogLevel.ERROR, LogLevel.INFO, LogLevel.DEBUG)[min(args.verbose, 2)]
+    configure_logging(level, json_output=args.log_json)
+    try:
+        executor, release = resolve_executor(args.executor, args.workers)
+    except FlowWeaverError as error:
+        raise UsageError(str(error)) from None
+    failed = False
+    try:
+        executor.execute(workflow, progress=args.progress, failure_policy=args.failure_policy)
+    except WorkflowFailedError:
+        failed = True
+    finally:
+        if release is not None:
+            release()
+    run = workflow.last_run
+    assert run is not None  # execute() always leaves its run behind
+    print(_summary(run))
+    return 1 if failed else 0
+
+
+def _summary(run: WorkflowRun) -> str:
+    names = list(run.statuses)
+    width = max([4, *map(len, names)])
+    lines = [f"{'task':<{width}}  {'status':<15}  attempts  seconds"]
+    for name in names:
+        duration = run.duration(name)
+        seconds = "" if duration is None else f"{duration:7.3f}"
+        line = f"{name:<{width}}  {run.status(name).value:<15}  {run.attempts(name):>8}  {seconds}"
+        error = run.error(name)
+        if error is not None and run.status(name) is TaskStatus.FAILED:
+            line += f"  {type(error).__name__}: {error}"
+        lines.append(line.rstrip())
+    stats = run.stats()
+    counts = ", ".join(
+        f"{stats[s.value]} {s.value}" for s in TaskStatus if stats[s.value] and s.is_terminal
+    )
+    lines.append(f"{run.workflow!r}: {counts or 'no tasks'} in {stats['total_time_seconds']:.3f} s")
+    return "\n".join(lines)
+
+
+def _load(target: str) -> tuple[str, Workflow]:
+    """Import the file named by ``target`` and pick the workflow; (label, workflow)."""
+    file, _, name = target.rpartition(":") if ":" in target else (target, "", "")
+    if not file or (not Path(file).exists() and Path(target).exists()):
+        file, name = target, ""
+    if not Path(file).is_file():
+        raise UsageError(f"no such file: {file!r}")
+    module, edges = _import(Path(file))
+    found: dict[int, tuple[str, Workflow | AuthoredGraph]] = {}
+    for attribute, value in vars(module).items():
+        if isinstance(value, Workflow | AuthoredGraph) and not attribute.startswith("_"):
+            found.setdefault(id(value), (attribute, value))
+    candidates = list(found.values())
+    if name:
+        chosen = [(a, v) for a, v in candidates if name in (a, v.name)]
+        if not chosen:
+            have = ", ".join(a for a, _ in candidates) or "none"
+            raise UsageError(f"no workflow named {name!r} in {file!r} (found: {have})")
+    elif candidates:
+        chosen = candidates
+    elif edges:  # the seed's style: `a >> b` at module level, no DAG object
+        stem = Path(file).stem
+        chosen = [(stem, DAG(stem, edges=edges))]
+    else:
+        raise UsageError(f"no workflow, DAG or Flow found in {file!r}")
+    if len(chosen) > 1:
+        names = ", ".join(a for a, _ in chosen)
+        raise UsageError(f"{file!r} defines several workflows ({names}); choose one: {file}:NAME")
+    attribute, value = chosen[0]
+    try:
+        workflow = value if isinstance(value, Workflow) else value.to_workflow()
+    except FlowWeaverError as error:
+        raise UsageError(f"{attribute!r} in {file!r} cannot run: {error}") from None
+    kind = "workflow" if isinstance(value, Workflow) else type(value).__name__.lower()
+    return f"{kind} {value.name!r}", workflow
+
+
+def _import(path: Path) -> tuple[Any, list[_scope.Edge]]:
+    """Import ``path`` as a module (so worker processes can import it too) and return it with
+    the ``>>`` edges it recorded but no DAG claimed."""
+    shown = str(path)
+    path = path.resolve()
+    stem = path.stem
+    # Worker processes import task functions by module name: use the file's own name when it
+    # is free, so that works; never shadow a module that is already imported.
+    module_name = (
+        stem if stem.isidentifier() and stem not in sys.modules else f"_flowweaver_{id(path)}"
+    )
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import {shown!r}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent))
+    scope = _scope.open_scope()
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(module_name, None)
+        where = traceback.extract_tb(error.__traceback__)
+        line = next((f" (line {f.lineno})" for f in reversed(where) if f.filename == str(path)), "")
+        message = str(error)
+        if isinstance(error, SyntaxError):  # its str() names the file and line already
+            message, line = str(error.msg), f" (line {error.lineno})"
+        raise UsageError(
+            f"cannot import {shown!r}: {type(error).__name__}: {message}{line}"
+        ) from None
+    finally:
+        edges = _scope.close_scope(scope)
+    return module, edges
+
+
+def _bench(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        raise UsageError(
+            "the benchmark suite lives in the benchmarks/ folder of a source checkout; "
+            "run 'flowweaver bench' from the repository root"
+        ) from None
+    argv = ["--quick"] if args.quick else []
+    for suite in args.only or ():
+        argv += ["--only", suite]
+    result: int = bench_main(argv)
+    return result

@@ -1,0 +1,197 @@
+"""The command line, driven in a subprocess for each command and each error case."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SEED_STYLE = """
+from flowweaver import task
+
+@task()
+def extract():
+    return [1, 2, 3]
+
+@task()
+def transform(data):
+    return [x * 2 for x in data]
+
+@task()
+def load(data):
+    return sum(data)
+
+extract >> transform >> load
+"""
+
+TWO = """
+from flowweaver import Task, Workflow
+
+good = Workflow("first")
+good.add_task(Task(name="x", fn=lambda: 1))
+bad = Workflow("second")
+bad.add_task(Task(name="ok", fn=lambda: 2))
+bad.add_task(Task(name="boom", fn=lambda ok: 1 / 0), depends_on=["ok"])
+"""
+
+FLOW = """
+from flowweaver import Flow, task
+
+@task()
+def fetch_user():
+    return {"id": 1}
+
+@task()
+def fetch_orders(fetch_user):
+    return ["o1"]
+
+@task()
+def combine(fetch_user, fetch_orders):
+    return (fetch_user["id"], fetch_orders)
+
+pipeline = Flow("users").add(fetch_user).add(fetch_orders).merge(combine)
+"""
+
+
+def flowweaver(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowweaver", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name, text in {"seed.py": SEED_STYLE, "two.py": TWO, "flow.py": FLOW}.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
+    (tmp_path / "syntax.py").write_text("x = (\n")
+    (tmp_path / "raises.py").write_text("\n\nraise ValueError('at import')\n")
+    return tmp_path
+
+
+def test_run_a_file_of_bare_edges_as_a_dag(files: Path) -> None:
+    done = flowweaver(files, "run", "seed.py", "--executor", "sequential")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["task", "status", "attempts", "seconds"]
+    assert [line.split()[:3] for line in lines[1:4]] == [
+        ["extract", "completed", "1"], ["transform", "completed", "1"], ["load", "completed", "1"],
+    ]  # fmt: skip
+    assert lines[-1].startswith("'seed': 3 completed in ")
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("executor", ["sequential", "thread", "async", "process"])
+def test_run_on_every_executor(files: Path, executor: str) -> None:
+    done = flowweaver(files, "run", "flow.py", "--executor", executor, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("'users': 3 completed in ")
+
+
+def test_a_failed_run_prints_its_summary_and_exits_one(files: Path) -> None:
+    done = flowweaver(files, "run", "two.py:second", "--failure-policy", "continue")
+    assert done.returncode == 1
+    by_task = {line.split()[0]: line for line in done.stdout.splitlines()[1:-1]}
+    assert by_task["ok"].split()[1] == "completed"
+    assert by_task["boom"].split()[1] == "failed"
+    assert by_task["boom"].endswith("ZeroDivisionError: division by zero")
+    assert done.stdout.splitlines()[-1].startswith("'second': 1 completed, 1 failed in ")
+
+
+def test_a_workflow_can_be_chosen_by_its_own_name(files: Path) -> None:
+    done = flowweaver(files, "run", "two.py:first")
+    assert done.returncode == 0, done.stderr
+
+
+def test_progress_goes_to_stderr(files: Path) -> None:
+    done = flowweaver(files, "run", "seed.py", "--progress")
+    assert done.returncode == 0
+    assert "3/3 100%" in done.stderr
+
+
+def test_verbose_logs_json_lines(files: Path) -> None:
+    done = flowweaver(files, "run", "seed.py", "-vv", "--log-json")
+    assert done.returncode == 0
+    assert '"task": "load"' in done.stderr
+
+
+def test_plan_prints_kahn_layers(files: Path) -> None:
+    done = flowweaver(files, "plan", "flow.py")
+    assert (done.returncode, done.stdout) == (
+        0,
+        "layer 0: fetch_user\nlayer 1: fetch_orders\nlayer 2: combine\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "first_line"), [("text", "flow 'users': 3 tasks in 3 layers"),
+                            ("mermaid", "---"), ("dot", 'digraph "users" {')],
+)  # fmt: skip
+def test_graph_in_every_format(files: Path, fmt: str, first_line: str) -> None:
+    done = flowweaver(files, "graph", "flow.py", "--format", fmt)
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] == first_line
+    assert not done.stdout.endswith("\n\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.py"], "no such file: 'missing.py'"),
+        (["plan", "empty.py"], "no workflow, DAG or Flow found in 'empty.py'"),
+        (["run", "two.py"], "'two.py' defines several workflows (good, bad); "
+                            "choose one: two.py:NAME"),
+        (["run", "two.py:third"], "no workflow named 'third' in 'two.py' (found: good, bad)"),
+        (["run", "broken.py"], "cannot import 'broken.py': ModuleNotFoundError: "
+                               "No module named 'nonexistent_module_xyz' (line 1)"),
+        (["graph", "syntax.py"], "cannot import 'syntax.py': SyntaxError: '(' was never "
+                                 "closed (line 1)"),
+        (["run", "raises.py"], "cannot import 'raises.py': ValueError: at import (line 3)"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_one_line_and_exit_two(files: Path, args: list[str], message: str) -> None:
+    done = flowweaver(files, *args)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"flowweaver: error: {message}\n",
+    )  # fmt: skip
+
+
+def test_bad_arguments_are_usage_errors(files: Path) -> None:
+    done = flowweaver(files, "run", "seed.py", "--workers", "0")
+    assert done.returncode == 2
+    assert "argument --workers: expected an integer >= 1, got '0'" in done.stderr
+
+
+def test_bench_outside_a_checkout_says_where_the_suite_is(tmp_path: Path) -> None:
+    done = flowweaver(tmp_path, "bench", "--quick")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "flowweaver: error: the benchmark suite lives in the benchmarks/ folder of a source "
+        "checkout; run 'flowweaver bench' from the repository root\n",
+    )
+
+
+def test_bench_runs_the_checkout_suite_and_passes_its_options(tmp_path: Path) -> None:
+    suite = tmp_path / "benchmarks"
+    suite.mkdir()
+    (suite / "__init__.py").write_text("")
+    (suite / "__main__.py").write_text(
+        "def main(argv):\n    print('suite ran with', argv)\n    return 0\n"
+    )
+    done = flowweaver(tmp_path, "bench", "--quick", "--only", "engine")
+    assert (done.returncode, done.stdout) == (0, "suite ran with ['--quick', '--only', 'engine']\n")
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "flowweaver"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert "run" in done.stdout
+    assert "plan" in done.stdout
+    assert "graph" in done.stdout
+    assert "bench" in done.stdout
