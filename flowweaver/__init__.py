@@ -25,6 +25,13 @@ from ._errors import DuplicateTaskError as DuplicateTaskError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import FlowWeaverError as FlowWeaverError
+from ._errors import SerializationError as SerializationError
+from ._errors import StateAccessError as StateAccessError
+from ._errors import StateCorruptError as StateCorruptError
+from ._errors import StateError as StateError
+from ._errors import StateLockedError as StateLockedError
+from ._errors import StateMismatchError as StateMismatchError
+from ._errors import StateVersionError as StateVersionError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import UnknownDependencyError as UnknownDependencyError
@@ -36,12 +43,21 @@ from ._executors import Executor as Executor
 from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
+from ._json_store import JSONFileStore as JSONFileStore
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import SystemClock as SystemClock
 from ._run import WorkflowRun as WorkflowRun
+from ._serialize import JSONSerializer as JSONSerializer
+from ._serialize import Serializer as Serializer
+from ._sqlite_store import SQLiteStore as SQLiteStore
+from ._state_manager import StateManager as StateManager
+from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
 from ._status import TaskStatus as TaskStatus
+from ._store import MemoryStore as MemoryStore
+from ._store import StateEntry as StateEntry
+from ._store import StateStore as StateStore
 from ._task import Task as Task
 from ._workflow import Workflow as Workflow
 
@@ -51,6 +67,7 @@ __all__ = [
     "AsyncExecutor",
     "BaseExecutor",
     "BindingError",
+    "ChangePolicy",
     "Clock",
     "ConfigurationError",
     "CycleError",
@@ -61,11 +78,26 @@ __all__ = [
     "Executor",
     "FailurePolicy",
     "FlowWeaverError",
+    "JSONFileStore",
+    "JSONSerializer",
+    "MemoryStore",
     "Monitor",
     "PoolExecutor",
     "RetryPolicy",
     "RunOptions",
+    "SQLiteStore",
     "SequentialExecutor",
+    "SerializationError",
+    "Serializer",
+    "StateAccessError",
+    "StateCorruptError",
+    "StateEntry",
+    "StateError",
+    "StateLockedError",
+    "StateManager",
+    "StateMismatchError",
+    "StateStore",
+    "StateVersionError",
     "SystemClock",
     "Task",
     "TaskFailedError",
