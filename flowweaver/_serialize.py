@@ -173,17 +173,15 @@ class JSONSerializer:
 
     def _rebuild_instance(self, tag: str, ref: str, data: Any) -> object:
         cls = self._find_class(ref)
-        if tag == "enum":
-            if not issubclass(cls, enum.Enum):
-                raise SerializationError(ref, "the class is not an Enum", restoring=True)
+        if tag == "enum" and issubclass(cls, enum.Enum):
             return cls(data)
-        if tag == "namedtuple":
-            if not _is_namedtuple(cls):
-                raise SerializationError(ref, "the class is not a named tuple", restoring=True)
+        if tag == "namedtuple" and _is_namedtuple(cls):
             return cls(*data)
-        if not dataclasses.is_dataclass(cls):
-            raise SerializationError(ref, "the class is not a dataclass", restoring=True)
-        return cls(**data)
+        if tag == "dataclass" and dataclasses.is_dataclass(cls):
+            return cls(**data)
+        raise SerializationError(
+            type_name(cls), f"the class is not of the stored kind {tag!r}", restoring=True
+        )
 
     def _find_class(self, ref: str) -> type:
         cls = self._classes.get(ref)

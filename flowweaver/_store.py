@@ -17,6 +17,7 @@ objects, so every backend behaves the same. Each :meth:`StateStore.put` is durab
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-from ._errors import ConfigurationError, StateAccessError
+from ._errors import ConfigurationError
 from ._serialize import JSONSerializer, Serializer
 
 if TYPE_CHECKING:
@@ -146,6 +147,9 @@ def make_private_dirs(folder: str) -> None:
     """Create ``folder`` and any missing parents with owner-only permissions (0o700).
 
     Folders that already exist are left as they are.
+
+    Raises:
+        OSError: A folder cannot be created (or a file is in the way).
     """
     missing: list[str] = []
     current = os.path.abspath(folder)
@@ -160,7 +164,7 @@ def make_private_dirs(folder: str) -> None:
             os.mkdir(path, 0o700)
         except FileExistsError:
             if not os.path.isdir(path):
-                raise StateAccessError(path, "exists and is not a folder") from None
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
 
 
 class MemoryStore:
