@@ -11,8 +11,9 @@ Design:
 * **Several processes**: writers take an exclusive ``flock`` on ``<file>.lock`` (POSIX; on
   other systems there is no cross-process lock: use one writer process) and re-read the file
   under it before changing it, so concurrent writers never lose each other's entries. A writer
-  that waits longer than ``timeout`` raises :class:`StateLockedError`. Readers need no lock;
-  they re-read the file when its size, inode or modification time changed.
+  that waits longer than ``timeout`` raises :class:`StateLockedError`. Readers need no lock
+  (a rename is atomic); they re-read the file when its size, inode or modification time
+  changed.
 * **Errors**: a truncated, damaged or foreign file raises :class:`StateCorruptError`, and one
   from a newer format version :class:`StateVersionError`; the file is never overwritten then,
   so nothing committed is lost.
@@ -134,12 +135,16 @@ class JSONFileStore:
             raise StateAccessError(self.path, error.strerror or str(error)) from error
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _refresh(self) -> None:
-        """Re-read the file if it changed since we last read or wrote it (lock held)."""
+    def _refresh(self, force: bool = False) -> None:
+        """Re-read the file if it changed since we last read or wrote it (lock held).
+
+        ``force``: re-read even if (inode, size, mtime) look unchanged — a reused inode on a
+        file system with coarse timestamps could hide another writer's change.
+        """
         if self._closed:
             raise StateAccessError(self.path, "the store is closed")
         signature = self._stat()
-        if signature == self._signature:
+        if signature == self._signature and not force:
             return
         if signature is None:
             self._data, self._signature = {}, None
@@ -205,7 +210,7 @@ class JSONFileStore:
         ``change`` mutates a copy and returns ``(changed, result)``; ``result`` is returned.
         """
         with self._lock, self._file_lock():
-            self._refresh()
+            self._refresh(force=True)  # under the lock: what we rewrite must be the latest
             data = {ns: dict(entries) for ns, entries in self._data.items()}
             changed, result = change(data)
             if changed:

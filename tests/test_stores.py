@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,12 +17,14 @@ from flowweaver import (
     ConfigurationError,
     JSONFileStore,
     MemoryStore,
+    SerializationError,
     SQLiteStore,
     StateAccessError,
     StateCorruptError,
     StateEntry,
     StateError,
     StateLockedError,
+    StateMismatchError,
     StateStore,
     StateVersionError,
 )
@@ -380,12 +383,46 @@ def test_json_file_is_readable(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
+_WRITER = """
+import sys
+from flowweaver import JSONFileStore, SQLiteStore, StateEntry
+path, me, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = SQLiteStore(path) if path.endswith(".db") else JSONFileStore(path)
+for i in range(count):
+    store.put("shared", f"{me}-{i}", StateEntry(str(i), 0.0))
+    store.get("shared", f"{me}-0")
+store.close()
+"""
+
+
+@posix_only
+@pytest.mark.parametrize(("name", "count"), [("s.db", 200), ("s.json", 40)])
+def test_concurrent_writer_processes_lose_nothing(tmp_path: Path, name: str, count: int) -> None:
+    path = tmp_path / name
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"w{k}", str(count)],
+                         stderr=subprocess.PIPE, text=True)
+        for k in range(3)
+    ]  # fmt: skip
+    for writer in writers:
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+    store: StateStore = SQLiteStore(path) if name.endswith(".db") else JSONFileStore(path)
+    assert set(store.entries("shared")) == {f"w{k}-{i}" for k in range(3) for i in range(count)}
+    if isinstance(store, SQLiteStore):
+        assert store._conn is not None
+        assert store._conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store.close()
+
+
 def test_every_state_error_is_a_flowweaver_error_and_a_builtin() -> None:
     for error, builtin in (
         (StateCorruptError("p", "r"), ValueError),
         (StateVersionError("p", 2, 1), ValueError),
         (StateLockedError("p", 1.0), TimeoutError),
         (StateAccessError("p", "r"), OSError),
+        (SerializationError("T", "r"), TypeError),
+        (StateMismatchError("t", "w", "r"), RuntimeError),
     ):
         assert isinstance(error, StateError)
         assert isinstance(error, builtin)
