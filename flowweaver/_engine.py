@@ -25,7 +25,8 @@ Design:
   :class:`~flowweaver._durable.DurableEngine` instead when the run has a ``store=`` or a task
   has ``cache=True``. It overrides ``begin`` (settle a task from its committed or cached
   result without running it) and ``succeed`` (commit the result before releasing the
-  dependants). Runs without either never reach that code: the hot path has no extra check.
+  dependants). Runs without either never reach that code: the per-task hot path has no extra
+  check (building the engine scans the tasks for ``cache=True`` once, ~30 ns per task).
 
 Hot path: one ``begin`` and one ``succeed`` per task, list indexing only, no allocation for
 observers that are absent (status callbacks and monitors are checked with one ``is not None`` /
