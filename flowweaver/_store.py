@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from ._errors import ConfigurationError
 from ._serialize import JSONSerializer, Serializer
@@ -191,6 +191,16 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({sum(map(len, self._data.values()))} entries)"
+
+    # A cached Task carries one of these; it must pickle with the Task (to a process or a Dask
+    # worker), minus its lock.
+    def __getstate__(self) -> tuple[Serializer, Callable[[], float], dict[str, Any]]:
+        with self._lock:
+            return self.serializer, self._clock, {ns: dict(e) for ns, e in self._data.items()}
+
+    def __setstate__(self, state: tuple[Serializer, Callable[[], float], dict[str, Any]]) -> None:
+        self.serializer, self._clock, self._data = state
+        self._lock = threading.Lock()
 
     def now(self) -> float:
         return self._clock()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+import pickle
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -90,6 +93,17 @@ def test_without_a_store_the_cache_lives_on_the_task_object() -> None:
     wf.add_task(twin, depends_on=["n"])
     wf.execute()
     assert calls.items == ["fetch", "fetch"]
+
+
+def test_a_task_with_its_in_memory_cache_pickles() -> None:
+    task = Task(name="double", fn=operator.neg, cache=True)
+    wf = Workflow("p")
+    wf.add_task(Task(name="n", fn=functools.partial(int, "4")))
+    wf.add_task(task, depends_on=["n"])
+    wf.execute()
+    copy = pickle.loads(pickle.dumps(task))
+    assert copy._memo is not None
+    assert copy._memo.entries(CACHE_NAMESPACE) == task._memo.entries(CACHE_NAMESPACE)  # type: ignore[union-attr]
 
 
 class Connection:
