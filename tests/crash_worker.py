@@ -4,10 +4,10 @@ Usage: ``python crash_worker.py STORE LOG EXECUTOR [BLOCK_AT]``
 
 Runs a fixed random DAG of ``N`` tasks with run id ``"crash"`` on ``STORE`` (``.db``: SQLite,
 ``.json``: JSON file). Every task appends its name to ``LOG`` (its side effect, counted by the
-test) and prints it to stdout (progress, read by the test to pick the moment to kill us). The
-task named ``BLOCK_AT`` prints ``BLOCKED`` and then waits forever, so the run cannot end
-before the test kills it. At the end: ``RESTORED <n>`` with the restored task names, and
-``RESULTS <repr>``.
+test). A monitor prints ``DONE <name>`` when a task completes — after its result was committed
+— which the test reads to pick the moment to kill us. The task named ``BLOCK_AT`` prints
+``BLOCKED`` and then waits forever, so the run cannot end before the test kills it. At the
+end: ``RESTORED <names>`` and ``RESULTS <repr>``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ from typing import Any
 from flowweaver import (
     AsyncExecutor,
     JSONFileStore,
+    Monitor,
     SequentialExecutor,
     SQLiteStore,
     StateStore,
     Task,
+    TaskStatus,
     ThreadedExecutor,
     Workflow,
+    WorkflowRun,
 )
 
 N = 300
@@ -57,8 +60,6 @@ def checksum(value: Any) -> int:
 def make(name: str, kind: int) -> Any:
     def fn(*inputs: Any) -> Any:
         os.write(LOG_FD, f"{name}\n".encode())
-        with _print_lock:
-            print(name, flush=True)
         if name == BLOCK_AT:
             with _print_lock:
                 print("BLOCKED", flush=True)
@@ -73,6 +74,13 @@ def make(name: str, kind: int) -> Any:
         return {"total": total, "at": dt.datetime(2024, 1, 1) + dt.timedelta(seconds=total)}
 
     return fn
+
+
+class Progress(Monitor):
+    def on_status_change(self, run: WorkflowRun, task_name: str, status: TaskStatus) -> None:
+        if status is TaskStatus.COMPLETED:  # the engine commits before it says so
+            with _print_lock:
+                print("DONE", task_name, flush=True)
 
 
 def build() -> Workflow:
@@ -101,7 +109,7 @@ def main() -> None:
         "threaded": lambda: ThreadedExecutor(max_workers=4),
         "async": lambda: AsyncExecutor(max_workers=4),
     }[executor_name]()
-    run = build().execute(executor, store=store, run_id="crash")
+    run = build().execute(executor, store=store, run_id="crash", monitors=[Progress()])
     print("RESTORED", " ".join(run.restored), flush=True)
     print("RESULTS", repr(sorted(run.results.items())), flush=True)
 

@@ -1,8 +1,8 @@
 """The crash test: a durable run killed with SIGKILL at a random point resumes exactly.
 
 Each case runs ``crash_worker.py`` (300 tasks, a random DAG) in a subprocess and kills it with
-SIGKILL once it has printed a random number of progress lines (or reached the task that
-blocks forever, so it can never finish first). Then it reruns the same run id to the end and
+SIGKILL once it has reported a random number of completed (committed) tasks, or once it has
+reached the task that blocks forever (so it can never finish first) and committed something. Then it reruns the same run id to the end and
 checks: every task whose result had been committed ran exactly once in all (counted in the
 append-only side-effect log), the rerun restored exactly the committed tasks, and the final
 results equal those of an uninterrupted run.
@@ -84,8 +84,12 @@ def test_a_killed_run_resumes_without_rerunning_committed_tasks(
 
     proc = _worker(store_path, log, executor, block_at)
     assert proc.stdout is not None
-    for seen, line in enumerate(proc.stdout, 1):  # blocking reads: kill on progress, no sleep
-        if line.strip() == "BLOCKED" or seen >= kill_after:
+    done, blocked = 0, False
+    for line in proc.stdout:  # blocking reads: we kill on progress, not after a sleep
+        done += line.startswith("DONE ")
+        blocked = blocked or line.strip() == "BLOCKED"
+        # t0 is a source and never the blocker: some task always commits.
+        if done >= kill_after or (blocked and done):
             break
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
