@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only engine]``: run the suite, print a Markdown table."""
+"""``python -m benchmarks [--quick] [--only engine|state]``: run suites, print a Markdown table."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import platform
 import sys
 
-from . import engine
+from . import engine, state
 from ._harness import table
 
-SUITES = {"engine": engine.run}
+SUITES = {"engine": engine.run, "state": state.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,9 +29,16 @@ from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import FlowWeaverError as FlowWeaverError
 from ._errors import SerializationError as SerializationError
+from ._errors import StateAccessError as StateAccessError
+from ._errors import StateCorruptError as StateCorruptError
+from ._errors import StateError as StateError
+from ._errors import StateLockedError as StateLockedError
+from ._errors import StateMismatchError as StateMismatchError
+from ._errors import StateVersionError as StateVersionError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNameCollisionError as TaskNameCollisionError
 from ._errors import TaskTimeoutError as TaskTimeoutError
+from ._errors import TransferError as TransferError
 from ._errors import UnknownDependencyError as UnknownDependencyError
 from ._errors import UnknownTaskError as UnknownTaskError
 from ._errors import WorkerDiedError as WorkerDiedError
@@ -43,6 +50,7 @@ from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
 from ._flow import Flow as Flow
+from ._json_store import JSONFileStore as JSONFileStore
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
 from ._process import ProcessExecutor as ProcessExecutor
@@ -50,8 +58,16 @@ from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import SystemClock as SystemClock
 from ._run import WorkflowRun as WorkflowRun
+from ._serialize import JSONSerializer as JSONSerializer
+from ._serialize import Serializer as Serializer
+from ._sqlite_store import SQLiteStore as SQLiteStore
+from ._state_manager import StateManager as StateManager
+from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
 from ._status import TaskStatus as TaskStatus
+from ._store import MemoryStore as MemoryStore
+from ._store import StateEntry as StateEntry
+from ._store import StateStore as StateStore
 from ._task import Task as Task
 from ._workflow import Workflow as Workflow
 
@@ -62,6 +78,7 @@ __all__ = [  # noqa: RUF022
     "AsyncExecutor",
     "BaseExecutor",
     "BindingError",
+    "ChangePolicy",
     "Clock",
     "ConfigurationError",
     "CycleError",
@@ -74,14 +91,28 @@ __all__ = [  # noqa: RUF022
     "FailurePolicy",
     "Flow",
     "FlowWeaverError",
+    "JSONFileStore",
+    "JSONSerializer",
     "LogLevel",
+    "MemoryStore",
     "Monitor",
     "PoolExecutor",
     "ProcessExecutor",
     "RetryPolicy",
     "RunOptions",
+    "SQLiteStore",
     "SequentialExecutor",
     "SerializationError",
+    "Serializer",
+    "StateAccessError",
+    "StateCorruptError",
+    "StateEntry",
+    "StateError",
+    "StateLockedError",
+    "StateManager",
+    "StateMismatchError",
+    "StateStore",
+    "StateVersionError",
     "SystemClock",
     "Task",
     "TaskFailedError",
@@ -89,6 +120,7 @@ __all__ = [  # noqa: RUF022
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadedExecutor",
+    "TransferError",
     "UnknownDependencyError",
     "UnknownTaskError",
     "WorkerDiedError",

@@ -23,12 +23,14 @@ from . import _scope
 from ._dag import DAG, AuthoredGraph, resolve_executor
 from ._errors import FlowWeaverError, WorkflowFailedError
 from ._logging import LogLevel, configure_logging
+from ._state_manager import _open_store
 from ._status import TaskStatus
 from ._workflow import Workflow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._engine import RunOptions
     from ._run import WorkflowRun
 
 __all__ = ["main"]
@@ -67,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
     run.add_argument("--log-json", action="store_true", help="log JSON lines")
+    run.add_argument(
+        "--state", metavar="PATH", help="a .db/.sqlite (SQLite) or .json store: resumable runs"
+    )
+    run.add_argument("--run-id", metavar="ID", help="the run to start or resume (with --state)")
 
     plan = commands.add_parser("plan", help="print the Kahn layers of a workflow")
     plan.add_argument("target", metavar="FILE[:NAME]")
@@ -116,18 +122,32 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
     # The summary reports failures; log lines add detail only when asked for.
     level = (LogLevel.ERROR, LogLevel.INFO, LogLevel.DEBUG)[min(args.verbose, 2)]
     configure_logging(level, json_output=args.log_json)
+    if (args.state is None) != (args.run_id is None):
+        raise UsageError("--state and --run-id go together: the store, and the run in it")
+    store = None
+    if args.state is not None:
+        try:
+            store = _open_store(args.state, None, None)
+        except FlowWeaverError as error:
+            raise UsageError(f"--state {args.state!r}: {error}") from None
     try:
         executor, release = resolve_executor(args.executor, args.workers)
     except FlowWeaverError as error:
         raise UsageError(str(error)) from None
+    options: RunOptions = {"progress": args.progress, "failure_policy": args.failure_policy}
+    if store is not None:
+        options["store"] = store
+        options["run_id"] = args.run_id
     failed = False
     try:
-        executor.execute(workflow, progress=args.progress, failure_policy=args.failure_policy)
+        executor.execute(workflow, **options)
     except WorkflowFailedError:
         failed = True
     finally:
         if release is not None:
             release()
+        if store is not None:
+            store.close()
     run = workflow.last_run
     assert run is not None  # execute() always leaves its run behind
     print(_summary(run))
@@ -150,7 +170,10 @@ def _summary(run: WorkflowRun) -> str:
     counts = ", ".join(
         f"{stats[s.value]} {s.value}" for s in TaskStatus if stats[s.value] and s.is_terminal
     )
-    lines.append(f"{run.workflow!r}: {counts or 'no tasks'} in {stats['total_time_seconds']:.3f} s")
+    reused = f" ({len(run.restored)} restored from the store)" if run.restored else ""
+    lines.append(
+        f"{run.workflow!r}: {counts or 'no tasks'}{reused} in {stats['total_time_seconds']:.3f} s"
+    )
     return "\n".join(lines)
 
 

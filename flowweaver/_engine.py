@@ -21,6 +21,12 @@ Design:
   run returns, no task is left ``pending``, ``retrying`` or ``running``.
 * **Timeouts** are enforced by the drivers, which know what can be interrupted where; they
   report an overrun as a failed attempt with :class:`TaskTimeoutError`.
+* **Durable state** (resume, result cache): ``Engine(...)`` builds a
+  :class:`~flowweaver._durable.DurableEngine` instead when the run has a ``store=`` or a task
+  has ``cache=True``. It overrides ``begin`` (settle a task from its committed or cached
+  result without running it) and ``succeed`` (commit the result before releasing the
+  dependants). Runs without either never reach that code: the per-task hot path has no extra
+  check (building the engine scans the tasks for ``cache=True`` once, ~30 ns per task).
 
 Hot path: one ``begin`` and one ``succeed`` per task, list indexing only, no allocation for
 observers that are absent (status callbacks and monitors are checked with one ``is not None`` /
@@ -43,13 +49,14 @@ from ._events import Monitor, call_safely
 from ._progress import ProgressMonitor
 from ._retry import Clock, SystemClock
 from ._run import WorkflowRun
-from ._status import FailurePolicy, TaskStatus
+from ._status import ChangePolicy, FailurePolicy, TaskStatus
+from ._store import StateStore
 
 if TYPE_CHECKING:
     from ._task import Task
     from ._workflow import Workflow
 
-__all__ = ["Call", "Engine", "RunOptions"]
+__all__ = ["Call", "Engine", "RunOptions", "check_state_options"]
 
 logger = logging.getLogger("flowweaver.engine")
 
@@ -74,9 +81,16 @@ class RunOptions(TypedDict, total=False):
             values ``"fail_fast"`` / ``"continue"``).
         monitors: :class:`Monitor` objects that watch the run.
         clock: Where retry back-off waits come from (default: the system clock).
-        run_id: An identity for the run (default: a random hex string).
+        run_id: An identity for the run (default: a random hex string). With a ``store``,
+            running again with the same run id resumes the run.
         progress: Show a progress line on standard error (one self-updating line on a
             terminal, periodic plain lines otherwise).
+        store: A :class:`StateStore` that makes the run durable: each task's result is
+            committed as it completes, and a run with the same workflow name and ``run_id``
+            reuses committed results instead of running those tasks again. It also holds
+            the cache of ``Task(cache=True)``.
+        on_changed: What resuming does with a committed task whose code or inputs changed:
+            ``"rerun"`` (default) or ``"error"`` (see :class:`ChangePolicy`).
     """
 
     failure_policy: FailurePolicy | str
@@ -84,6 +98,8 @@ class RunOptions(TypedDict, total=False):
     clock: Clock
     run_id: str
     progress: bool
+    store: StateStore
+    on_changed: ChangePolicy | str
 
 
 _OPTION_NAMES = frozenset(RunOptions.__annotations__)
@@ -115,11 +131,31 @@ def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], C
     run_id = options.get("run_id") or uuid.uuid4().hex[:16]
     if not isinstance(run_id, str):
         raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
+    if "store" in options or "on_changed" in options:
+        check_state_options(options)
     return policy, monitors, clock, run_id
 
 
 def _nothing() -> None:
     return None
+
+
+def check_state_options(options: RunOptions) -> tuple[StateStore | None, ChangePolicy]:
+    """Validate ``store`` and ``on_changed``."""
+    store = options.get("store")
+    if store is not None and not isinstance(store, StateStore):
+        raise ConfigurationError(f"store must implement StateStore, got {store!r}")
+    raw = options.get("on_changed", ChangePolicy.RERUN)
+    try:
+        return store, ChangePolicy(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"on_changed must be one of {[p.value for p in ChangePolicy]!r}, got {raw!r}"
+        ) from None
+
+
+def _is_cached(task: Task[..., Any]) -> bool:
+    return task.cache
 
 
 def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
@@ -163,6 +199,17 @@ class Engine:
         "stopping",
         "tasks",
     )
+
+    def __new__(cls, workflow: Workflow, options: RunOptions) -> Engine:
+        # A durable run (a store, or a cached task) gets the subclass that knows about state;
+        # every other run keeps the plain engine and pays nothing for the feature.
+        if cls is Engine and (
+            options.get("store") is not None or any(map(_is_cached, workflow._tasks))
+        ):
+            from ._durable import DurableEngine
+
+            return object.__new__(DurableEngine)
+        return object.__new__(cls)
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         self.policy, self.monitors, self.clock, run_id = _check_options(options)

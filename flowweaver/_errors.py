@@ -15,10 +15,17 @@ The hierarchy::
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
     │   ├── EventLoopError                   a sync entry point was called inside a running loop
-    │   ├── SerializationError (pickle.PicklingError)  .task_name: a call cannot cross to a
-    │   │                                    worker process (or its result cannot come back)
+    │   ├── TransferError (pickle.PicklingError)  .task_name: a call cannot cross to a worker
+    │   │                                    process (or its result cannot come back)
     │   └── WorkerDiedError                  .task_name, .exitcode: its worker process died
-    └── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
+    ├── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
+    └── StateError                           durable state could not be read, written or trusted
+        ├── StateCorruptError (ValueError)   .path, .reason: unreadable or truncated store
+        ├── StateVersionError (ValueError)   .path, .found, .supported: written by a newer version
+        ├── StateLockedError (TimeoutError)  .path, .timeout: another writer held the lock too long
+        ├── StateAccessError (OSError)       .path, .reason: cannot open/write it, or it is closed
+        ├── SerializationError (TypeError)   .type_name, .reason, .task_name: no stored form
+        └── StateMismatchError (RuntimeError)  .task_name: code or inputs changed (strict resume)
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
 against the seeds (``except ValueError`` / ``except RuntimeError``) keeps working. Details live in
@@ -44,9 +51,16 @@ __all__ = [
     "ExecutionError",
     "FlowWeaverError",
     "SerializationError",
+    "StateAccessError",
+    "StateCorruptError",
+    "StateError",
+    "StateLockedError",
+    "StateMismatchError",
+    "StateVersionError",
     "TaskFailedError",
     "TaskNameCollisionError",
     "TaskTimeoutError",
+    "TransferError",
     "UnknownDependencyError",
     "UnknownTaskError",
     "WorkerDiedError",
@@ -233,7 +247,7 @@ class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
 
 
-class SerializationError(ExecutionError, pickle.PicklingError):
+class TransferError(ExecutionError, pickle.PicklingError):
     """A call cannot be sent to a worker process, or its outcome cannot be sent back.
 
     It is a ``pickle.PicklingError`` too, so ``except pickle.PicklingError`` catches it.
@@ -282,3 +296,124 @@ class WorkerDiedError(ExecutionError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.task_name, self.exitcode))
+
+
+class StateError(FlowWeaverError):
+    """Durable state (a :class:`~flowweaver.StateStore`) could not be read, written or trusted.
+
+    Every subclass also derives from the built-in a caller would catch for the same problem
+    with a plain file. A state error never discards what a store has committed: the store is
+    left exactly as it was.
+    """
+
+
+class StateCorruptError(StateError, ValueError):
+    """A state store's file is not readable as one: truncated, damaged, or not a store at all.
+
+    Attributes:
+        path: The file.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"state store {path!r} is corrupt: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class StateVersionError(StateError, ValueError):
+    """A state store was written by a newer flowweaver (its schema version is unknown here).
+
+    Attributes:
+        path: The file.
+        found: The version the file carries.
+        supported: The newest version this flowweaver reads.
+    """
+
+    def __init__(self, path: str, found: object, supported: int) -> None:
+        super().__init__(
+            f"state store {path!r} has schema version {found!r}; this flowweaver reads "
+            f"versions up to {supported} (upgrade flowweaver to open it)"
+        )
+        self.path = path
+        self.found = found
+        self.supported = supported
+
+
+class StateLockedError(StateError, TimeoutError):
+    """Another writer held a state store's lock for longer than the store's ``timeout``.
+
+    Attributes:
+        path: The file.
+        timeout: Seconds waited before giving up.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(
+            f"state store {path!r} is locked by another writer; gave up after {timeout!r} s"
+        )
+        self.path = path
+        self.timeout = timeout
+
+
+class StateAccessError(StateError, OSError):
+    """A state store could not be opened or written (permissions, disk full), or is closed.
+
+    Attributes:
+        path: The file.
+        reason: What the operating system or SQLite said.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"state store {path!r} cannot be used: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SerializationError(StateError, TypeError):
+    """A value has no stored form, or a stored value cannot be rebuilt.
+
+    Attributes:
+        type_name: The value's type (``module.QualName``; builtins by bare name).
+        reason: Why.
+        task_name: The task whose result it is, when there is one.
+        restoring: True when a stored value could not be rebuilt (reading), False when a value
+            could not be stored (writing).
+    """
+
+    def __init__(
+        self, type_name: str, reason: str, *, task_name: str | None = None, restoring: bool = False
+    ) -> None:
+        owner = "" if task_name is None else f"task {task_name!r}: "
+        verb = "restore" if restoring else "store"
+        super().__init__(f"{owner}cannot {verb} a value of type {type_name!r}: {reason}")
+        self.type_name = type_name
+        self.reason = reason
+        self.task_name = task_name
+        self.restoring = restoring
+
+    def for_task(self, task_name: str) -> SerializationError:
+        """The same error, naming the task whose value it is."""
+        error = SerializationError(
+            self.type_name, self.reason, task_name=task_name, restoring=self.restoring
+        )
+        error.__cause__ = self.__cause__
+        return error
+
+
+class StateMismatchError(StateError, RuntimeError):
+    """Resuming with ``on_changed="error"``: a task's code or inputs changed since it committed.
+
+    Attributes:
+        task_name: The task.
+        run_id: The run being resumed.
+    """
+
+    def __init__(self, task_name: str, workflow: str, run_id: str) -> None:
+        super().__init__(
+            f"task {task_name!r} of workflow {workflow!r} changed (code or inputs) since run "
+            f"{run_id!r} committed its result"
+        )
+        self.task_name = task_name
+        self.workflow = workflow
+        self.run_id = run_id

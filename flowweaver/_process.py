@@ -27,7 +27,7 @@ Design:
   ``reducer_override`` sends such a function as a reference ``(module, qualname)`` that the
   worker resolves to that Task's ``fn``; user functions are never modified. A call that cannot
   be pickled (a lambda, a closure, an open socket as argument) fails its task with
-  :class:`SerializationError`, which says so and suggests the thread executor.
+  :class:`TransferError`, which says so and suggests the thread executor.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._drivers import drive_pool
-from ._errors import ConfigurationError, SerializationError
+from ._errors import ConfigurationError, TransferError
 from ._executors import BaseExecutor
 from ._process_pool import Call, WorkerPool, cancel, payload
 from ._retry import check_count
@@ -133,7 +133,7 @@ class ProcessExecutor(BaseExecutor):
 
     Task functions, their arguments and results must pickle: define functions at module level
     (``@task``-decorated ones included). A lambda or closure fails its task with
-    :class:`SerializationError`; run such tasks on :class:`ThreadedExecutor`. A task past its
+    :class:`TransferError`; run such tasks on :class:`ThreadedExecutor`. A task past its
     timeout is killed with its process (its side effects stop there), a fresh worker replaces
     it, and the run goes on; a worker that dies on its own fails its task with
     :class:`WorkerDiedError` (retried if the task allows). See the module docstring for the
@@ -181,14 +181,14 @@ class ProcessExecutor(BaseExecutor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
         """Run ``fn(*args, **kwargs)`` in a worker process; return its future.
 
-        A call that cannot be pickled gives a future failed with :class:`SerializationError`.
+        A call that cannot be pickled gives a future failed with :class:`TransferError`.
         Cancelling the future before a worker takes the call keeps it from running.
         """
         future: cf.Future[R] = cf.Future()
         name = getattr(fn, "__qualname__", None) or repr(fn)
         try:
             data = payload(name, None, fn, args, kwargs)
-        except SerializationError as error:
+        except TransferError as error:
             future.set_exception(error)
             return future
         call = Call(name, data, partial(_settle_future, future),

@@ -21,7 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._calls import invoke
-from ._errors import SerializationError, WorkerDiedError
+from ._errors import TransferError, WorkerDiedError
 from ._task import Task
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def payload(
     """What a worker receives for one call; the name travels apart so errors can use it.
 
     Raises:
-        SerializationError: The function or its arguments cannot be pickled.
+        TransferError: The function or its arguments cannot be pickled.
     """
     try:
         body = _dumps((fn, args, kwargs))
@@ -102,7 +102,7 @@ def payload(
             )
         else:
             what = f"its arguments cannot be pickled ({type(error).__name__}: {error})"
-        raise SerializationError(name, what) from error
+        raise TransferError(name, what) from error
     return pickle.dumps((name, timeout, body), pickle.HIGHEST_PROTOCOL)
 
 
@@ -132,7 +132,7 @@ def _run(data: bytes) -> bytes:
         fn, args, kwargs = pickle.loads(body)
     except Exception as error:
         detail = f"loading it in the worker failed ({type(error).__name__}: {error})"
-        return _dumps((False, SerializationError(name, detail)))
+        return _dumps((False, TransferError(name, detail)))
     try:
         outcome: tuple[bool, object] = (True, invoke(fn, args, kwargs, name, timeout))
     except BaseException as error:  # sent to the parent, as a Future would carry it
@@ -143,7 +143,7 @@ def _run(data: bytes) -> bytes:
     except Exception as error:
         what = "result" if outcome[0] else f"exception {outcome[1]!r}"
         detail = f"its {what} cannot be pickled ({type(error).__name__}: {error})"
-        return _dumps((False, SerializationError(name, detail, returning=True)))
+        return _dumps((False, TransferError(name, detail, returning=True)))
 
 
 # -- the parent side ------------------------------------------------------------------------
@@ -401,5 +401,5 @@ def _outcome(data: bytes, name: str) -> tuple[bool, object]:
         ok, value = pickle.loads(data)
     except Exception as error:
         detail = f"unpickling it in the parent failed ({type(error).__name__}: {error})"
-        return False, SerializationError(name, detail, returning=True)
+        return False, TransferError(name, detail, returning=True)
     return ok, value

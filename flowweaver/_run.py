@@ -45,8 +45,10 @@ class WorkflowRun:
         "_results",
         "_started",
         "_statuses",
+        "cached",
         "failures",
         "finished_at",
+        "restored",
         "run_id",
         "started_at",
         "workflow",
@@ -69,6 +71,10 @@ class WorkflowRun:
         self._finished: list[float] = [0.0] * n
         #: Every task that failed for good, in the order it failed.
         self.failures: list[TaskFailedError] = []
+        #: Tasks whose result was restored from the run's store (resumed), not run.
+        self.restored: list[str] = []
+        #: Tasks whose result came from the cache (``Task(cache=True)``), not run.
+        self.cached: list[str] = []
         #: Wall-clock (``time.time()``) start and end of the run; ``finished_at`` is None while
         #: it runs.
         self.started_at: float = time.time()

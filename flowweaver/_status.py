@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FailurePolicy", "TaskStatus"]
+__all__ = ["ChangePolicy", "FailurePolicy", "TaskStatus"]
 
 
 class TaskStatus(StrEnum):
@@ -46,3 +46,16 @@ class FailurePolicy(StrEnum):
 
     FAIL_FAST = "fail_fast"
     CONTINUE = "continue"
+
+
+class ChangePolicy(StrEnum):
+    """What a resumed run does with a committed task whose code or inputs have changed.
+
+    ``RERUN`` (the default): log a warning and run the task again; its new result is
+    committed in place of the old one, and tasks downstream re-run only if the new result
+    differs (their inputs changed). ``ERROR``: fail the task with
+    :class:`~flowweaver.StateMismatchError` (no retries); the failure policy applies as usual.
+    """
+
+    RERUN = "rerun"
+    ERROR = "error"

@@ -20,6 +20,7 @@ from ._status import TaskStatus
 
 if TYPE_CHECKING:
     from ._run import WorkflowRun
+    from ._store import MemoryStore
 
 __all__ = ["Task"]
 
@@ -70,6 +71,14 @@ class Task(Generic[P, R]):
         when: Predicate called with the task's inputs; the task is skipped when it is falsy.
         skip_if_upstream_skipped: Skip this task when every one of its upstream tasks was
             skipped, instead of running it with ``None`` inputs.
+        cache: Reuse a stored result when the task's code and inputs match one stored
+            earlier (in the run's ``store=``, else in memory on this Task for the life of the
+            process). See "State, resume and caching" in the README.
+        cache_ttl: Seconds a cached result stays usable (None: until deleted). Needs
+            ``cache=True``.
+        cache_key: Called with the task's inputs, returns the str that identifies them in the
+            cache, for inputs that cannot be serialized (or are expensive to). Needs
+            ``cache=True``.
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -89,12 +98,17 @@ class Task(Generic[P, R]):
     retry_on: tuple[type[BaseException], ...] = _DEFAULT_RETRY_ON
     when: Callable[..., object] | None = None
     skip_if_upstream_skipped: bool = False
+    cache: bool = False
+    cache_ttl: float | None = None
+    cache_key: Callable[..., str] | None = None
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
     )
     _params: Params | None = field(default=None, init=False, repr=False, compare=False)
     _async: bool | None = field(default=None, init=False, repr=False, compare=False)
+    # The in-memory result cache of a cache=True task run without a store (see _durable).
+    _memo: MemoryStore | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         name = self.name
@@ -118,6 +132,8 @@ class Task(Generic[P, R]):
                     raise ConfigurationError(
                         f"task {name!r}: {label} must be callable, got {value!r}"
                     )
+        if self.cache is not False or self.cache_ttl is not None or self.cache_key is not None:
+            self._check_cache_fields()
         deps = self.depends_on
         if deps:
             if isinstance(deps, str) or not all(isinstance(d, str) and d for d in deps):
@@ -126,6 +142,19 @@ class Task(Generic[P, R]):
                 )
             if type(deps) is not tuple:
                 object.__setattr__(self, "depends_on", tuple(deps))
+
+    def _check_cache_fields(self) -> None:
+        owner = f"task {self.name!r}"
+        if not isinstance(self.cache, bool):
+            raise ConfigurationError(f"{owner}: cache must be a bool, got {self.cache!r}")
+        if self.cache_ttl is not None:
+            check_number(owner, "cache_ttl", self.cache_ttl, strict=True)
+        if self.cache_key is not None and not callable(self.cache_key):
+            raise ConfigurationError(f"{owner}: cache_key must be callable, got {self.cache_key!r}")
+        if not self.cache:
+            label = "cache_ttl" if self.cache_ttl is not None else "cache_key"
+            value = getattr(self, label)
+            raise ConfigurationError(f"{owner}: {label}={value!r} needs cache=True")
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function directly, bypassing retries and timeouts (handy in unit tests)."""

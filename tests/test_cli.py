@@ -120,6 +120,56 @@ def test_verbose_logs_json_lines(files: Path) -> None:
     assert '"task": "load"' in done.stderr
 
 
+def test_state_and_run_id_resume_a_failed_run(files: Path) -> None:
+    (files / "resumable.py").write_text(
+        textwrap.dedent("""
+        import os
+        from flowweaver import Task, Workflow
+
+        def flaky():
+            if not os.path.exists("fixed"):
+                raise RuntimeError("not yet")
+            return 2
+
+        wf = Workflow("resumable")
+        wf.add_task(Task(name="one", fn=lambda: 1))
+        wf.add_task(Task(name="two", fn=flaky))
+    """)
+    )
+    args = [
+        "run",
+        "resumable.py",
+        "--state",
+        "runs.db",
+        "--run-id",
+        "r1",
+        "--executor",
+        "sequential",
+    ]
+    first = flowweaver(files, *args)
+    assert first.returncode == 1
+    (files / "fixed").write_text("")
+    second = flowweaver(files, *args)
+    assert second.returncode == 0, second.stderr
+    lines = second.stdout.splitlines()
+    assert lines[1].split()[:3] == ["one", "completed", "0"]  # restored, not run again
+    assert lines[-1].startswith("'resumable': 2 completed (1 restored from the store) in ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--state", "runs.db"], "--state and --run-id go together: the store, and the run in it"),
+        (["--state", "runs.txt", "--run-id", "x"],
+         "--state 'runs.txt': StateManager: storage_path must end in .json (JSON file) or "
+         ".db, .sqlite, .sqlite3 (SQLite), got 'runs.txt'"),
+    ],
+)  # fmt: skip
+def test_state_options_are_checked(files: Path, args: list[str], message: str) -> None:
+    done = flowweaver(files, "run", "seed.py", *args)
+    assert (done.returncode, done.stderr) == (2, f"flowweaver: error: {message}\n")
+
+
 def test_plan_prints_kahn_layers(files: Path) -> None:
     done = flowweaver(files, "plan", "flow.py")
     assert (done.returncode, done.stdout) == (

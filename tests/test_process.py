@@ -19,11 +19,11 @@ import pytest
 from flowweaver import (
     ConfigurationError,
     ProcessExecutor,
-    SerializationError,
     Task,
     TaskFailedError,
     TaskStatus,
     TaskTimeoutError,
+    TransferError,
     WorkerDiedError,
     Workflow,
     WorkflowFailedError,
@@ -92,7 +92,7 @@ def test_a_lambda_or_closure_fails_its_task_with_a_clear_error(
         process_executor.execute(wf, failure_policy="continue")
     failure = only_failure(info)
     cause = failure.__cause__
-    assert isinstance(cause, SerializationError)
+    assert isinstance(cause, TransferError)
     assert isinstance(cause, pickle.PicklingError)
     assert str(cause) == (
         f"task 'closure' cannot be sent to a worker process: its function {closure!r} cannot be "
@@ -110,20 +110,20 @@ def test_unpicklable_arguments_results_and_exceptions_are_named(
     lock = threading.Lock()
     future = process_executor.submit(at.ordered.fn, lock)
     error = future.exception(WAIT)
-    assert isinstance(error, SerializationError)
+    assert isinstance(error, TransferError)
     assert str(error) == (
         "task 'ordered' cannot be sent to a worker process: its arguments cannot be pickled "
         "(TypeError: cannot pickle '_thread.lock' object); run it on ThreadedExecutor "
         "(executor='thread') instead"
     )
     error = process_executor.submit(at.return_unpicklable).exception(WAIT)
-    assert isinstance(error, SerializationError) and error.returning
+    assert isinstance(error, TransferError) and error.returning
     assert str(error).startswith(
         "task 'return_unpicklable' ran in a worker process but its outcome cannot be sent "
         "back: its result cannot be pickled (AttributeError: Can't pickle local object"
     )
     error = process_executor.submit(at.raise_unpicklable).exception(WAIT)
-    assert isinstance(error, SerializationError)
+    assert isinstance(error, TransferError)
     assert str(error) == (
         "task 'raise_unpicklable' ran in a worker process but its outcome cannot be sent back: "
         "its exception Unpicklable('bad') cannot be pickled (TypeError: no pickling this one)"

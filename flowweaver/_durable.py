@@ -1,0 +1,325 @@
+"""The engine's durable half: resuming a run from its store, and the result cache.
+
+``Engine(workflow, options)`` builds a :class:`DurableEngine` when the run has a ``store=`` or
+a task has ``cache=True`` (see ``Engine.__new__``); otherwise nothing here runs.
+
+Design:
+
+* **A run's identity** is ``(workflow name, run id)``: its committed results live in the
+  store namespace :func:`~flowweaver._store.run_namespace` of that pair, keyed by task name, so
+  two workflows or two run ids never see each other's results. They are read once, when the
+  run is built.
+* **Commit before release.** :meth:`DurableEngine.succeed` serializes the result and stores
+  it (one ``put``, one store transaction) *before* the plain engine marks the task completed
+  and releases its dependants. A crash therefore loses at most the tasks that were running
+  (and, on a pool, calls that had returned but were not yet committed); a task whose result
+  was committed never runs again under the same run id.
+* **Resume.** When a task becomes ready, :meth:`DurableEngine.begin` looks for its committed
+  result. If the record's fingerprint matches the task's current one, the task is settled
+  ``completed`` with the restored value (listed in ``run.restored``, ``attempts`` 0) and its
+  dependants are released, without running it. Failed, cancelled and never-started tasks were
+  never committed, so they run.
+* **Fingerprint** = hash(code, inputs). Code: :func:`~flowweaver._fingerprint.code_fingerprint`
+  of ``fn`` (and of ``when``). Inputs: the hashes of the stored text of the upstream results
+  the function actually receives, in binding order — a task's own result text is hashed once
+  when it is committed or restored, never re-serialized for its dependants. A mismatch follows
+  ``on_changed`` (:class:`~flowweaver.ChangePolicy`): re-run the task (warning logged; its
+  dependants re-run only if its new result differs) or fail it with
+  :class:`~flowweaver.StateMismatchError`.
+* **Cache.** A ``cache=True`` task that was not restored looks up
+  ``"<task name>:<hash of code and inputs>"`` (or of code and ``cache_key(*args)``) in the
+  cache namespace of the run's store — or, without a store, in a :class:`MemoryStore` kept on
+  the Task object for the life of the process. A hit is committed to the run like a result and
+  listed in ``run.cached``; a miss is stored with its TTL when the task succeeds.
+* **Failures of the state machinery are task failures.** A result with no stored form
+  (:class:`~flowweaver.SerializationError` naming the task and the type), a locked or broken
+  store, a raising ``cache_key``: the task fails for good (no retry) through the normal failure
+  path, so the failure policy applies and the run ends consistent — nothing half-committed, no
+  dependant released.
+
+Store writes happen on the thread that drives the run (the only thread that calls the engine),
+so a run's writes are sequential. On the async executor that is the event loop: a commit
+blocks it for one transaction (tens of microseconds with SQLite, ``synchronous="normal"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from ._engine import Call, Engine, check_state_options
+from ._errors import ConfigurationError, SerializationError, StateMismatchError
+from ._fingerprint import code_fingerprint, digest
+from ._serialize import JSONSerializer
+from ._status import ChangePolicy, TaskStatus
+from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_namespace
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._engine import RunOptions
+    from ._run import WorkflowRun
+    from ._task import Task
+    from ._workflow import Workflow
+
+__all__ = ["DurableEngine"]
+
+logger = logging.getLogger("flowweaver.state")
+
+_COMPLETED = TaskStatus.COMPLETED
+
+
+class DurableEngine(Engine):
+    """An :class:`Engine` that commits results to a store, resumes from it, and caches.
+
+    Built by ``Engine(...)`` itself; see the module docstring.
+    """
+
+    __slots__ = (
+        "_cache_keys",
+        "_code",
+        "_digests",
+        "_namespace",
+        "_on_changed",
+        "_records",
+        "_serializer",
+        "_store",
+    )
+
+    def __init__(self, workflow: Workflow, options: RunOptions) -> None:
+        store, self._on_changed = check_state_options(options)
+        run_id = options.get("run_id")
+        records: dict[str, StateEntry] = {}
+        if store is not None and isinstance(run_id, str) and run_id:
+            # Read before the run is registered anywhere: a broken store fails the call cleanly.
+            records = store.entries(run_namespace(workflow.name, run_id))
+        super().__init__(workflow, options)
+        self._store: StateStore | None = store
+        self._records = records
+        self._namespace = run_namespace(workflow.name, self.run.run_id)
+        self._serializer = store.serializer if store is not None else JSONSerializer()
+        self._digests: list[str | None] = [None] * self.n
+        self._code: dict[int, str] = {}  # id(callable) -> code fingerprint
+        self._cache_keys: dict[int, str] = {}  # task index -> cache key, between begin/succeed
+
+    # -- the driver protocol -----------------------------------------------------------------
+
+    def start(
+        self,
+        awaiter: Callable[[Awaitable[object]], object],
+        wake: Callable[[], object] = lambda: None,
+    ) -> None:
+        if self._records:
+            run = self.run
+            logger.info(
+                "workflow %r: resuming run %s from %r: %d task result(s) committed earlier",
+                run.workflow, run.run_id, self._store, len(self._records),
+            )  # fmt: skip
+        super().start(awaiter, wake)
+
+    def begin(self, i: int) -> Call | None:
+        """As :meth:`Engine.begin`, but a task with a reusable committed or cached result is
+        settled ``completed`` with it instead of running."""
+        if not self.attempts[i] and self._settle_from_state(i):
+            return None
+        return super().begin(i)
+
+    def succeed(self, i: int, value: object) -> None:
+        """Commit the result (and cache it), then as :meth:`Engine.succeed`; if it cannot be
+        stored, the task fails instead and nothing downstream is released."""
+        error = self._commit(i, value)
+        if error is not None:
+            self.errors[i] = error
+            self._fail_for_good(i, error)
+            return
+        super().succeed(i, value)
+
+    def finish(self) -> WorkflowRun:
+        run = super().finish()
+        if run.restored or run.cached:
+            logger.info(
+                "workflow %r: run %s reused %d committed and %d cached result(s)",
+                run.workflow, run.run_id, len(run.restored), len(run.cached),
+            )  # fmt: skip
+        return run
+
+    # -- reuse -------------------------------------------------------------------------------
+
+    def _settle_from_state(self, i: int) -> bool:
+        """Settle task ``i`` from its committed or cached result; True if it was settled."""
+        task = self.tasks[i]
+        if self._records:
+            record = self._records.pop(task.name, None)
+            if record is not None and self._restore(i, task, record):
+                return True
+        if task.cache:
+            return self._from_cache(i, task)
+        return False
+
+    def _restore(self, i: int, task: Task[..., Any], record: StateEntry) -> bool:
+        if record.fingerprint != self._fingerprint(i):
+            run = self.run
+            if self._on_changed is ChangePolicy.ERROR:
+                self._refuse(i, StateMismatchError(task.name, run.workflow, run.run_id))
+                return True
+            logger.warning(
+                "task %r: code or inputs changed since run %s committed its result; "
+                "running it again",
+                task.name, run.run_id, extra={"task": task.name},
+            )  # fmt: skip
+            return False
+        try:
+            value = self._serializer.loads(record.data)
+        except SerializationError as error:
+            self._refuse(i, error.for_task(task.name))
+            return True
+        self._digests[i] = digest(record.data)
+        self._reuse(i, value, self.run.restored)
+        return True
+
+    def _from_cache(self, i: int, task: Task[..., Any]) -> bool:
+        try:
+            key = self._cache_key(i, task)
+            cache = self._cache_of(task)
+            entry = cache.get(CACHE_NAMESPACE, key)
+            if entry is None:
+                self._cache_keys[i] = key
+                return False
+            value = cache.serializer.loads(entry.data)
+            store = self._store
+            if store is not None:  # commit it to the run too, before releasing dependants
+                record = StateEntry(entry.data, store.now(), None, self._fingerprint(i))
+                store.put(self._namespace, task.name, record)
+        except SerializationError as error:
+            self._refuse(i, error if error.task_name else error.for_task(task.name))
+            return True
+        except Exception as error:  # a raising cache_key, a locked or broken store
+            self._refuse(i, error)
+            return True
+        self._digests[i] = digest(entry.data)
+        self._reuse(i, value, self.run.cached)
+        return True
+
+    def _reuse(self, i: int, value: object, reused: list[str]) -> None:
+        """Settle ``i`` completed with ``value`` without running it; release its dependants."""
+        task = self.tasks[i]
+        self.results[i] = value
+        self.started[i] = self.finished[i] = perf_counter()
+        self.statuses[i] = _COMPLETED
+        reused.append(task.name)
+        if task.on_status_change is not None or self.monitors:
+            self._notify(i, _COMPLETED)
+        if self._debug:
+            logger.debug("task %r: reused its stored result", task.name, extra={"task": task.name})
+        pending, ready, n = self.pending, self.ready, self.n
+        for child in self.children[i]:
+            if child < n:
+                left = pending[child] - 1
+                pending[child] = left
+                if not left:
+                    ready.append(child)
+
+    def _refuse(self, i: int, error: BaseException) -> None:
+        """Fail ``i`` for good before it ran (no retry: retrying cannot fix state trouble)."""
+        self.errors[i] = error
+        self.attempts[i] = 1
+        self._fail_for_good(i, error)
+
+    # -- commit ------------------------------------------------------------------------------
+
+    def _commit(self, i: int, value: object) -> BaseException | None:
+        """Store task ``i``'s result in the run and in the cache; the error if that failed."""
+        store = self._store
+        key = self._cache_keys.pop(i, None)
+        if store is None and key is None:
+            return None  # a workflow with some cached tasks, and this is not one of them
+        task = self.tasks[i]
+        try:
+            text = self._serializer.dumps(value)
+        except SerializationError as error:
+            return error.for_task(task.name)
+        self._digests[i] = digest(text)
+        try:
+            if key is not None:
+                cache = self._cache_of(task)
+                now, ttl = cache.now(), task.cache_ttl
+                cache.put(CACHE_NAMESPACE, key,
+                          StateEntry(text, now, None if ttl is None else now + ttl))  # fmt: skip
+            if store is not None:
+                entry = StateEntry(text, store.now(), None, self._fingerprint(i))
+                store.put(self._namespace, task.name, entry)
+        except Exception as error:  # a locked or broken store (a custom one may raise anything)
+            return error
+        return None
+
+    # -- fingerprints and keys ---------------------------------------------------------------
+
+    def _cache_of(self, task: Task[..., Any]) -> StateStore:
+        if self._store is not None:
+            return self._store
+        memo = task._memo
+        if memo is None:
+            memo = MemoryStore()
+            object.__setattr__(task, "_memo", memo)
+        return memo
+
+    def _code_of(self, fn: Callable[..., object]) -> str:
+        code = self._code.get(id(fn))
+        if code is None:
+            code = self._code[id(fn)] = code_fingerprint(fn)
+        return code
+
+    def _digest_of(self, j: int) -> str:
+        """Hash of task ``j``'s result text (serialized now if it was never stored)."""
+        known = self._digests[j]
+        if known is not None:
+            return known
+        try:
+            text = self._serializer.dumps(self.results[j])
+        except SerializationError as error:
+            raise error.for_task(self.tasks[j].name) from None
+        known = self._digests[j] = digest(text)
+        return known
+
+    def _fingerprint(self, i: int) -> str:
+        """Hash of task ``i``'s code and of the inputs it receives (see the module docstring)."""
+        task = self.tasks[i]
+        hasher = hashlib.blake2b(self._code_of(task.fn).encode(), digest_size=16)
+        if task.when is not None:
+            hasher.update(b"when:" + self._code_of(task.when).encode())
+        deps, spec = self.deps[i], self.specs[i]
+        for k in spec.positional:
+            hasher.update(b"|" + self._digest_of(deps[k]).encode())
+        for name, k in spec.keywords:
+            hasher.update(f"|{name}={self._digest_of(deps[k])}".encode())
+        return hasher.hexdigest()
+
+    def _cache_key(self, i: int, task: Task[..., Any]) -> str:
+        user_key = task.cache_key
+        if user_key is None:
+            try:
+                return f"{task.name}:{self._fingerprint(i)}"
+            except SerializationError as error:
+                raise SerializationError(
+                    error.type_name,
+                    f"the result of {error.task_name!r}, an input of this cached task, has no "
+                    f"stored form to hash for its cache key (give the task a cache_key=)",
+                    task_name=task.name,
+                ) from error
+        args, kwargs = self._arguments(i)
+        part = user_key(*args, **kwargs)
+        if not isinstance(part, str):
+            raise ConfigurationError(
+                f"task {task.name!r}: cache_key must return a str, got {part!r}"
+            )
+        hasher = hashlib.blake2b(self._code_of(task.fn).encode(), digest_size=16)
+        hasher.update(b"key:" + part.encode("utf-8", "surrogatepass"))
+        return f"{task.name}:{hasher.hexdigest()}"
+
+    def _arguments(self, i: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments task ``i`` is called with (the binding rule, as in ``begin``)."""
+        results, deps, spec = self.results, self.deps[i], self.specs[i]
+        args = tuple([results[deps[k]] for k in spec.positional])
+        return args, {name: results[deps[k]] for name, k in spec.keywords}

@@ -1,0 +1,316 @@
+"""SQLiteStore: the durable default for workflow runs (standard-library ``sqlite3``).
+
+Design:
+
+* **One transaction per ``put``.** The connection is in autocommit mode and every write is a
+  single statement (or a short ``BEGIN IMMEDIATE … COMMIT``), so when ``put`` returns the entry
+  is committed. A run calls ``put`` once per completed task, before that task's dependants are
+  released.
+* **WAL journal.** Readers never block the writer and the writer never blocks readers; several
+  processes may read while one writes. Writers are serialized by SQLite's lock: a writer waits
+  up to ``timeout`` seconds (the busy timeout), then :class:`StateLockedError`.
+* **Durability** is ``PRAGMA synchronous``: ``"normal"`` (default) with WAL does not fsync on
+  each commit, only at checkpoints. A committed task survives the *process* crashing (SIGKILL,
+  an exception, Ctrl-C) — the WAL is in the operating system's hands — but the last commits
+  before an *operating-system* crash or power loss may be lost (never corrupted: the database
+  rolls back to an earlier commit). ``"full"`` fsyncs the WAL on every commit and survives
+  power loss, at the price of one fsync per task (milliseconds on many disks).
+* **Schema version** lives in the ``flowweaver_meta`` table. A store written by a newer schema
+  raises :class:`StateVersionError` on open and is not touched. Tables are prefixed
+  ``flowweaver_``, so the store may share a database file with other tables.
+* **Errors**: a file that is not a database, or is truncated or damaged, raises
+  :class:`StateCorruptError`; nothing is ever rewritten to "repair" it. A file that cannot be
+  opened or written raises :class:`StateAccessError`.
+* **Permissions**: a new database file is created 0o600 (SQLite gives its ``-wal``/``-shm``
+  files the same mode); a missing folder is created 0o700.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, NoReturn, Self
+
+from ._errors import (
+    ConfigurationError,
+    StateAccessError,
+    StateCorruptError,
+    StateLockedError,
+    StateVersionError,
+)
+from ._retry import check_number
+from ._store import StateEntry, check_clock, check_serializer, make_private_dirs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from ._serialize import Serializer
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+#: The schema this module writes; it reads every version up to this one.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS flowweaver_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flowweaver_entries (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    fingerprint TEXT NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+"""
+
+_SYNCHRONOUS = ("normal", "full", "extra")
+_COLUMNS = "data, created_at, expires_at, fingerprint, metadata"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+# SQLite primary result codes (the low byte of an extended code).
+_BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
+
+
+class SQLiteStore:
+    """A :class:`~flowweaver.StateStore` in one SQLite database file (WAL mode).
+
+    Example:
+        >>> with SQLiteStore("state/etl.db") as store:  # doctest: +SKIP
+        ...     workflow.execute(store=store, run_id="2024-06-01")
+
+    Args:
+        path: The database file; created (0o600, folder 0o700) if missing.
+        serializer: How values become text (default :class:`~flowweaver.JSONSerializer`).
+        synchronous: ``"normal"`` (default: survives a process crash; an OS crash or power
+            loss may lose the last commits), ``"full"`` (survives power loss; one fsync per
+            commit) or ``"extra"``. See the module docstring.
+        timeout: Seconds a write waits for another writer's lock before
+            :class:`StateLockedError`.
+        clock: Wall-clock seconds for TTLs (default ``time.time``).
+
+    Raises:
+        StateCorruptError: The file exists but is not a readable database.
+        StateVersionError: The file was written by a newer schema version.
+        StateLockedError: Creating the schema waited ``timeout`` for another writer.
+        StateAccessError: The file or its folder cannot be opened or created.
+        ConfigurationError: An argument is invalid.
+    """
+
+    __slots__ = ("_clock", "_conn", "_lock", "path", "serializer", "synchronous", "timeout")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        serializer: Serializer | None = None,
+        synchronous: str = "normal",
+        timeout: float = 5.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise ConfigurationError(f"SQLiteStore: path must be a file path, got {path!r}")
+        self.path = os.path.abspath(os.fspath(path))
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"SQLiteStore: synchronous must be one of {list(_SYNCHRONOUS)!r}, "
+                f"got {synchronous!r}"
+            )
+        self.synchronous = synchronous
+        self.timeout = check_number("SQLiteStore", "timeout", timeout)
+        self.serializer = check_serializer("SQLiteStore", serializer)
+        self._clock = check_clock("SQLiteStore", clock)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        folder = os.path.dirname(self.path)
+        try:
+            make_private_dirs(folder)
+            # Create the file ourselves so that it is owner-only from its first byte.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise StateAccessError(self.path, error.strerror or str(error)) from error
+        try:
+            # Autocommit mode: each statement is its own transaction unless we BEGIN.
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            self._raise(error)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            self._check_schema(conn)
+        except sqlite3.Error as error:
+            conn.close()
+            self._raise(error)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        version = self._read_version(conn)
+        if version is None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # One statement at a time: executescript() would COMMIT our transaction first.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR IGNORE INTO flowweaver_meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            version = self._read_version(conn)
+        if version is None or not version.isdigit():
+            raise StateCorruptError(self.path, f"unreadable schema version {version!r}")
+        if int(version) > SCHEMA_VERSION:
+            raise StateVersionError(self.path, int(version), SCHEMA_VERSION)
+
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection) -> str | None:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flowweaver_meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute(
+            "SELECT value FROM flowweaver_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _raise(self, error: sqlite3.Error) -> NoReturn:
+        """Re-raise a sqlite3 error as the typed state error it means."""
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code in (_BUSY, _LOCKED):
+            raise StateLockedError(self.path, self.timeout) from error
+        if code in (_CORRUPT, _NOTADB) or (
+            isinstance(error, sqlite3.DatabaseError)
+            and not isinstance(error, sqlite3.OperationalError | sqlite3.ProgrammingError)
+        ):
+            raise StateCorruptError(self.path, str(error)) from error
+        raise StateAccessError(self.path, str(error)) from error
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise StateAccessError(self.path, "the store is closed")
+        return conn
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
+
+    # -- the StateStore protocol -------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def get(self, namespace: str, key: str) -> StateEntry | None:
+        with self._lock:
+            try:
+                row = (
+                    self._connection()
+                    .execute(
+                        f"SELECT {_COLUMNS} FROM flowweaver_entries "
+                        f"WHERE namespace = ? AND key = ? AND {_LIVE}",
+                        (namespace, key, self._clock()),
+                    )
+                    .fetchone()
+                )
+            except sqlite3.Error as error:
+                self._raise(error)
+        return None if row is None else StateEntry(*row)
+
+    def put(self, namespace: str, key: str, entry: StateEntry) -> None:
+        with self._lock:
+            try:
+                self._connection().execute(
+                    "INSERT OR REPLACE INTO flowweaver_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        namespace, key, entry.data, entry.created_at, entry.expires_at,
+                        entry.fingerprint, entry.metadata,
+                    ),
+                )  # fmt: skip
+            except sqlite3.Error as error:
+                self._raise(error)
+
+    def delete(self, namespace: str, key: str) -> bool:
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    live = conn.execute(
+                        f"DELETE FROM flowweaver_entries WHERE namespace = ? AND key = ? "
+                        f"AND {_LIVE}",
+                        (namespace, key, self._clock()),
+                    ).rowcount
+                    conn.execute(  # an expired leftover goes too; it was absent already
+                        "DELETE FROM flowweaver_entries WHERE namespace = ? AND key = ?",
+                        (namespace, key),
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                self._raise(error)
+        return live > 0
+
+    def clear(self, namespace: str) -> None:
+        with self._lock:
+            try:
+                self._connection().execute(
+                    "DELETE FROM flowweaver_entries WHERE namespace = ?", (namespace,)
+                )
+            except sqlite3.Error as error:
+                self._raise(error)
+
+    def entries(self, namespace: str) -> dict[str, StateEntry]:
+        with self._lock:
+            try:
+                rows = (
+                    self._connection()
+                    .execute(
+                        f"SELECT key, {_COLUMNS} FROM flowweaver_entries "
+                        f"WHERE namespace = ? AND {_LIVE}",
+                        (namespace, self._clock()),
+                    )
+                    .fetchall()
+                )
+            except sqlite3.Error as error:
+                self._raise(error)
+        return {row[0]: StateEntry(*row[1:]) for row in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

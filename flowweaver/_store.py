@@ -1,0 +1,244 @@
+"""The StateStore protocol, its record type, and the in-memory store.
+
+A state store is a small durable map ``(namespace, key) -> StateEntry``. Three kinds of
+namespace share one store and never see each other:
+
+* a run's committed task results — one namespace per ``(workflow name, run id)``, built by
+  :func:`run_namespace`, keyed by task name;
+* the result cache of ``Task(cache=True)`` — :data:`CACHE_NAMESPACE`, keyed by task name and a
+  hash of the task's code and inputs;
+* :class:`~flowweaver.StateManager` key/value pairs — ``"kv:" + namespace``.
+
+Stores hold text (what their :class:`~flowweaver.Serializer` made of a value), never live
+objects, so every backend behaves the same. Each :meth:`StateStore.put` is durable on return
+(one transaction). Entries whose ``expires_at`` has passed by the store's clock are absent:
+``get`` and ``entries`` skip them and ``delete`` reports them as not found.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+from ._errors import ConfigurationError
+from ._serialize import JSONSerializer, Serializer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+__all__ = [
+    "CACHE_NAMESPACE",
+    "MemoryStore",
+    "StateEntry",
+    "StateStore",
+    "check_clock",
+    "check_serializer",
+    "make_private_dirs",
+    "run_namespace",
+]
+
+#: Where ``Task(cache=True)`` results live in a store.
+CACHE_NAMESPACE = "cache"
+
+
+def run_namespace(workflow: str, run_id: str) -> str:
+    """The namespace of one run's committed results (unambiguous for any two names)."""
+    return "run:" + json.dumps([workflow, run_id])
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """One stored value.
+
+    Attributes:
+        data: The value as its serializer's text.
+        created_at: Wall-clock time (the store's clock) when it was stored.
+        expires_at: Wall-clock time after which it counts as absent, or None.
+        fingerprint: For a run's task results, the hash of the task's code and inputs that
+            produced it (see :mod:`flowweaver._fingerprint`); empty otherwise.
+        metadata: Free text stored beside the value (``StateManager`` keeps its metadata
+            dict here, serialized), or None.
+    """
+
+    data: str
+    created_at: float
+    expires_at: float | None = None
+    fingerprint: str = ""
+    metadata: str | None = None
+
+    def is_expired(self, now: float) -> bool:
+        """Whether the entry counts as absent at wall-clock time ``now``."""
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable ``(namespace, key) -> StateEntry`` storage; see the module docstring.
+
+    flowweaver ships :class:`MemoryStore`, :class:`~flowweaver.SQLiteStore` (the durable
+    default for runs) and :class:`~flowweaver.JSONFileStore`. A store of your own must make each
+    ``put`` durable before it returns, keep namespaces apart, treat expired entries as absent,
+    and raise :class:`~flowweaver.StateError` subclasses for trouble it can name.
+
+    Stores are thread-safe; runs call them only from the thread that drives the run.
+    """
+
+    #: How values become ``StateEntry.data`` and back.
+    serializer: Serializer
+
+    def now(self) -> float:
+        """Wall-clock seconds (``time.time()`` unless a clock was injected), for TTLs."""
+        ...
+
+    def get(self, namespace: str, key: str) -> StateEntry | None:
+        """The live entry at ``key``, or None."""
+        ...
+
+    def put(self, namespace: str, key: str, entry: StateEntry) -> None:
+        """Store ``entry`` at ``key`` (replacing any), durably, in one transaction."""
+        ...
+
+    def delete(self, namespace: str, key: str) -> bool:
+        """Remove ``key``; True if a live entry was there."""
+        ...
+
+    def clear(self, namespace: str) -> None:
+        """Remove every entry of ``namespace``."""
+        ...
+
+    def entries(self, namespace: str) -> dict[str, StateEntry]:
+        """Every live entry of ``namespace``, by key."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's file handles. Idempotent."""
+        ...
+
+
+def check_serializer(owner: str, serializer: object) -> Serializer:
+    """The serializer to use (default :class:`JSONSerializer`), validated."""
+    if serializer is None:
+        return JSONSerializer()
+    if not isinstance(serializer, Serializer):
+        raise ConfigurationError(
+            f"{owner}: serializer must implement Serializer (dumps/loads), got {serializer!r}"
+        )
+    return serializer
+
+
+def check_clock(owner: str, clock: object) -> Callable[[], float]:
+    """The wall clock to use (default ``time.time``), validated."""
+    if clock is None:
+        return time.time
+    if not callable(clock):
+        raise ConfigurationError(
+            f"{owner}: clock must be a callable returning seconds, got {clock!r}"
+        )
+    return clock
+
+
+def make_private_dirs(folder: str) -> None:
+    """Create ``folder`` and any missing parents with owner-only permissions (0o700).
+
+    Folders that already exist are left as they are.
+
+    Raises:
+        OSError: A folder cannot be created (or a file is in the way).
+    """
+    missing: list[str] = []
+    current = os.path.abspath(folder)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+
+
+class MemoryStore:
+    """A :class:`StateStore` in this process's memory: nothing survives the process.
+
+    What :class:`~flowweaver.StateManager` uses without a ``storage_path``, and handy in tests.
+    Values are still stored as serialized text, so what comes back is a copy with the same
+    types a durable store would give.
+
+    Args:
+        serializer: Default :class:`~flowweaver.JSONSerializer`.
+        clock: Wall-clock seconds for TTLs (default ``time.time``); inject one in tests.
+    """
+
+    __slots__ = ("_clock", "_data", "_lock", "serializer")
+
+    def __init__(
+        self, *, serializer: Serializer | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.serializer = check_serializer("MemoryStore", serializer)
+        self._clock = check_clock("MemoryStore", clock)
+        self._data: dict[str, dict[str, StateEntry]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({sum(map(len, self._data.values()))} entries)"
+
+    # A cached Task carries one of these; it must pickle with the Task (to a process or a Dask
+    # worker), minus its lock.
+    def __getstate__(self) -> tuple[Serializer, Callable[[], float], dict[str, Any]]:
+        with self._lock:
+            return self.serializer, self._clock, {ns: dict(e) for ns, e in self._data.items()}
+
+    def __setstate__(self, state: tuple[Serializer, Callable[[], float], dict[str, Any]]) -> None:
+        self.serializer, self._clock, self._data = state
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def get(self, namespace: str, key: str) -> StateEntry | None:
+        with self._lock:
+            entry = self._data.get(namespace, {}).get(key)
+        return None if entry is None or entry.is_expired(self._clock()) else entry
+
+    def put(self, namespace: str, key: str, entry: StateEntry) -> None:
+        with self._lock:
+            self._data.setdefault(namespace, {})[key] = entry
+
+    def delete(self, namespace: str, key: str) -> bool:
+        with self._lock:
+            entry = self._data.get(namespace, {}).pop(key, None)
+        return entry is not None and not entry.is_expired(self._clock())
+
+    def clear(self, namespace: str) -> None:
+        with self._lock:
+            self._data.pop(namespace, None)
+
+    def entries(self, namespace: str) -> dict[str, StateEntry]:
+        now = self._clock()
+        with self._lock:
+            items = list(self._data.get(namespace, {}).items())
+        return {key: entry for key, entry in items if not entry.is_expired(now)}
+
+    def close(self) -> None:
+        return
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
