@@ -13,6 +13,14 @@ computed here, the same in every process and every run on one Python version:
   plus the type of ``self``; a decorated function (``__wrapped__``): both layers; any other
   callable object: its type and its ``__call__``; builtins: their qualified name.
 
+Captured values (defaults, closure cells, partial arguments) count by value only when they are
+immutable constants — numbers, strings, bytes, ``None``, enums, dates and times, decimals,
+UUIDs, paths, and tuples/frozensets/frozen dataclasses of those. Anything mutable or opaque (a
+list a task appends to, a logger, a connection pool, a config dict) counts by its type alone:
+its contents change while the code does not, and hashing them would make every task look
+"changed" on resume. To make a change of configuration re-run a task, pass the configuration
+as an input (an upstream task's result) or start a new run id.
+
 Not covered, by design: the code of *other* functions the task calls, and global variables it
 reads. Line numbers and file names are left out, so moving a function does not change it; its
 docstring is a constant, so editing one does. A new Python version changes bytecode: resuming
@@ -21,9 +29,15 @@ across an upgrade re-runs (or, with ``on_changed="error"``, refuses) every task.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
 import functools
 import hashlib
+import pathlib
 import types
+import uuid
 from typing import Any
 
 from ._errors import SerializationError
@@ -54,8 +68,8 @@ def _feed_callable(feed: Any, fn: object, depth: int) -> None:
     if isinstance(fn, types.FunctionType):
         feed(b"F")
         _feed_code(feed, fn.__code__)
-        _feed_value(feed, fn.__defaults__, depth)
-        _feed_value(feed, fn.__kwdefaults__, depth)
+        _feed_values(feed, fn.__defaults__, depth)
+        _feed_values(feed, fn.__kwdefaults__, depth)
         for cell in fn.__closure__ or ():
             try:
                 contents = cell.cell_contents
@@ -69,8 +83,8 @@ def _feed_callable(feed: Any, fn: object, depth: int) -> None:
     elif isinstance(fn, functools.partial):
         feed(b"P")
         _feed_callable(feed, fn.func, depth + 1)
-        _feed_value(feed, fn.args, depth)
-        _feed_value(feed, fn.keywords, depth)
+        _feed_values(feed, fn.args, depth)
+        _feed_values(feed, fn.keywords, depth)
     elif isinstance(fn, types.MethodType):
         feed(b"M" + type_name(type(fn.__self__)).encode())
         _feed_callable(feed, fn.__func__, depth + 1)
@@ -108,24 +122,50 @@ def _canonical(const: object) -> str:
     return repr(const)
 
 
-def _feed_value(feed: Any, value: object, depth: int) -> None:
-    if value is None:
+def _feed_values(feed: Any, values: tuple[Any, ...] | dict[str, Any] | None, depth: int) -> None:
+    """Defaults, keyword defaults, partial arguments: each value in turn."""
+    if values is None:
         feed(b"N")
         return
-    if type(value) is tuple or type(value) is dict:  # defaults, partial arguments: one by one
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        feed(b"(")
-        for key, item in items:
-            feed(repr(key).encode("utf-8", "surrogatepass") + b":")
-            _feed_value(feed, item, depth)
-        feed(b")")
-        return
+    items = values.items() if isinstance(values, dict) else enumerate(values)
+    feed(b"(")
+    for key, item in items:
+        feed(repr(key).encode("utf-8", "surrogatepass") + b":")
+        _feed_value(feed, item, depth)
+    feed(b")")
+
+
+def _feed_value(feed: Any, value: object, depth: int) -> None:
     if callable(value) and not isinstance(value, type):
         feed(b"C")
         _feed_callable(feed, value, depth + 1)
         return
-    try:
-        text = _TOKENS.dumps(value)
-    except (SerializationError, ValueError):  # no stable text: its type is all we can say
-        text = "<" + type_name(type(value)) + ">"
-    feed(b"V" + text.encode("utf-8", "surrogatepass"))
+    if _is_constant(value):
+        try:
+            feed(b"V" + _TOKENS.dumps(value).encode("utf-8", "surrogatepass"))
+        except (SerializationError, ValueError):
+            pass
+        else:
+            return
+    feed(b"T" + type_name(type(value)).encode())  # mutable or opaque: its type is what counts
+
+
+_CONSTANT_TYPES = (
+    type(None), bool, int, float, complex, str, bytes, decimal.Decimal, enum.Enum,
+    datetime.date, datetime.time, datetime.timedelta, uuid.UUID, pathlib.PurePath, type,
+)  # fmt: skip
+
+
+def _is_constant(value: object, depth: int = 0) -> bool:
+    """Immutable all the way down (see the module docstring)."""
+    if isinstance(value, _CONSTANT_TYPES):
+        return True
+    if depth > _MAX_DEPTH:
+        return False
+    if type(value) in (tuple, frozenset):
+        return all(_is_constant(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
+            _is_constant(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        )
+    return False

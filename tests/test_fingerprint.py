@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import subprocess
@@ -64,6 +65,24 @@ def test_default_and_closure_values_count_unless_they_have_no_stable_form() -> N
     assert fp(make(1)) != fp(make(2))
     assert fp(make({"a": (1, 2)})) == fp(make({"a": (1, 2)}))
     assert fp(make(object())) == fp(make(object()))  # only its type can be said
+
+
+def test_mutable_captured_values_count_by_type_only() -> None:
+    # A list a task appends to, a config dict, a connection: their contents change while the
+    # code does not; hashing them would make every task look changed on resume.
+    @dataclasses.dataclass(frozen=True)
+    class Limits:
+        rows: int
+
+    def make(value: object) -> object:
+        return lambda: value
+
+    assert fp(make([1])) == fp(make([1, 2]))
+    assert fp(make({"a": 1})) == fp(make({"a": 2}))
+    assert fp(make([1])) != fp(make({"a": 1}))  # a different type is a different task
+    assert fp(make((1, "x"))) != fp(make((1, "y")))  # immutable: by value
+    assert fp(make(Limits(1))) != fp(make(Limits(2)))  # frozen dataclass of constants
+    assert fp(make((1, [2]))) == fp(make((1, [3])))  # a tuple holding a list is not constant
 
 
 def test_wrappers_partials_methods_objects_and_builtins() -> None:

@@ -46,8 +46,8 @@ class Batch:
 
 
 class Faults:
-    """Which tasks raise. Captured by the task closures; it has no JSON form, so only its type
-    is part of their fingerprint (a captured set would be, and changing it would re-run them)."""
+    """Which tasks raise. Captured by the task closures: a mutable object, so only its type is
+    part of their fingerprint (see _fingerprint)."""
 
     def __init__(self, names: set[str] | set[int]) -> None:
         self.names: set[Any] = set(names)
@@ -187,6 +187,35 @@ def test_closure_and_default_values_are_part_of_the_code(executor: Any) -> None:
         outcome = run(executor, wf, store=store, run_id="r")
     assert outcome.results["second"] == 3
     assert outcome.restored == ["first"]
+
+
+def test_a_task_closing_over_a_changing_list_still_resumes(executor: Any) -> None:
+    # A recorder list captured by the task functions differs between the two runs; it must
+    # not make the committed tasks look changed.
+    store = MemoryStore()
+    seen: list[str] = []
+    failing = {"second"}
+
+    def second(first: int) -> int:
+        seen.append("second")
+        if "second" in failing:
+            raise RuntimeError("not yet")
+        return first + 1
+
+    def build() -> Workflow:
+        wf = Workflow("closures")
+        wf.add_task(Task(name="first", fn=lambda: seen.append("first") or 1))
+        wf.add_task(Task(name="second", fn=second), depends_on=["first"])
+        return wf
+
+    with pytest.raises(WorkflowFailedError):
+        run(executor, build(), store=store, run_id="r")
+    failing.clear()
+    seen.append("---")
+    outcome = run(executor, build(), store=store, run_id="r")
+    assert outcome.restored == ["first"]
+    assert seen == ["first", "second", "---", "second"]
+    assert outcome.results == {"first": 1, "second": 2}
 
 
 def test_on_changed_error_refuses_a_changed_task(executor: Any) -> None:
