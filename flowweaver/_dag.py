@@ -244,7 +244,7 @@ class DAG(AuthoredGraph):
         name: str = "workflow",
         max_workers: int | None = None,
         *,
-        tasks: Iterable[Task[..., Any]] | None = None,
+        tasks: Iterable[Task[Any, Any]] | None = None,
         edges: Iterable[tuple[object, object]] | None = None,
     ) -> None:
         super().__init__(name, max_workers)
@@ -285,7 +285,7 @@ class DAG(AuthoredGraph):
             f"'with DAG({self.name!r}) as dag:', or pass tasks=[...]"
         )
 
-    def add(self, *tasks: Task[..., Any]) -> Self:
+    def add(self, *tasks: Task[Any, Any]) -> Self:
         """Include tasks (those in no edge need this). Returns the DAG.
 
         Raises:

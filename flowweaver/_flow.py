@@ -74,13 +74,13 @@ class Flow(AuthoredGraph):
     def _empty_hint(self) -> str:
         return "add tasks with .add(task) first"
 
-    def add(self, task: Task[..., Any]) -> Self:
+    def add(self, task: Task[Any, Any]) -> Self:
         """Add ``task`` after the current tip(s). Returns the flow."""
         self._attach(task, self._tips)
         self._tips = [task]
         return self
 
-    def branch(self, *tasks: Task[..., Any]) -> Self:
+    def branch(self, *tasks: Task[Any, Any]) -> Self:
         """Start parallel branches: each task depends on the current tip(s). Returns the flow."""
         if not tasks:
             raise ConfigurationError(f"flow {self.name!r}: branch() needs at least one task")
@@ -89,7 +89,7 @@ class Flow(AuthoredGraph):
         self._tips = list(tasks)
         return self
 
-    def merge(self, task: Task[..., Any]) -> Self:
+    def merge(self, task: Task[Any, Any]) -> Self:
         """Join every current branch into ``task``, in branch order. Returns the flow."""
         self._attach(task, self._tips)
         self._tips = [task]

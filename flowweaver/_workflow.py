@@ -104,7 +104,7 @@ class Workflow:
 
     # -- building ----------------------------------------------------------------------------
 
-    def add_task(self, task: Task[..., Any], depends_on: Sequence[str] | None = None) -> None:
+    def add_task(self, task: Task[Any, Any], depends_on: Sequence[str] | None = None) -> None:
         """Add ``task``, depending on the named tasks (default: ``task.depends_on``).
 
         Upstream results reach ``task.fn`` by the binding rule (see :mod:`flowweaver`):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, assert_type
 
-from flowweaver import DAG, Flow, Task, task
+from flowweaver import DAG, Flow, Task, Workflow, task
 
 
 @task
@@ -60,3 +60,13 @@ assert_type(inc << guarded, Task[[int], str])
 # The builders.
 assert_type(DAG("d").run(), dict[str, Any])
 assert_type(Flow("f").add(inc).branch(double, guarded).merge(fetch), Flow)
+
+# The seed's inline style type-checks: a lambda with parameters, written straight into the
+# call that takes the task, needs no annotations (mypy infers it against Task[Any, Any]).
+workflow = Workflow("w")
+workflow.add_task(Task(name="src", fn=lambda: [1, 2]))
+workflow.add_task(Task(name="total", fn=lambda src: sum(src)), depends_on=["src"])
+workflow.add_task(Task(name="k", fn=lambda k=1: k * 2))
+DAG("d").add(Task(name="t", fn=lambda x: x))
+DAG("e", tasks=[Task(name="t", fn=lambda x: x)])
+Flow("f").add(Task(name="a", fn=lambda: 1)).merge(Task(name="b", fn=lambda a: a + 1))
