@@ -16,6 +16,7 @@ How upstream results reach a task's function — one rule everywhere:
 """
 
 from ._async import AsyncExecutor as AsyncExecutor
+from ._dashboard import DashboardProtocol as DashboardProtocol
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
@@ -24,7 +25,11 @@ from ._errors import DefinitionError as DefinitionError
 from ._errors import DuplicateTaskError as DuplicateTaskError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
+from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
+from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import PipelineError as PipelineError
+from ._errors import StageValidationError as StageValidationError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import UnknownDependencyError as UnknownDependencyError
@@ -36,13 +41,30 @@ from ._executors import Executor as Executor
 from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PipelineBuilder as PipelineBuilder
+from ._pipeline_types import DashboardSnapshot as DashboardSnapshot
+from ._pipeline_types import ErrorSummary as ErrorSummary
+from ._pipeline_types import FailedItem as FailedItem
+from ._pipeline_types import ItemStatus as ItemStatus
+from ._pipeline_types import PipelineResult as PipelineResult
+from ._pipeline_types import PipelineStats as PipelineStats
+from ._pipeline_types import StageStats as StageStats
+from ._pipeline_types import StatusEvent as StatusEvent
+from ._pipeline_types import TaskEvent as TaskEvent
+from ._pipeline_types import TaskEventType as TaskEventType
+from ._pipeline_types import WorkerMetrics as WorkerMetrics
+from ._pipeline_types import WorkerState as WorkerState
+from ._pipeline_types import WorkerStatus as WorkerStatus
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import SystemClock as SystemClock
 from ._run import WorkflowRun as WorkflowRun
+from ._stage import Stage as Stage
 from ._status import FailurePolicy as FailurePolicy
 from ._status import TaskStatus as TaskStatus
 from ._task import Task as Task
+from ._tracker import StatusTracker as StatusTracker
 from ._workflow import Workflow as Workflow
 
 __version__ = "0.3.0"
@@ -54,26 +76,48 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CycleError",
+    "DashboardProtocol",
+    "DashboardSnapshot",
     "DefinitionError",
     "DuplicateTaskError",
+    "ErrorSummary",
     "EventLoopError",
     "ExecutionError",
     "Executor",
+    "ExecutorShutdownError",
+    "FailedItem",
     "FailurePolicy",
     "FlowWeaverError",
+    "ItemCancelledError",
+    "ItemStatus",
     "Monitor",
+    "Pipeline",
+    "PipelineBuilder",
+    "PipelineError",
+    "PipelineResult",
+    "PipelineStats",
     "PoolExecutor",
     "RetryPolicy",
     "RunOptions",
     "SequentialExecutor",
+    "Stage",
+    "StageStats",
+    "StageValidationError",
+    "StatusEvent",
+    "StatusTracker",
     "SystemClock",
     "Task",
+    "TaskEvent",
+    "TaskEventType",
     "TaskFailedError",
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadedExecutor",
     "UnknownDependencyError",
     "UnknownTaskError",
+    "WorkerMetrics",
+    "WorkerState",
+    "WorkerStatus",
     "Workflow",
     "WorkflowFailedError",
     "WorkflowRun",

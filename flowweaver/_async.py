@@ -1,23 +1,30 @@
-"""The asyncio executor: workflows on an event loop, optionally uvloop."""
+"""The asyncio executor: workflows on an event loop (optionally uvloop), and a
+``concurrent.futures``-style pool of calls (``submit`` / ``map`` / ``as_completed``)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
 import logging
-from typing import TYPE_CHECKING, Unpack
+import os
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack
 
 from ._drivers import drive_async
 from ._engine import Engine
 from ._errors import EventLoopError
+from ._pool import AsyncFuture, AsyncPool, window_for
 from ._retry import check_count
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+    from types import TracebackType
 
     from ._engine import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["AsyncExecutor"]
 
@@ -62,11 +69,26 @@ class AsyncExecutor:
     ``execute`` works from sync code (it runs its own loop); inside a running loop (Jupyter, a
     web server) use ``await executor.execute_async(wf)``.
 
+    It is also a ``concurrent.futures``-style pool for single calls, inside a running loop::
+
+        async with AsyncExecutor(max_workers=10) as executor:
+            future = executor.submit(fetch, url)        # an AsyncFuture
+            page = await future.result()                # or: await future
+            async for value in executor.map(fetch, urls):   # input order
+                ...
+            async for done in executor.as_completed(futures):  # completion order
+                ...
+
+    At most ``max_workers`` calls run at once; more wait their turn (``map`` keeps at most
+    ``2 * max_workers`` submitted ahead, whatever the length of its input). Leaving the
+    ``async with`` waits for the calls in flight; leaving it with an error cancels them.
+
     Args:
         use_uvloop: Run ``execute`` on uvloop. Without uvloop installed this logs a warning and
             uses asyncio. (``execute_async`` runs on whatever loop is running.)
-        max_workers: Most tasks in flight at once (None: no limit); also the size of the thread
-            pool for sync tasks (default ``min(32, cpu_count + 4)``).
+        max_workers: Most tasks in flight at once in a workflow (None: no limit) and calls at
+            once in the pool (None: ``min(32, cpu_count + 4)``); also the size of the thread
+            pool for sync functions (the same default).
 
     Raises:
         ConfigurationError: ``max_workers`` is not an int >= 1.
@@ -77,6 +99,7 @@ class AsyncExecutor:
             check_count("AsyncExecutor", "max_workers", max_workers, minimum=1)
         self.use_uvloop = bool(use_uvloop)
         self.max_workers = max_workers
+        self._calls: AsyncPool | None = None
 
     def __repr__(self) -> str:
         return f"AsyncExecutor(use_uvloop={self.use_uvloop!r}, max_workers={self.max_workers!r})"
@@ -118,3 +141,76 @@ class AsyncExecutor:
             # Threads of cancelled or timed-out sync calls may still run: never wait on them.
             pool.shutdown(wait=False, cancel_futures=True)
         return engine.raise_for_failures()
+
+    # -- the pool of single calls (AntFlow's concurrent.futures-style API) -------------------
+
+    def _pool(self) -> AsyncPool:
+        pool = self._calls
+        if pool is None:
+            size = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+            pool = self._calls = AsyncPool(size, size)
+        return pool
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> AsyncFuture[Any]:
+        """Schedule ``fn(*args, **kwargs)`` on the running loop (a sync ``fn`` on a thread).
+
+        Returns:
+            An :class:`AsyncFuture`: ``await future.result()`` (or ``await future``).
+
+        Raises:
+            ExecutorShutdownError: The pool was shut down.
+            EventLoopError: No event loop is running (call it from a coroutine).
+        """
+        return self._pool().submit(fn, args, kwargs)
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> AsyncIterator[R]:
+        """Yield ``fn`` applied to each item (zipped across ``iterables``), in input order.
+
+        Calls run concurrently, but at most ``max_concurrency`` (default ``2 * max_workers``)
+        are submitted ahead of the result being waited for: an endless iterable is fine. If a
+        call raises, ``map`` raises it in its place and cancels the calls ahead of it.
+
+        Raises:
+            TimeoutError: Not every result came within ``timeout`` seconds of the call.
+        """
+        pool = self._pool()
+        window = window_for(pool.limit, max_concurrency)
+        return pool.map(fn, iterables, timeout, window)
+
+    def as_completed(
+        self, futures: Iterable[AsyncFuture[Any]], timeout: float | None = None
+    ) -> AsyncIterator[AsyncFuture[Any]]:
+        """Yield the futures as they finish (each once).
+
+        Raises:
+            TimeoutError: Not all finished within ``timeout`` seconds.
+        """
+        return self._pool().as_completed(futures, timeout)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> Awaitable[None]:
+        """Refuse new calls (``cancel_futures``: cancel the queued ones too).
+
+        Takes effect at once; ``await executor.shutdown()`` also waits (with ``wait``) for the
+        calls in flight. Workflows can still be executed afterwards.
+        """
+        return self._pool().shutdown(wait, cancel_futures)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pool = self._pool()
+        if exc_type is not None:
+            pool.cancel_all()  # as a TaskGroup: an error (or cancellation) stops the rest
+        await pool.shutdown(wait=True, cancel_futures=exc_type is not None)

@@ -5,6 +5,7 @@ The hierarchy::
     FlowWeaverError
     ├── DefinitionError (ValueError)         how a workflow or stage was built
     │   ├── ConfigurationError (TypeError)   a constructor argument is invalid
+    │   │   └── StageValidationError         .stage, .field: a pipeline Stage is misconfigured
     │   ├── DuplicateTaskError               .task_name
     │   ├── UnknownDependencyError           .task_name, .dependency
     │   ├── CycleError                       .cycle (the path, first node repeated last)
@@ -13,7 +14,11 @@ The hierarchy::
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
-    │   └── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── ExecutorShutdownError            a call was submitted to a pool that was shut down
+    │   └── PipelineError                    a pipeline was misused (no stages, started twice, …)
+    │       └── ItemCancelledError           .item_id, .stage: the pipeline stopped before the item
+    │                                        finished (shutdown, cancellation, stream() break)
     └── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
@@ -37,7 +42,11 @@ __all__ = [
     "DuplicateTaskError",
     "EventLoopError",
     "ExecutionError",
+    "ExecutorShutdownError",
     "FlowWeaverError",
+    "ItemCancelledError",
+    "PipelineError",
+    "StageValidationError",
     "TaskFailedError",
     "TaskTimeoutError",
     "UnknownDependencyError",
@@ -60,6 +69,23 @@ class ConfigurationError(DefinitionError, TypeError):
     It is both a ``ValueError`` and a ``TypeError``: a negative retry count and a retry count
     given as a string are the same mistake to a caller, who may catch either.
     """
+
+
+class StageValidationError(ConfigurationError):
+    """A pipeline :class:`~flowweaver.Stage` (or the list of stages) is misconfigured.
+
+    Attributes:
+        stage: The offending stage's name (None when the name itself is the problem).
+        field: The offending field (``"workers"``, ``"tasks"``, ``"name"`` …).
+    """
+
+    def __init__(self, message: str, stage: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.stage, self.field))
 
 
 class DuplicateTaskError(DefinitionError):
@@ -201,3 +227,32 @@ def _failure_summary(workflow: str, failures: Sequence[TaskFailedError]) -> str:
 
 class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
+
+
+class ExecutorShutdownError(ExecutionError):
+    """A call was submitted to an executor's pool after it was shut down."""
+
+
+class PipelineError(ExecutionError):
+    """A pipeline was used in a way it cannot honour: no stages, started while running, fed
+    after a shutdown."""
+
+
+class ItemCancelledError(PipelineError):
+    """The pipeline stopped before this item finished: it is recorded as a failure with this error.
+
+    Attributes:
+        item_id: The item's id.
+        stage: The stage the item was in (or waiting to enter) when the pipeline stopped.
+    """
+
+    def __init__(self, item_id: object, stage: str) -> None:
+        super().__init__(
+            f"item {item_id!r} was cancelled in stage {stage!r}: "
+            "the pipeline stopped before it finished"
+        )
+        self.item_id = item_id
+        self.stage = stage
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.item_id, self.stage))

@@ -1,0 +1,203 @@
+"""StatusTracker: every item's status in every stage, its history, and live callbacks.
+
+Design: the pipeline reports each change as plain values (:meth:`StatusTracker._status`); the
+tracker keeps them as compact records and exact per-status counters, and only builds
+:class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1),
+the hot path allocates one small tuple per change, and a tracker with no callbacks costs the
+pipeline no event objects at all. Callbacks may be sync or async; the pipeline awaits an async
+one before the item moves on, so one item's events arrive in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from time import time
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._events import call_safely
+from ._pipeline_types import EMPTY, ItemStatus, StatusEvent, TaskEvent
+from ._retry import check_count
+
+__all__ = ["StatusTracker"]
+
+_STATUSES = tuple(ItemStatus)
+#: Index of each status in the counters (the pipeline passes these small ints around).
+CODE = {status: code for code, status in enumerate(_STATUSES)}
+
+StatusCallback = Callable[[StatusEvent], object]
+TaskCallback = Callable[[TaskEvent], object]
+#: (stage, status code, worker, timestamp, metadata or None): one change, as kept in the
+#: history. Plain atoms only, so the garbage collector stops tracking these tuples (a history
+#: of millions of them would otherwise make every collection slower).
+_Record = tuple[str | None, int, str | None, float, Mapping[str, Any] | None]
+
+
+class StatusTracker:
+    """Tracks the status of every item flowing through the pipelines it is attached to.
+
+    Example:
+        >>> tracker = StatusTracker(on_status_change=print)
+        >>> pipeline = Pipeline(stages=[stage], status_tracker=tracker)  # doctest: +SKIP
+        >>> await pipeline.run(items)  # doctest: +SKIP
+        >>> tracker.get_stats()["completed"]  # doctest: +SKIP
+        50
+
+    An item's status is its latest change in any stage: ``queued``, ``in_progress``,
+    ``completed`` (the stage, or the whole pipeline after the last one), ``retrying``,
+    ``skipped`` or ``failed``. Callbacks are attributes and may be replaced between runs. One
+    that raises is logged and disabled for the rest of the run; it never changes an outcome.
+
+    Args:
+        on_status_change: Called with each :class:`StatusEvent`.
+        on_task_start: Called with a :class:`TaskEvent` as each task call starts.
+        on_task_complete: … when a task call returns.
+        on_task_retry: … when a task call failed and will be retried.
+        on_task_fail: … when a task call failed for good.
+        max_history: Keep the history (and current status) of at most this many items, the
+            oldest forgotten first; None keeps everything. :meth:`get_stats` stays exact.
+        on_success: ``(item_id, value, metadata)`` when an item completes the last stage.
+        on_failure: ``(item_id, error, metadata)`` when an item fails in any stage.
+        task_concurrency_limits: ``{task name: n}``: at most ``n`` calls of that task at once
+            across all stages of the pipeline (AntFlow's guide passes these here; a stage's own
+            ``task_concurrency_limits`` is the usual place).
+    """
+
+    def __init__(
+        self,
+        on_status_change: StatusCallback | None = None,
+        on_task_start: TaskCallback | None = None,
+        on_task_complete: TaskCallback | None = None,
+        on_task_retry: TaskCallback | None = None,
+        on_task_fail: TaskCallback | None = None,
+        *,
+        max_history: int | None = None,
+        on_success: Callable[[Any, Any, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[Any, BaseException, dict[str, Any]], object] | None = None,
+        task_concurrency_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self.on_status_change = on_status_change
+        self.on_task_start = on_task_start
+        self.on_task_complete = on_task_complete
+        self.on_task_retry = on_task_retry
+        self.on_task_fail = on_task_fail
+        self.on_success = on_success
+        self.on_failure = on_failure
+        for label in (
+            "on_status_change", "on_task_start", "on_task_complete", "on_task_retry",
+            "on_task_fail", "on_success", "on_failure",
+        ):  # fmt: skip
+            value = getattr(self, label)
+            if value is not None and not callable(value):
+                raise ConfigurationError(
+                    f"StatusTracker: {label} must be callable or None, got {value!r}"
+                )
+        if max_history is not None:
+            check_count("StatusTracker", "max_history", max_history, minimum=1)
+        limits = dict(task_concurrency_limits or {})
+        for key, limit in limits.items():
+            if (
+                not isinstance(key, str)
+                or isinstance(limit, bool)
+                or not isinstance(limit, int)
+                or limit < 1
+            ):
+                raise ConfigurationError(
+                    "StatusTracker: task_concurrency_limits must map task names to ints >= 1, "
+                    f"got {task_concurrency_limits!r}"
+                )
+        self.task_concurrency_limits: dict[str, int] = limits
+        self.max_history = max_history
+        self._history: dict[Any, list[_Record]] = {}
+        self._order: deque[Any] | None = deque() if max_history is not None else None
+        self._counts = [0] * len(_STATUSES)
+        self._muted: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"StatusTracker(items={len(self._history)}, max_history={self.max_history!r})"
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, int]:
+        """How many items are in each status now (keys: every status value, even if 0)."""
+        return {status.value: count for status, count in zip(_STATUSES, self._counts, strict=True)}
+
+    def get_status(self, item_id: Any) -> StatusEvent | None:
+        """The item's latest event, or None if the tracker never saw it (or forgot it)."""
+        history = self._history.get(item_id)
+        return None if history is None else _event(item_id, history[-1])
+
+    def get_by_status(self, status: ItemStatus | str) -> list[StatusEvent]:
+        """The latest event of every item whose status is ``status`` now."""
+        code = CODE[ItemStatus(status)]
+        return [_event(i, h[-1]) for i, h in self._history.items() if h[-1][1] == code]
+
+    def get_history(self, item_id: Any) -> list[StatusEvent]:
+        """Every event of the item, oldest first (empty if unknown)."""
+        return [_event(item_id, record) for record in self._history.get(item_id, ())]
+
+    # -- what the pipeline calls -------------------------------------------------------------
+
+    def _begin_run(self) -> None:
+        """A pipeline run starts: callbacks disabled in an earlier run get another chance."""
+        self._muted.clear()
+
+    def _status(
+        self,
+        item_id: Any,
+        stage: str | None,
+        code: int,
+        worker: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> Awaitable[object] | None:
+        """Record a change; returns the callback's awaitable when an async callback must run."""
+        record = (stage, code, worker, time(), metadata)
+        counts = self._counts
+        history = self._history.get(item_id)
+        if history is None:
+            self._history[item_id] = [record]
+            order = self._order
+            if order is not None:
+                order.append(item_id)
+                if len(order) > self.max_history:  # type: ignore[operator]
+                    self._forget(order.popleft())
+        else:
+            counts[history[-1][1]] -= 1
+            history.append(record)
+        counts[code] += 1
+        callback = self.on_status_change
+        if callback is None or "on_status_change" in self._muted:
+            return None
+        return self._call("on_status_change", callback, (_event(item_id, record),))
+
+    def _forget(self, item_id: Any) -> None:
+        # A forgotten item keeps its latest status in the counters, so they describe every item
+        # seen, not just the remembered ones (an id seen again later counts as a new item).
+        self._history.pop(item_id, None)
+
+    def _task(self, hook: str, event: TaskEvent) -> Awaitable[object] | None:
+        callback = getattr(self, hook)
+        if callback is None or hook in self._muted:
+            return None
+        return self._call(hook, callback, (event,))
+
+    def _call(
+        self, hook: str, callback: Callable[..., object], args: tuple[object, ...]
+    ) -> Awaitable[object] | None:
+        ok, value = call_safely(callback, args, "status tracker callback %s", hook)
+        if not ok:
+            self._muted.add(hook)
+            return None
+        if value is not None and hasattr(value, "__await__"):
+            return value
+        return None
+
+    def _mute(self, hook: str) -> None:
+        """An async callback raised (the pipeline awaited it): disable it for this run."""
+        self._muted.add(hook)
+
+
+def _event(item_id: Any, record: _Record) -> StatusEvent:
+    stage, code, worker, timestamp, metadata = record
+    return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
