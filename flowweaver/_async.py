@@ -7,7 +7,7 @@ import asyncio
 import concurrent.futures as cf
 import logging
 import os
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
 
 from ._drivers import drive_async
 from ._engine import Engine
@@ -16,7 +16,7 @@ from ._pool import AsyncFuture, AsyncPool, window_for
 from ._retry import check_count
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
     from types import TracebackType
 
     from ._engine import RunOptions
@@ -151,7 +151,19 @@ class AsyncExecutor:
             pool = self._calls = AsyncPool(size, size)
         return pool
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> AsyncFuture[Any]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncFuture[R]: ...
+
+    @overload
+    def submit(
+        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncFuture[R]: ...
+
+    def submit(
+        self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncFuture[Any]:
         """Schedule ``fn(*args, **kwargs)`` on the running loop (a sync ``fn`` on a thread).
 
         Returns:
@@ -163,13 +175,31 @@ class AsyncExecutor:
         """
         return self._pool().submit(fn, args, kwargs)
 
+    @overload
+    def map(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[R, None]: ...
+
+    @overload
     def map(
         self,
         fn: Callable[..., R],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         max_concurrency: int | None = None,
-    ) -> AsyncIterator[R]:
+    ) -> AsyncGenerator[R, None]: ...
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[Any, None]:
         """Yield ``fn`` applied to each item (zipped across ``iterables``), in input order.
 
         Calls run concurrently, but at most ``max_concurrency`` (default ``2 * max_workers``)
@@ -185,7 +215,7 @@ class AsyncExecutor:
 
     def as_completed(
         self, futures: Iterable[AsyncFuture[Any]], timeout: float | None = None
-    ) -> AsyncIterator[AsyncFuture[Any]]:
+    ) -> AsyncGenerator[AsyncFuture[Any], None]:
         """Yield the futures as they finish (each once).
 
         Raises:

@@ -91,10 +91,10 @@ class TextDashboard:
         self._write(f"[flowweaver] pipeline started: {count}{stages}")
 
     def on_update(self, snapshot: DashboardSnapshot) -> None:
-        text = self.render(snapshot)
-        if text != self._last:
-            self._last = text
-            self._write(text)
+        unchanged = self.render(snapshot, rate=False)  # the rate alone changing is no news
+        if unchanged != self._last:
+            self._last = unchanged
+            self._write(self.render(snapshot))
 
     def on_finish(self, results: list[PipelineResult], summary: ErrorSummary) -> None:
         elapsed = perf_counter() - self._started
@@ -103,7 +103,7 @@ class TextDashboard:
             f"{summary.total_failed} failed"
         )
 
-    def render(self, snapshot: DashboardSnapshot) -> str:
+    def render(self, snapshot: DashboardSnapshot, rate: bool = True) -> str:
         """The text for one snapshot (without the trailing newline)."""
         stats = snapshot.pipeline_stats
         done = stats.items_processed + stats.items_failed
@@ -114,9 +114,11 @@ class TextDashboard:
         line += f", {stats.items_failed} failed"
         if self.detail == "progress":
             return line
-        elapsed = perf_counter() - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        lines = [f"{line}, {stats.items_in_flight} in flight, {rate:.0f} items/s"]
+        line += f", {stats.items_in_flight} in flight"
+        if rate:
+            elapsed = perf_counter() - self._started
+            line += f", {done / elapsed if elapsed > 0 else 0.0:.0f} items/s"
+        lines = [line]
         if self.detail in ("detailed", "full"):
             lines.extend(
                 f"  {s.stage_name}: {s.pending_items} queued, {s.in_progress_items} busy, "

@@ -19,7 +19,7 @@ failure, including when the run is shut down, cancelled, or a ``stream()`` is le
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._channel import Channel
@@ -194,7 +194,7 @@ class Pipeline:
 
     async def stream(
         self, items: Iterable[Any] | AsyncIterable[Any], progress: bool = False
-    ) -> AsyncIterator[PipelineResult]:
+    ) -> AsyncGenerator[PipelineResult, None]:
         """Yield each item's result (failures too, with ``.error``) as soon as it ends.
 
         Results come in completion order while items are still being fed; nothing is kept,

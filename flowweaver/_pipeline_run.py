@@ -201,8 +201,10 @@ class PipelineRun:
             if outbox is not None and not outbox.put_nowait(result, 0):
                 await outbox.put(result, 0)
         tracker = self.tracker
-        if tracker is not None and tracker.on_success is not None:
-            await self.item_callback("on_success", tracker.on_success, item, item.value)
+        if tracker is not None:
+            tracker._item_finished(item.id)
+            if tracker.on_success is not None:
+                await self.item_callback("on_success", tracker.on_success, item, item.value)
 
     async def fail(self, item: Item, stage: StageRun, error: BaseException, attempts: int) -> None:
         """``item`` failed in ``stage``: record it everywhere a failure is reported."""
@@ -231,8 +233,10 @@ class PipelineRun:
             on_failure = stage.stage.on_failure
             if on_failure is not None:
                 await self.stage_callback(stage, "on_failure", on_failure, item, error)
-            if tracker is not None and tracker.on_failure is not None:
-                await self.item_callback("on_failure", tracker.on_failure, item, error)
+            if tracker is not None:
+                tracker._item_finished(item.id)
+                if tracker.on_failure is not None:
+                    await self.item_callback("on_failure", tracker.on_failure, item, error)
             outbox = self.outbox
             if outbox is not None and not outbox.closed:
                 result = PipelineResult(

@@ -27,7 +27,7 @@ from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._stage import is_coroutine_callable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Iterable
+    from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 
 __all__ = ["AsyncFuture", "AsyncPool"]
 
@@ -217,7 +217,7 @@ class AsyncPool:
         iterables: tuple[Iterable[Any], ...],
         timeout: float | None,
         window: int,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         source = iter(zip(*iterables, strict=False))
@@ -247,7 +247,7 @@ class AsyncPool:
 
     async def as_completed(
         self, futures: Iterable[AsyncFuture[Any]], timeout: float | None
-    ) -> AsyncIterator[AsyncFuture[Any]]:
+    ) -> AsyncGenerator[AsyncFuture[Any], None]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         todo = list(dict.fromkeys(futures))

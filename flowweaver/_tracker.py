@@ -10,7 +10,7 @@ one before the item moves on, so one item's events arrive in order.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from time import time
 from typing import Any
@@ -55,8 +55,10 @@ class StatusTracker:
         on_task_complete: … when a task call returns.
         on_task_retry: … when a task call failed and will be retried.
         on_task_fail: … when a task call failed for good.
-        max_history: Keep the history (and current status) of at most this many items, the
-            oldest forgotten first; None keeps everything. :meth:`get_stats` stays exact.
+        max_history: Keep the history (and status) of at most this many items that have
+            finished the pipeline (completed or failed), forgetting the ones that finished
+            first; items still in flight are always kept. None keeps everything.
+            :meth:`get_stats` stays exact (an id fed again after it was forgotten counts anew).
         on_success: ``(item_id, value, metadata)`` when an item completes the last stage.
         on_failure: ``(item_id, error, metadata)`` when an item fails in any stage.
         task_concurrency_limits: ``{task name: n}``: at most ``n`` calls of that task at once
@@ -110,7 +112,10 @@ class StatusTracker:
         self.task_concurrency_limits: dict[str, int] = limits
         self.max_history = max_history
         self._history: dict[Any, list[_Record]] = {}
-        self._order: deque[Any] | None = deque() if max_history is not None else None
+        # Finished items, oldest first (only when the history is bounded).
+        self._finished: OrderedDict[Any, None] | None = (
+            OrderedDict() if max_history is not None else None
+        )
         self._counts = [0] * len(_STATUSES)
         self._muted: set[str] = set()
 
@@ -157,24 +162,28 @@ class StatusTracker:
         history = self._history.get(item_id)
         if history is None:
             self._history[item_id] = [record]
-            order = self._order
-            if order is not None:
-                order.append(item_id)
-                if len(order) > self.max_history:  # type: ignore[operator]
-                    self._forget(order.popleft())
         else:
             counts[history[-1][1]] -= 1
             history.append(record)
+            finished = self._finished
+            if finished is not None and item_id in finished:
+                del finished[item_id]  # fed again: in flight, so kept
         counts[code] += 1
         callback = self.on_status_change
         if callback is None or "on_status_change" in self._muted:
             return None
         return self._call("on_status_change", callback, (_event(item_id, record),))
 
-    def _forget(self, item_id: Any) -> None:
-        # A forgotten item keeps its latest status in the counters, so they describe every item
-        # seen, not just the remembered ones (an id seen again later counts as a new item).
-        self._history.pop(item_id, None)
+    def _item_finished(self, item_id: Any) -> None:
+        """The item completed the pipeline or failed: it may be forgotten (bounded history)."""
+        finished = self._finished
+        if finished is None:
+            return
+        finished[item_id] = None
+        if len(finished) > self.max_history:  # type: ignore[operator]
+            # A forgotten item keeps its final status in the counters, so they describe every
+            # item seen, not only the remembered ones.
+            self._history.pop(finished.popitem(last=False)[0], None)
 
     def _task(self, hook: str, event: TaskEvent) -> Awaitable[object] | None:
         callback = getattr(self, hook)
