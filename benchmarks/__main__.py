@@ -6,10 +6,10 @@ import argparse
 import platform
 import sys
 
-from . import engine
+from . import engine, pipeline
 from ._harness import table
 
-SUITES = {"engine": engine.run}
+SUITES = {"engine": engine.run, "pipeline": pipeline.run}
 
 
 def main(argv: list[str] | None = None) -> int:
