@@ -42,7 +42,7 @@ from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
 from ._pipeline import Pipeline as Pipeline
-from ._pipeline import PipelineBuilder as PipelineBuilder
+from ._pipeline_builder import PipelineBuilder as PipelineBuilder
 from ._pipeline_types import DashboardSnapshot as DashboardSnapshot
 from ._pipeline_types import ErrorSummary as ErrorSummary
 from ._pipeline_types import FailedItem as FailedItem

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._dashboard import DashboardProtocol
+    from ._pipeline_builder import PipelineBuilder
     from ._pipeline_types import (
         DashboardSnapshot,
         ErrorSummary,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
         WorkerState,
     )
 
-__all__ = ["Pipeline", "PipelineBuilder"]
+__all__ = ["Pipeline"]
 
 #: ``feed()``'s default priority (lower numbers are taken first).
 DEFAULT_PRIORITY = 100
@@ -379,6 +380,8 @@ class Pipeline:
         ``retries`` is the number of retries after a failed first attempt (each stage gets
         ``task_attempts=retries + 1``, one second apart).
         """
+        from ._pipeline_builder import PipelineBuilder
+
         builder = PipelineBuilder()
         taken: set[str] = set()
         for fn in [tasks] if callable(tasks) else list(tasks):
@@ -394,6 +397,8 @@ class Pipeline:
     @classmethod
     def create(cls) -> PipelineBuilder:
         """A builder: ``Pipeline.create().add("Fetch", fetch, workers=10).run(items)``."""
+        from ._pipeline_builder import PipelineBuilder
+
         return PipelineBuilder()
 
     # -- internals ---------------------------------------------------------------------------
@@ -455,46 +460,3 @@ class Pipeline:
         if not run.finished:
             return sorted(results, key=lambda r: r.sequence_id)
         return list(results)
-
-
-class PipelineBuilder:
-    """Builds a :class:`Pipeline` one stage at a time (``Pipeline.create()``)."""
-
-    def __init__(self) -> None:
-        self._stages: list[Stage] = []
-        self._collect = True
-        self._tracker: StatusTracker | None = None
-
-    def add(
-        self,
-        name: str,
-        tasks: Callable[..., Any] | Sequence[Callable[..., Any]],
-        workers: int = 1,
-        retries: int | None = None,
-        **options: Any,
-    ) -> Self:
-        """Add a stage. ``retries`` (retries after the first attempt) sets ``task_attempts``;
-        ``options`` are any other :class:`Stage` fields."""
-        if retries is not None:
-            options["task_attempts"] = retries + 1 if isinstance(retries, int) else retries
-        fns = [tasks] if callable(tasks) else list(tasks)
-        self._stages.append(Stage(name, workers, fns, **options))
-        return self
-
-    def collect_results(self, collect: bool = True) -> Self:
-        """Whether the pipeline keeps results (see :class:`Pipeline`)."""
-        self._collect = collect
-        return self
-
-    def status_tracker(self, tracker: StatusTracker | None) -> Self:
-        """Attach a :class:`StatusTracker`."""
-        self._tracker = tracker
-        return self
-
-    def build(self) -> Pipeline:
-        return Pipeline(list(self._stages), self._collect, self._tracker)
-
-    async def run(self, items: Iterable[Any], **run_options: Any) -> list[PipelineResult]:
-        """Build the pipeline and ``run()`` it."""
-        results: list[PipelineResult] = await self.build().run(items, **run_options)
-        return results

@@ -90,6 +90,7 @@ class PipelineRun:
         self.finished = False
         self.drained = asyncio.Event()
         self.drained.set()
+        self._stopped = asyncio.Event()  # set once a shutdown has settled every item
         self.timers: dict[asyncio.Task[None], tuple[Item, StageRun]] = {}
         self.workers: list[asyncio.Task[None]] = []
         self._muted: set[tuple[str, str]] = set()
@@ -188,6 +189,8 @@ class PipelineRun:
 
     async def complete(self, item: Item) -> None:
         """``item`` went through the last stage: record its result."""
+        if item.ended:
+            return
         item.ended = True
         self.processed += 1
         self.open -= 1
@@ -323,24 +326,41 @@ class PipelineRun:
     async def join(self) -> None:
         """Wait until every item fed has ended, then stop the workers.
 
+        If the run is shut down meanwhile (by another task), waits for that to finish.
         Cancelling ``join`` stops the run as :meth:`abort` does, then re-raises.
         """
         try:
-            while self.open or self.feeding:
+            while (self.open or self.feeding) and not self.stopping:
                 await self.drained.wait()
-            for stage in self.stages:
-                stage.inbox.close()
-            await asyncio.gather(*self.workers)
+            if not self.stopping:
+                for stage in self.stages:
+                    stage.inbox.close()
+                # wait(), not gather(): a worker a concurrent shutdown cancels is no error here.
+                await asyncio.wait(self.workers)
         except BaseException:
             await self.abort()
             raise
-        self._finish()
+        if self.stopping:
+            await self._stopped.wait()
+        else:
+            self._finish()
 
     async def abort(self) -> None:
-        """Stop now: cancel workers and timers, then fail every item still inside. Idempotent."""
-        if self.finished or self.stopping:
+        """Stop now: cancel workers and timers, then fail every item still inside.
+
+        Idempotent; a second caller waits for the first to finish.
+        """
+        if self.stopping or self.finished:
+            await self._stopped.wait()
             return
         self.stopping = True
+        try:
+            await self._stop()
+        finally:
+            self._finish()
+            self._stopped.set()
+
+    async def _stop(self) -> None:
         me = asyncio.current_task()
         timers = dict(self.timers)
         running = [t for t in (*self.workers, *timers) if t is not me and not t.done()]
@@ -348,6 +368,7 @@ class PipelineRun:
             task.cancel()
         for stage in self.stages:
             stage.inbox.close()  # wakes feeders waiting for room: they raise PipelineError
+        self.drained.set()  # wakes join(): it waits for this shutdown instead
         if running:
             _, stuck = await asyncio.wait(running, timeout=_GRACE)
             if stuck:
@@ -371,9 +392,10 @@ class PipelineRun:
                     await self.fail(item, stage, ItemCancelledError(item.id, stage.name), 0)
         if cancelled:
             logger.info("pipeline stopped: %d unfinished item(s) recorded as cancelled", cancelled)
-        self._finish()
 
     def _finish(self) -> None:
+        if self.finished:
+            return
         self.finished = True
         if self.outbox is not None:
             self.outbox.close()

@@ -202,12 +202,14 @@ class StageRun:
                             await run.settle(pending, "on_status_change")
             except _Failed as failed:
                 end = perf_counter()
-                slot.failed += 1
                 slot.busy += end - start
                 slot.last = end
                 await self._failed(item, slot, failed)
                 slot.item = None
                 continue
+            if item.ended:  # a shutdown gave up on this worker and recorded the item
+                slot.item = None
+                return
             end = perf_counter()
             slot.processed += 1
             slot.busy += end - start
@@ -379,6 +381,7 @@ class StageRun:
                     await run.settle(pending, "on_status_change")
             run.requeue(self, item, policy.delay_before(item.attempt - 1))
             return
+        slot.failed += 1
         if observed and failed.task >= 0:
             await self._event(
                 item, slot, failed.task, _FAIL, failed.attempts, error, failed.duration

@@ -221,8 +221,11 @@ def test_per_stage_retry_reruns_the_whole_task_list() -> None:
 
     tracker = StatusTracker(on_status_change=events.append)
     stage = Stage("Tx", 1, [begin, update, commit], retry="per_stage", stage_attempts=3)
-    results = run(Pipeline([stage], status_tracker=tracker).run([1]))
+    pipeline = Pipeline([stage], status_tracker=tracker)
+    results = run(pipeline.run([1]))
     assert [r.value for r in results] == [101]
+    (metrics,) = pipeline.get_worker_metrics().values()
+    assert (metrics.items_processed, metrics.items_failed) == (1, 0)  # a retry is no failure
     assert calls.items == [
         ("begin", 1), ("update", 1), ("begin", 1), ("update", 1), ("commit", 101),
     ]  # fmt: skip

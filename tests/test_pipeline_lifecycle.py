@@ -187,6 +187,55 @@ def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None
     assert accounted(pipeline, 2) == (0, 2)
 
 
+def test_a_join_in_progress_ends_quietly_when_another_task_shuts_down() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 2, [blocked])])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2, 3])
+        joining = asyncio.ensure_future(pipeline.join())
+        await settle()
+        await pipeline.shutdown()
+        await joining  # no CancelledError: the shutdown settled the run
+        assert others() == set()
+
+    run(main())
+    assert accounted(pipeline, 3) == (0, 3)
+
+
+def test_shutdown_abandons_a_task_that_ignores_cancellation(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_pipeline_run, "_GRACE", 0.01)
+    release: list[asyncio.Event] = []
+
+    async def stubborn(x: int) -> int:
+        while True:
+            try:
+                await release[0].wait()
+                return x
+            except asyncio.CancelledError:
+                continue  # ignores every cancellation
+
+    pipeline = Pipeline([Stage("S", 1, [stubborn])])
+
+    async def main() -> None:
+        release.append(asyncio.Event())
+        await pipeline.feed([1])
+        await settle()
+        with caplog.at_level("WARNING", logger="flowweaver"):
+            await pipeline.shutdown()
+        assert accounted(pipeline, 1) == (0, 1)
+        release[0].set()  # let the abandoned call end; its result is discarded
+        await settle()
+        assert accounted(pipeline, 1) == (0, 1)
+
+    run(main())
+    assert caplog.records[0].getMessage() == (
+        "1 pipeline worker(s) ignored cancellation for 0.0 s; abandoning them"
+    )
+
+
 # -- cancellation ------------------------------------------------------------------------------
 
 
