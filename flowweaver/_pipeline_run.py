@@ -187,22 +187,30 @@ class PipelineRun:
 
     # -- items out: the only two places an item ends -------------------------------------------
 
-    async def complete(self, item: Item) -> None:
-        """``item`` went through the last stage: record its result."""
+    def complete(self, item: Item) -> PipelineResult | None:
+        """``item`` went through the last stage: record its result.
+
+        Returns:
+            The result, when somebody must hear of it (:meth:`deliver`); None when the item
+            had already ended (a shutdown gave up on its worker).
+        """
         if item.ended:
-            return
+            return None
         item.ended = True
         self.processed += 1
         self.open -= 1
         if not self.open and not self.feeding:
             self.drained.set()
-        results, outbox = self.results, self.outbox
-        if results is not None or outbox is not None:
-            result = PipelineResult(item.id, item.value, item.seq, item.meta or EMPTY)
-            if results is not None:
-                results.append(result)
-            if outbox is not None and not outbox.put_nowait(result, 0):
-                await outbox.put(result, 0)
+        result = PipelineResult(item.id, item.value, item.seq, item.meta or EMPTY)
+        if self.results is not None:
+            self.results.append(result)
+        return result
+
+    async def deliver(self, item: Item, result: PipelineResult) -> None:
+        """Hand a completed item's result to ``stream()`` and the tracker."""
+        outbox = self.outbox
+        if outbox is not None and not outbox.put_nowait(result, 0):
+            await outbox.put(result, 0)
         tracker = self.tracker
         if tracker is not None:
             tracker._item_finished(item.id)

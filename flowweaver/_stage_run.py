@@ -218,30 +218,26 @@ class StageRun:
                 await run.stage_callback(self, "on_success", on_success, item, item.value)
             if nxt is not None:
                 item.attempt = 1
-                if not await self._forward(nxt, item):
+                try:  # waiting for room downstream is the backpressure
+                    if not nxt.inbox.put_nowait(item, item.priority):
+                        await nxt.inbox.put(item, item.priority)
+                except ChannelClosed:  # only a shutdown closes a channel an item is headed for
+                    slot.item = None
+                    await run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
                     return
                 if tracker is not None:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
             else:
-                await run.complete(item)
+                result = run.complete(item)
+                if result is not None and (run.outbox is not None or tracker is not None):
+                    await run.deliver(item, result)
             slot.item = None
             streak += 1
             if streak >= _YIELD_EVERY:
                 streak = 0
                 await asyncio.sleep(0)
-
-    async def _forward(self, nxt: StageRun, item: Item) -> bool:
-        """Put ``item`` into the next stage (waiting for room); False if the run is stopping."""
-        inbox = nxt.inbox
-        try:
-            if not inbox.put_nowait(item, item.priority):
-                await inbox.put(item, item.priority)
-        except ChannelClosed:  # only a shutdown closes a channel an item is still headed for
-            await self.run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
-            return False
-        return True
 
     async def _skips(self, item: Item, slot: WorkerSlot) -> bool:
         """Apply ``skip_if``; True when the item passes this stage unchanged."""

@@ -312,11 +312,11 @@ def test_a_worker_survives_a_failure_of_our_own(
     original = _pipeline_run.PipelineRun.complete
     broke: list[bool] = []
 
-    async def complete_once_broken(self: Any, item: Any) -> None:
+    def complete_once_broken(self: Any, item: Any) -> Any:
         if not broke:
             broke.append(True)
             raise AssertionError("a bug")
-        await original(self, item)
+        return original(self, item)
 
     monkeypatch.setattr(_pipeline_run.PipelineRun, "complete", complete_once_broken)
     pipeline = Pipeline([Stage("S", 1, [inc])])
