@@ -81,7 +81,8 @@ class AsyncExecutor:
 
     At most ``max_workers`` calls run at once; more wait their turn (``map`` keeps at most
     ``2 * max_workers`` submitted ahead, whatever the length of its input). Leaving the
-    ``async with`` waits for the calls in flight; leaving it with an error cancels them.
+    ``async with`` waits for the calls in flight and shuts the pool down; leaving it with an
+    error cancels them. A later ``async with`` on the same executor opens a fresh pool.
 
     Args:
         use_uvloop: Run ``execute`` on uvloop. Without uvloop installed this logs a warning and
@@ -232,6 +233,9 @@ class AsyncExecutor:
         return self._pool().shutdown(wait, cancel_futures)
 
     async def __aenter__(self) -> Self:
+        pool = self._calls
+        if pool is not None and pool.closed and pool.idle:
+            self._calls = None  # a new `async with` block gets a fresh pool
         return self
 
     async def __aexit__(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence, Sized
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from ._channel import Channel
 from ._dashboard import DashboardPoller, make_display
@@ -52,6 +52,15 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["Pipeline"]
+
+
+class Submitter(Protocol):
+    """Where a pipeline's sync tasks run: anything with ``submit`` returning a
+    ``concurrent.futures.Future`` (every flowweaver executor, any ``concurrent.futures``
+    executor) or an awaitable (:class:`AsyncExecutor`)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> object: ...
+
 
 #: ``feed()``'s default priority (lower numbers are taken first).
 DEFAULT_PRIORITY = 100
@@ -102,7 +111,7 @@ class Pipeline:
         collect_results: bool = True,
         status_tracker: StatusTracker | None = None,
         *,
-        executor: object | None = None,
+        executor: Submitter | None = None,
         clock: Clock | None = None,
     ) -> None:
         if isinstance(stages, Stage) or not isinstance(stages, Iterable):
@@ -432,8 +441,7 @@ class Pipeline:
         if not sync_workers:
             return None, None
         if self.executor is not None:
-            submit: Callable[..., object] = self.executor.submit  # type: ignore[attr-defined]
-            return submit, None
+            return self.executor.submit, None
         from ._executors import ThreadedExecutor
 
         threads = ThreadedExecutor(max_workers=sync_workers)

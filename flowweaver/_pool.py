@@ -121,6 +121,11 @@ class AsyncPool:
         self._next_id = 0
         self.closed = False
 
+    @property
+    def idle(self) -> bool:
+        """Nothing running and nothing queued."""
+        return not self._running and not self._queue
+
     # -- submit --------------------------------------------------------------------------------
 
     def submit(

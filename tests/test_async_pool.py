@@ -350,3 +350,20 @@ def test_submit_needs_a_running_loop() -> None:
         "AsyncExecutor.submit() needs a running event loop: call it from a coroutine "
         "(use execute() to run a workflow from sync code)"
     )
+
+
+def test_a_second_async_with_opens_a_fresh_pool() -> None:
+    async def inc(x: int) -> int:
+        return x + 1
+
+    async def main() -> list[int]:
+        executor = AsyncExecutor(max_workers=2)
+        async with executor:
+            first = await executor.submit(inc, 1)
+        with pytest.raises(ExecutorShutdownError):
+            executor.submit(inc, 1)  # shut down between blocks
+        async with executor:
+            second = await executor.submit(inc, 2)
+        return [first, second]
+
+    assert run(main()) == [2, 3]

@@ -833,7 +833,7 @@ def test_pipeline_definition_errors() -> None:
         Pipeline([Stage("A", 1, [inc])], status_tracker="t")  # type: ignore[arg-type]
     assert str(tracker.value) == "status_tracker must be a StatusTracker or None, got 't'"
     with pytest.raises(ConfigurationError) as executor:
-        Pipeline([Stage("A", 1, [inc])], executor=object)
+        Pipeline([Stage("A", 1, [inc])], executor=object)  # type: ignore[arg-type]
     assert str(executor.value).startswith("executor must have a submit() method, got ")
 
 
