@@ -868,3 +868,17 @@ def test_the_readme_pipeline_example_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[(0, 'saved'), (1, 'saved'), (2, 'saved')]\n"
+
+
+def _square(x: int) -> int:  # module level: it must pickle to reach a worker process
+    return x * x
+
+
+def test_sync_tasks_can_run_in_worker_processes() -> None:
+    import concurrent.futures as cf
+
+    with cf.ProcessPoolExecutor(2) as processes:
+        pipeline = Pipeline(
+            [Stage("Square", 2, [_square]), Stage("Inc", 2, [inc])], executor=processes
+        )
+        assert [r.value for r in run(pipeline.run(range(6)))] == [i * i + 1 for i in range(6)]

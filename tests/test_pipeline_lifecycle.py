@@ -470,3 +470,21 @@ def test_async_with_shuts_down_on_an_error() -> None:
     run(main())
     assert accounted(pipeline, 3) == (0, 3)
     assert sorted(blocked.cancelled.items) == [1, 2]  # type: ignore[type-var]
+
+
+def test_cancelling_a_stream_consumer_stops_the_pipeline() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 2, [blocked])])
+
+    async def consume() -> None:
+        async for _ in pipeline.stream(range(10)):
+            pass
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(consume(), 0.01)
+        assert others() == set()
+
+    run(main())
+    assert accounted(pipeline, 10) == (0, 10)
+    assert sorted(blocked.cancelled.items) == [0, 1]  # type: ignore[type-var]
