@@ -9,6 +9,7 @@ it — a coroutine can really be cancelled, unlike the thread it runs in.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,9 +18,17 @@ from ._errors import TaskTimeoutError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["AwaitRunner", "bounded", "invoke", "run_awaitable"]
+__all__ = ["AwaitRunner", "bounded", "invoke", "is_coroutine_callable", "run_awaitable"]
 
 T = TypeVar("T")
+
+
+def is_coroutine_callable(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine (``async def``, a bound async method, an object
+    with an async ``__call__``, or a ``functools.partial`` of one of those)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
 
 
 async def bounded(awaitable: Awaitable[T], name: str, timeout: float | None) -> T:

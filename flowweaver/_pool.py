@@ -23,8 +23,8 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._calls import is_coroutine_callable
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
-from ._stage import is_coroutine_callable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable

@@ -10,12 +10,12 @@ item, which is where two thirds of its time goes).
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from ._calls import is_coroutine_callable
 from ._errors import StageValidationError
 from ._retry import RetryPolicy
 
@@ -36,14 +36,6 @@ def task_name(fn: object) -> str:
         fn = fn.func
     name = getattr(fn, "__name__", None)
     return name if isinstance(name, str) else type(fn).__name__
-
-
-def is_coroutine_callable(fn: object) -> bool:
-    """Whether calling ``fn`` makes a coroutine (async def, bound async method, async
-    ``__call__``, or a partial of one of those)."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
 
 
 @dataclass(frozen=True, slots=True)
