@@ -28,10 +28,11 @@ CODE = {status: code for code, status in enumerate(_STATUSES)}
 
 StatusCallback = Callable[[StatusEvent], object]
 TaskCallback = Callable[[TaskEvent], object]
-#: (stage, status code, worker, timestamp, metadata or None): one change, as kept in the
-#: history. Plain atoms only, so the garbage collector stops tracking these tuples (a history
-#: of millions of them would otherwise make every collection slower).
-_Record = tuple[str | None, int, str | None, float, Mapping[str, Any] | None]
+#: Fields of one change as kept in an item's history: stage, status code, worker, timestamp,
+#: metadata (or None). An item's history is one flat list, ``_WIDTH`` entries per change: no
+#: object per change survives, so the garbage collector has a list per item to look at, not
+#: a tuple per event (that made every collection slower as the history grew).
+_WIDTH = 5
 
 
 class StatusTracker:
@@ -111,7 +112,7 @@ class StatusTracker:
                 )
         self.task_concurrency_limits: dict[str, int] = limits
         self.max_history = max_history
-        self._history: dict[Any, list[_Record]] = {}
+        self._history: dict[Any, list[Any]] = {}
         # Finished items, oldest first (only when the history is bounded).
         self._finished: OrderedDict[Any, None] | None = (
             OrderedDict() if max_history is not None else None
@@ -131,16 +132,17 @@ class StatusTracker:
     def get_status(self, item_id: Any) -> StatusEvent | None:
         """The item's latest event, or None if the tracker never saw it (or forgot it)."""
         history = self._history.get(item_id)
-        return None if history is None else _event(item_id, history[-1])
+        return None if history is None else _event(item_id, history, len(history) - _WIDTH)
 
     def get_by_status(self, status: ItemStatus | str) -> list[StatusEvent]:
         """The latest event of every item whose status is ``status`` now."""
         code = CODE[ItemStatus(status)]
-        return [_event(i, h[-1]) for i, h in self._history.items() if h[-1][1] == code]
+        return [_event(i, h, len(h) - _WIDTH) for i, h in self._history.items() if h[-4] == code]
 
     def get_history(self, item_id: Any) -> list[StatusEvent]:
         """Every event of the item, oldest first (empty if unknown)."""
-        return [_event(item_id, record) for record in self._history.get(item_id, ())]
+        history = self._history.get(item_id, [])
+        return [_event(item_id, history, at) for at in range(0, len(history), _WIDTH)]
 
     # -- what the pipeline calls -------------------------------------------------------------
 
@@ -157,14 +159,13 @@ class StatusTracker:
         metadata: Mapping[str, Any] | None,
     ) -> Awaitable[object] | None:
         """Record a change; returns the callback's awaitable when an async callback must run."""
-        record = (stage, code, worker, time(), metadata)
         counts = self._counts
         history = self._history.get(item_id)
         if history is None:
-            self._history[item_id] = [record]
+            history = self._history[item_id] = [stage, code, worker, time(), metadata]
         else:
-            counts[history[-1][1]] -= 1
-            history.append(record)
+            counts[history[-4]] -= 1  # the code of its latest change
+            history += (stage, code, worker, time(), metadata)
             finished = self._finished
             if finished is not None and item_id in finished:
                 del finished[item_id]  # fed again: in flight, so kept
@@ -172,7 +173,9 @@ class StatusTracker:
         callback = self.on_status_change
         if callback is None or "on_status_change" in self._muted:
             return None
-        return self._call("on_status_change", callback, (_event(item_id, record),))
+        return self._call(
+            "on_status_change", callback, (_event(item_id, history, len(history) - _WIDTH),)
+        )
 
     def _item_finished(self, item_id: Any) -> None:
         """The item completed the pipeline or failed: it may be forgotten (bounded history)."""
@@ -207,6 +210,6 @@ class StatusTracker:
         self._muted.add(hook)
 
 
-def _event(item_id: Any, record: _Record) -> StatusEvent:
-    stage, code, worker, timestamp, metadata = record
+def _event(item_id: Any, history: list[Any], at: int) -> StatusEvent:
+    stage, code, worker, timestamp, metadata = history[at : at + _WIDTH]
     return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
