@@ -64,6 +64,8 @@ class Submitter(Protocol):
 
 #: ``feed()``'s default priority (lower numbers are taken first).
 DEFAULT_PRIORITY = 100
+#: Results ``stream()`` holds for its consumer when the last stage's queue is unbounded.
+_STREAM_BUFFER = 100
 
 DashboardName = Literal["compact", "detailed", "full"]
 
@@ -217,8 +219,10 @@ class Pipeline:
             PipelineError: The pipeline is already running.
         """
         display = make_display(progress, None, None, 0.5)
+        # Results wait for the consumer in a queue as large as the last stage's (bounded even
+        # when that one is not): a slow consumer holds the pipeline back, memory stays flat.
         last = self.stages[-1].plan.capacity
-        outbox: Channel[PipelineResult] = Channel(last or DEFAULT_PRIORITY)
+        outbox: Channel[PipelineResult] = Channel(last or _STREAM_BUFFER)
         run = self._begin(collect=False, outbox=outbox)
         self._started = True
         poller = None
