@@ -6,10 +6,10 @@ import argparse
 import platform
 import sys
 
-from . import engine, state
+from . import engine, pipeline, state
 from ._harness import table
 
-SUITES = {"engine": engine.run, "state": state.run}
+SUITES = {"engine": engine.run, "pipeline": pipeline.run, "state": state.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ How upstream results reach a task's function — one rule everywhere:
 
 from ._async import AsyncExecutor as AsyncExecutor
 from ._dag import DAG as DAG
+from ._dashboard import DashboardProtocol as DashboardProtocol
 from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
@@ -27,8 +28,12 @@ from ._errors import DefinitionError as DefinitionError
 from ._errors import DuplicateTaskError as DuplicateTaskError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
+from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
+from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import PipelineError as PipelineError
 from ._errors import SerializationError as SerializationError
+from ._errors import StageValidationError as StageValidationError
 from ._errors import StateAccessError as StateAccessError
 from ._errors import StateCorruptError as StateCorruptError
 from ._errors import StateError as StateError
@@ -53,6 +58,21 @@ from ._flow import Flow as Flow
 from ._json_store import JSONFileStore as JSONFileStore
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline_builder import PipelineBuilder as PipelineBuilder
+from ._pipeline_types import DashboardSnapshot as DashboardSnapshot
+from ._pipeline_types import ErrorSummary as ErrorSummary
+from ._pipeline_types import FailedItem as FailedItem
+from ._pipeline_types import ItemStatus as ItemStatus
+from ._pipeline_types import PipelineResult as PipelineResult
+from ._pipeline_types import PipelineStats as PipelineStats
+from ._pipeline_types import StageStats as StageStats
+from ._pipeline_types import StatusEvent as StatusEvent
+from ._pipeline_types import TaskEvent as TaskEvent
+from ._pipeline_types import TaskEventType as TaskEventType
+from ._pipeline_types import WorkerMetrics as WorkerMetrics
+from ._pipeline_types import WorkerState as WorkerState
+from ._pipeline_types import WorkerStatus as WorkerStatus
 from ._process import ProcessExecutor as ProcessExecutor
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
@@ -61,6 +81,7 @@ from ._run import WorkflowRun as WorkflowRun
 from ._serialize import JSONSerializer as JSONSerializer
 from ._serialize import Serializer as Serializer
 from ._sqlite_store import SQLiteStore as SQLiteStore
+from ._stage import Stage as Stage
 from ._state_manager import StateManager as StateManager
 from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
@@ -69,6 +90,7 @@ from ._store import MemoryStore as MemoryStore
 from ._store import StateEntry as StateEntry
 from ._store import StateStore as StateStore
 from ._task import Task as Task
+from ._tracker import StatusTracker as StatusTracker
 from ._workflow import Workflow as Workflow
 
 __version__ = "0.3.0"
@@ -83,19 +105,31 @@ __all__ = [  # noqa: RUF022
     "ConfigurationError",
     "CycleError",
     "DAG",
+    "DashboardProtocol",
+    "DashboardSnapshot",
     "DefinitionError",
     "DuplicateTaskError",
+    "ErrorSummary",
     "EventLoopError",
     "ExecutionError",
     "Executor",
+    "ExecutorShutdownError",
+    "FailedItem",
     "FailurePolicy",
     "Flow",
     "FlowWeaverError",
+    "ItemCancelledError",
+    "ItemStatus",
     "JSONFileStore",
     "JSONSerializer",
     "LogLevel",
     "MemoryStore",
     "Monitor",
+    "Pipeline",
+    "PipelineBuilder",
+    "PipelineError",
+    "PipelineResult",
+    "PipelineStats",
     "PoolExecutor",
     "ProcessExecutor",
     "RetryPolicy",
@@ -104,6 +138,9 @@ __all__ = [  # noqa: RUF022
     "SequentialExecutor",
     "SerializationError",
     "Serializer",
+    "Stage",
+    "StageStats",
+    "StageValidationError",
     "StateAccessError",
     "StateCorruptError",
     "StateEntry",
@@ -113,8 +150,12 @@ __all__ = [  # noqa: RUF022
     "StateMismatchError",
     "StateStore",
     "StateVersionError",
+    "StatusEvent",
+    "StatusTracker",
     "SystemClock",
     "Task",
+    "TaskEvent",
+    "TaskEventType",
     "TaskFailedError",
     "TaskNameCollisionError",
     "TaskStatus",
@@ -124,6 +165,9 @@ __all__ = [  # noqa: RUF022
     "UnknownDependencyError",
     "UnknownTaskError",
     "WorkerDiedError",
+    "WorkerMetrics",
+    "WorkerState",
+    "WorkerStatus",
     "Workflow",
     "WorkflowFailedError",
     "WorkflowRun",

@@ -29,7 +29,7 @@ from ._errors import BindingError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["NOTHING", "NO_ARGS", "ArgSpec", "Params", "bind", "params_of"]
+__all__ = ["NOTHING", "NO_ARGS", "ArgSpec", "Params", "bind", "is_coroutine_callable", "params_of"]
 
 _VAR_POSITIONAL = inspect.CO_VARARGS
 _VAR_KEYWORD = inspect.CO_VARKEYWORDS
@@ -56,6 +56,14 @@ _OPAQUE = Params((), 0, (), frozenset(), True, False)
 #: A callable that takes no parameters at all (shared: most tasks are `lambda: ...`).
 NOTHING = Params((), 0, (), frozenset(), False, False)
 _TAKES_ARGUMENTS = _VAR_POSITIONAL | _VAR_KEYWORD
+
+
+def is_coroutine_callable(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine (``async def``, a bound async method, an object
+    with an async ``__call__``, or a ``functools.partial`` of one of those)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
 
 
 def params_of(fn: Callable[..., object]) -> Params:

@@ -5,6 +5,7 @@ The hierarchy::
     FlowWeaverError
     ├── DefinitionError (ValueError)         how a workflow or stage was built
     │   ├── ConfigurationError (TypeError)   a constructor argument is invalid
+    │   │   └── StageValidationError         .stage, .field: a pipeline Stage is misconfigured
     │   ├── DuplicateTaskError               .task_name
     │   │   └── TaskNameCollisionError       .functions: two different tasks share a name
     │   ├── UnknownDependencyError           .task_name, .dependency
@@ -17,7 +18,11 @@ The hierarchy::
     │   ├── EventLoopError                   a sync entry point was called inside a running loop
     │   ├── TransferError (pickle.PicklingError)  .task_name: a call cannot cross to a worker
     │   │                                    process (or its result cannot come back)
-    │   └── WorkerDiedError                  .task_name, .exitcode: its worker process died
+    │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
+    │   ├── ExecutorShutdownError            a call was submitted to a pool that was shut down
+    │   └── PipelineError                    a pipeline was misused (no stages, started twice, …)
+    │       └── ItemCancelledError           .item_id, .stage: the pipeline stopped before the item
+    │                                        finished (shutdown, cancellation, stream() break)
     ├── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
     └── StateError                           durable state could not be read, written or trusted
         ├── StateCorruptError (ValueError)   .path, .reason: unreadable or truncated store
@@ -49,8 +54,12 @@ __all__ = [
     "DuplicateTaskError",
     "EventLoopError",
     "ExecutionError",
+    "ExecutorShutdownError",
     "FlowWeaverError",
+    "ItemCancelledError",
+    "PipelineError",
     "SerializationError",
+    "StageValidationError",
     "StateAccessError",
     "StateCorruptError",
     "StateError",
@@ -82,6 +91,23 @@ class ConfigurationError(DefinitionError, TypeError):
     It is both a ``ValueError`` and a ``TypeError``: a negative retry count and a retry count
     given as a string are the same mistake to a caller, who may catch either.
     """
+
+
+class StageValidationError(ConfigurationError):
+    """A pipeline :class:`~flowweaver.Stage` (or the list of stages) is misconfigured.
+
+    Attributes:
+        stage: The offending stage's name (None when the name itself is the problem).
+        field: The offending field (``"workers"``, ``"tasks"``, ``"name"`` …).
+    """
+
+    def __init__(self, message: str, stage: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.stage, self.field))
 
 
 class DuplicateTaskError(DefinitionError):
@@ -417,3 +443,32 @@ class StateMismatchError(StateError, RuntimeError):
         self.task_name = task_name
         self.workflow = workflow
         self.run_id = run_id
+
+
+class ExecutorShutdownError(ExecutionError):
+    """A call was submitted to an executor's pool after it was shut down."""
+
+
+class PipelineError(ExecutionError):
+    """A pipeline was used in a way it cannot honour: no stages, started while running, fed
+    after a shutdown."""
+
+
+class ItemCancelledError(PipelineError):
+    """The pipeline stopped before this item finished: it is recorded as a failure with this error.
+
+    Attributes:
+        item_id: The item's id.
+        stage: The stage the item was in (or waiting to enter) when the pipeline stopped.
+    """
+
+    def __init__(self, item_id: object, stage: str) -> None:
+        super().__init__(
+            f"item {item_id!r} was cancelled in stage {stage!r}: "
+            "the pipeline stopped before it finished"
+        )
+        self.item_id = item_id
+        self.stage = stage
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.item_id, self.stage))

@@ -7,13 +7,12 @@ belongs to that run (:class:`~flowweaver.WorkflowRun`); ``task.status``, ``task.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
 from . import _scope
-from ._binding import Params, params_of
+from ._binding import Params, is_coroutine_callable, params_of
 from ._errors import ConfigurationError, WorkflowFailedError
 from ._retry import RetryPolicy, check_number, check_retry_fields
 from ._status import TaskStatus
@@ -230,10 +229,7 @@ class Task(Generic[P, R]):
         """Whether ``fn`` is a coroutine function (a sync ``fn`` may still return an awaitable)."""
         flag = self._async
         if flag is None:
-            fn: object = self.fn
-            flag = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
-            )
+            flag = is_coroutine_callable(self.fn)
             object.__setattr__(self, "_async", flag)  # fn is immutable: computed once
         return flag
 

@@ -1,0 +1,59 @@
+"""``Pipeline.create()``: build a pipeline one stage at a time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+from ._pipeline import Pipeline
+from ._stage import Stage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from ._pipeline_types import PipelineResult
+    from ._tracker import StatusTracker
+
+__all__ = ["PipelineBuilder"]
+
+
+class PipelineBuilder:
+    """Builds a :class:`Pipeline` one stage at a time (``Pipeline.create()``)."""
+
+    def __init__(self) -> None:
+        self._stages: list[Stage] = []
+        self._collect = True
+        self._tracker: StatusTracker | None = None
+
+    def add(
+        self,
+        name: str,
+        tasks: Callable[..., Any] | Sequence[Callable[..., Any]],
+        workers: int = 1,
+        retries: int | None = None,
+        **options: Any,
+    ) -> Self:
+        """Add a stage. ``retries`` (retries after the first attempt) sets ``task_attempts``;
+        ``options`` are any other :class:`Stage` fields."""
+        if retries is not None:
+            options["task_attempts"] = retries + 1 if isinstance(retries, int) else retries
+        fns = [tasks] if callable(tasks) else list(tasks)
+        self._stages.append(Stage(name, workers, fns, **options))
+        return self
+
+    def collect_results(self, collect: bool = True) -> Self:
+        """Whether the pipeline keeps results (see :class:`Pipeline`)."""
+        self._collect = collect
+        return self
+
+    def status_tracker(self, tracker: StatusTracker | None) -> Self:
+        """Attach a :class:`StatusTracker`."""
+        self._tracker = tracker
+        return self
+
+    def build(self) -> Pipeline:
+        return Pipeline(list(self._stages), self._collect, self._tracker)
+
+    async def run(self, items: Iterable[Any], **run_options: Any) -> list[PipelineResult]:
+        """Build the pipeline and ``run()`` it."""
+        results: list[PipelineResult] = await self.build().run(items, **run_options)
+        return results

@@ -1,0 +1,433 @@
+"""One run of a pipeline: where items come in, where they end, and how the run stops.
+
+Design:
+
+* Items end in exactly one place: :meth:`PipelineRun.complete` (a result, after the last stage)
+  or :meth:`PipelineRun.fail` (a recorded failure: error summary, tracker, ``on_failure``,
+  ``stream()``). Both set ``item.ended`` before anything else, so whatever a shutdown races
+  with, an item ends once. These two methods are also where a checkpointing layer hooks in:
+  ``item.id`` and ``item.seq`` identify the item, ``complete`` is "it finished the pipeline".
+* The run counts items fed and not yet ended (``open``). :meth:`join` waits until that is zero
+  with no feed in progress — items waiting for a per-stage retry or for room downstream are still
+  open — then closes the channels, and the workers drain and end.
+* :meth:`abort` (``shutdown()``, a cancelled ``run()``, a ``stream()`` left early) cancels every
+  worker and retry timer, waits for them (a bounded grace for tasks that ignore cancellation),
+  then fails every item still inside — in a worker's slot, a channel or a timer — with
+  :class:`ItemCancelledError`. Closing the channels also wakes feeders waiting on a full queue:
+  nothing waits forever.
+* Sync tasks go through the executor's ``submit``; a ``concurrent.futures.Future`` is awaited with
+  ``asyncio.wrap_future`` (one already finished — the sequential executor — is read directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+from collections.abc import AsyncIterable, Callable, Iterable
+from time import time
+from typing import TYPE_CHECKING, Any
+
+from ._channel import Channel, ChannelClosed
+from ._errors import ItemCancelledError, PipelineError
+from ._events import call_safely
+from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
+from ._stage_run import Item, StageRun
+from ._tracker import CODE
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Sequence
+
+    from ._retry import Clock
+    from ._stage import Stage
+    from ._tracker import StatusTracker
+
+__all__ = ["PipelineRun"]
+
+logger = logging.getLogger("flowweaver.pipeline")
+
+_QUEUED = CODE[ItemStatus.QUEUED]
+_FAILED = CODE[ItemStatus.FAILED]
+_TASK_HOOKS = ("on_task_start", "on_task_complete", "on_task_retry", "on_task_fail")
+#: How long a shutdown waits for cancelled workers before abandoning them (a task that
+#: swallows cancellation); cooperative tasks stop at once.
+_GRACE = 1.0
+
+
+def _seq(result: PipelineResult) -> int:
+    return result.sequence_id
+
+
+class PipelineRun:
+    """The state of one run (from ``start()`` to ``join()`` or ``shutdown()``)."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        tracker: StatusTracker | None,
+        clock: Clock,
+        submit: Callable[..., object] | None,
+        release: Callable[[], None] | None,
+        collect: bool,
+        outbox: Channel[PipelineResult] | None,
+    ) -> None:
+        self.tracker = tracker
+        self.clock = clock
+        self._submit = submit
+        self._release = release  # shuts down an executor this run created
+        self.task_hooks = tracker is not None and any(
+            getattr(tracker, hook) is not None for hook in _TASK_HOOKS
+        )
+        self.results: list[PipelineResult] | None = [] if collect else None
+        self.outbox = outbox
+        self.failures: list[FailedItem] = []
+        self.processed = 0
+        self.open = 0
+        self.feeding = 0
+        self.fed = 0
+        self.stopping = False
+        self.finished = False
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self._stopped = asyncio.Event()  # set once a shutdown has settled every item
+        self.timers: dict[asyncio.Task[None], tuple[Item, StageRun]] = {}
+        self.workers: list[asyncio.Task[None]] = []
+        self._muted: set[tuple[str, str]] = set()
+        self.stages = [
+            StageRun(self, stage, limiters) for stage, limiters in _limiters(stages, tracker)
+        ]
+        for before, after in zip(self.stages, self.stages[1:], strict=False):
+            before.next = after
+        if tracker is not None:
+            tracker._begin_run()
+
+    def start(self) -> None:
+        """Start every worker (on the running loop)."""
+        loop = asyncio.get_running_loop()
+        for stage in self.stages:
+            for slot in stage.slots:
+                self.workers.append(loop.create_task(stage.work(slot), name=slot.name))
+
+    # -- items in ------------------------------------------------------------------------------
+
+    def _item(self, raw: Any, priority: int) -> Item:
+        seq = self.fed
+        self.fed = seq + 1
+        if isinstance(raw, dict) and "id" in raw:
+            meta = {k: v for k, v in raw.items() if k not in {"id", "value"}} or None
+            return Item(raw["id"], raw.get("value", raw), seq, priority, meta)
+        return Item(seq, raw, seq, priority, None)
+
+    async def feed(
+        self, items: Iterable[Any] | AsyncIterable[Any], stage: StageRun, priority: int
+    ) -> int:
+        """Put every item into ``stage``'s channel, waiting for room; returns how many.
+
+        Raises:
+            PipelineError: The run stopped (shutdown) before every item was accepted.
+        """
+        self.feeding += 1
+        self.drained.clear()
+        inbox, tracker, name = stage.inbox, self.tracker, stage.name
+        count = 0
+        try:
+            if isinstance(items, AsyncIterable):
+                async for raw in items:
+                    await self._accept(self._item(raw, priority), inbox, name)
+                    count += 1
+            else:
+                put_nowait = inbox.put_nowait
+                for raw in items:
+                    item = self._item(raw, priority)
+                    if put_nowait(item, priority):
+                        self.open += 1  # counted once accepted: no await between
+                        if tracker is not None:
+                            pending = tracker._status(item.id, name, _QUEUED, None, None)
+                            if pending is not None:
+                                await self.settle(pending, "on_status_change")
+                    else:
+                        await self._accept(item, inbox, name)
+                    count += 1
+        except ChannelClosed:
+            raise PipelineError(
+                f"the pipeline was shut down while feeding stage {name!r}: "
+                f"{count} item(s) were accepted, the rest were not"
+            ) from None
+        finally:
+            self.feeding -= 1
+            if not self.open and not self.feeding:
+                self.drained.set()
+        return count
+
+    async def _accept(self, item: Item, inbox: Channel[Item], name: str) -> None:
+        await inbox.put(item, item.priority)
+        self.open += 1
+        tracker = self.tracker
+        if tracker is not None:
+            pending = tracker._status(item.id, name, _QUEUED, None, None)
+            if pending is not None:
+                await self.settle(pending, "on_status_change")
+
+    def requeue(self, stage: StageRun, item: Item, delay: float) -> None:
+        """Send an item back to its stage for a per-stage retry, now or after ``delay``."""
+        if delay <= 0:
+            stage.inbox.put_nowait(item, item.priority, force=True)
+            return
+        timer = asyncio.get_running_loop().create_task(self._requeue_later(stage, item, delay))
+        self.timers[timer] = (item, stage)
+        timer.add_done_callback(self._timer_done)
+
+    async def _requeue_later(self, stage: StageRun, item: Item, delay: float) -> None:
+        await self.clock.sleep_async(delay)
+        stage.inbox.put_nowait(item, item.priority, force=True)
+
+    def _timer_done(self, timer: asyncio.Task[None]) -> None:
+        self.timers.pop(timer, None)
+
+    # -- items out: the only two places an item ends -------------------------------------------
+
+    def complete(self, item: Item) -> PipelineResult | None:
+        """``item`` went through the last stage: record its result.
+
+        Returns:
+            The result, when somebody must hear of it (:meth:`deliver`); None when the item
+            had already ended (a shutdown gave up on its worker).
+        """
+        if item.ended:
+            return None
+        item.ended = True
+        self.processed += 1
+        self.open -= 1
+        if not self.open and not self.feeding:
+            self.drained.set()
+        result = PipelineResult(item.id, item.value, item.seq, item.meta or EMPTY)
+        if self.results is not None:
+            self.results.append(result)
+        return result
+
+    async def deliver(self, item: Item, result: PipelineResult) -> None:
+        """Hand a completed item's result to ``stream()`` and the tracker."""
+        outbox = self.outbox
+        if outbox is not None and not outbox.put_nowait(result, 0):
+            await outbox.put(result, 0)
+        tracker = self.tracker
+        if tracker is not None:
+            tracker._item_finished(item.id)
+            if tracker.on_success is not None:
+                await self.item_callback("on_success", tracker.on_success, item, item.value)
+
+    async def fail(self, item: Item, stage: StageRun, error: BaseException, attempts: int) -> None:
+        """``item`` failed in ``stage``: record it everywhere a failure is reported."""
+        if item.ended:
+            return
+        item.ended = True
+        self.open -= 1
+        try:
+            name = stage.name
+            self.failures.append(FailedItem(item.id, name, error, attempts, time()))
+            if not self.stopping:
+                logger.warning(
+                    "item %r failed in stage %r after %d attempt(s): %s: %s",
+                    item.id, name, attempts, type(error).__name__, error,
+                )  # fmt: skip
+            tracker = self.tracker
+            if tracker is not None:
+                meta = {
+                    "error": str(error),
+                    "error_type": type(error).__name__,
+                    "attempts": attempts,
+                }
+                pending = tracker._status(item.id, name, _FAILED, None, meta)
+                if pending is not None:
+                    await self.settle(pending, "on_status_change")
+            on_failure = stage.stage.on_failure
+            if on_failure is not None:
+                await self.stage_callback(stage, "on_failure", on_failure, item, error)
+            if tracker is not None:
+                tracker._item_finished(item.id)
+                if tracker.on_failure is not None:
+                    await self.item_callback("on_failure", tracker.on_failure, item, error)
+            outbox = self.outbox
+            if outbox is not None and not outbox.closed:
+                result = PipelineResult(
+                    item.id, item.value, item.seq, item.meta or EMPTY, error, name
+                )
+                if self.stopping or not outbox.put_nowait(result, 0):
+                    if self.stopping:  # nobody may be reading any more: never wait
+                        outbox.put_nowait(result, 0, force=True)
+                    else:
+                        await outbox.put(result, 0)
+        finally:
+            if not self.open and not self.feeding:
+                self.drained.set()
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def metadata(self, item: Item, stage: str) -> dict[str, Any]:
+        """What ``on_success``/``on_failure`` receive as their third argument."""
+        meta = dict(item.meta) if item.meta else {}
+        meta.update(id=item.id, value=item.value, sequence_id=item.seq, stage=stage)
+        return meta
+
+    async def stage_callback(
+        self, stage: StageRun, hook: str, callback: Callable[..., object], item: Item, arg: object
+    ) -> None:
+        await self._callback(
+            stage.name, hook, callback, (item.id, arg, self.metadata(item, stage.name))
+        )
+
+    async def item_callback(
+        self, hook: str, callback: Callable[..., object], item: Item, arg: object
+    ) -> None:
+        await self._callback("", hook, callback, (item.id, arg, self.metadata(item, "")))
+
+    async def _callback(
+        self, owner: str, hook: str, callback: Callable[..., object], args: tuple[object, ...]
+    ) -> None:
+        key = (owner, hook)
+        if key in self._muted:
+            return
+        what = "%s of stage %r" if owner else "%s of the status tracker%s"
+        ok, value = call_safely(callback, args, what, hook, owner)
+        if not ok or (
+            value is not None
+            and hasattr(value, "__await__")
+            and not await self._await_safely(value, what, hook, owner)
+        ):
+            self._muted.add(key)
+
+    async def settle(self, pending: Awaitable[object], hook: str) -> None:
+        """Await a tracker callback's awaitable; if it raises, disable that callback."""
+        if not await self._await_safely(pending, "status tracker callback %s", hook):
+            assert self.tracker is not None
+            self.tracker._mute(hook)
+
+    async def _await_safely(self, pending: Awaitable[object], what: str, *args: object) -> bool:
+        try:
+            await pending
+        except (Exception, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            logger.exception(what + " raised; it is disabled for the rest of this run", *args)
+            return False
+        return True
+
+    # -- where sync tasks run --------------------------------------------------------------
+
+    async def offload(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
+    ) -> Any:
+        """Run a sync task on the executor and wait for it without blocking the loop."""
+        submit = self._submit
+        assert submit is not None  # the pipeline provides one whenever a stage has a sync task
+        future = submit(fn, *args, **kwargs) if kwargs else submit(fn, *args)
+        if isinstance(future, cf.Future):
+            if future.done():
+                return future.result()
+            return await asyncio.wrap_future(future)
+        return await future  # type: ignore[misc]  # an awaitable future (AsyncExecutor's)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        """Wait until every item fed has ended, then stop the workers.
+
+        If the run is shut down meanwhile (by another task), waits for that to finish.
+        Cancelling ``join`` stops the run as :meth:`abort` does, then re-raises.
+        """
+        try:
+            while (self.open or self.feeding) and not self.stopping:
+                await self.drained.wait()
+            if not self.stopping:
+                for stage in self.stages:
+                    stage.inbox.close()
+                # wait(), not gather(): a worker a concurrent shutdown cancels is no error here.
+                await asyncio.wait(self.workers)
+        except BaseException:
+            await self.abort()
+            raise
+        if self.stopping:
+            await self._stopped.wait()
+        else:
+            self._finish()
+
+    async def abort(self) -> None:
+        """Stop now: cancel workers and timers, then fail every item still inside.
+
+        Idempotent; a second caller waits for the first to finish.
+        """
+        if self.stopping or self.finished:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        try:
+            await self._stop()
+        finally:
+            self._finish()
+            self._stopped.set()
+
+    async def _stop(self) -> None:
+        me = asyncio.current_task()
+        timers = dict(self.timers)
+        running = [t for t in (*self.workers, *timers) if t is not me and not t.done()]
+        for task in running:
+            task.cancel()
+        for stage in self.stages:
+            stage.inbox.close()  # wakes feeders waiting for room: they raise PipelineError
+        self.drained.set()  # wakes join(): it waits for this shutdown instead
+        if running:
+            _, stuck = await asyncio.wait(running, timeout=_GRACE)
+            if stuck:
+                logger.warning(
+                    "%d pipeline worker(s) ignored cancellation for %.1f s; abandoning them",
+                    len(stuck), _GRACE,
+                )  # fmt: skip
+        for task in self.workers:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.error("pipeline worker %s ended with %r", task.get_name(), task.exception())
+        cancelled = 0
+        for stage in self.stages:
+            leftovers = [slot.item for slot in stage.slots if slot.item is not None]
+            for slot in stage.slots:
+                slot.item = None
+            leftovers += stage.inbox.drain()
+            leftovers += [item for item, where in timers.values() if where is stage]
+            for item in leftovers:
+                if not item.ended:
+                    cancelled += 1
+                    await self.fail(item, stage, ItemCancelledError(item.id, stage.name), 0)
+        if cancelled:
+            logger.info("pipeline stopped: %d unfinished item(s) recorded as cancelled", cancelled)
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.outbox is not None:
+            self.outbox.close()
+        if self.results is not None:
+            self.results.sort(key=_seq)
+        if self._release is not None:
+            self._release()
+
+
+def _limiters(
+    stages: Sequence[Stage], tracker: StatusTracker | None
+) -> list[tuple[Stage, tuple[tuple[asyncio.Semaphore, ...], ...]]]:
+    """Per stage, per task: the semaphores a call must hold (pipeline-wide ones first, so two
+    limited tasks always take them in the same order)."""
+    shared = {
+        name: asyncio.Semaphore(limit)
+        for name, limit in (tracker.task_concurrency_limits if tracker is not None else {}).items()
+    }
+    plans = []
+    for stage in stages:
+        own = {name: asyncio.Semaphore(n) for name, n in stage.task_concurrency_limits.items()}
+        per_task = tuple(
+            tuple(s for s in (shared.get(name), own.get(name)) if s is not None)
+            for name in stage.plan.names
+        )
+        plans.append((stage, per_task))
+    return plans

@@ -1,0 +1,126 @@
+"""Snapshots of a run: statistics, worker states and metrics, the error summary.
+
+Built on demand from the run's plain counters (the hot path never builds them). Before the first
+run they describe idle workers and zero counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from time import perf_counter, time
+from typing import TYPE_CHECKING
+
+from ._pipeline_types import (
+    DashboardSnapshot,
+    ErrorSummary,
+    PipelineStats,
+    StageStats,
+    WorkerMetrics,
+    WorkerState,
+    WorkerStatus,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._pipeline_run import PipelineRun
+    from ._stage import Stage
+
+__all__ = [
+    "dashboard_snapshot",
+    "error_summary",
+    "pipeline_stats",
+    "worker_metrics",
+    "worker_states",
+]
+
+
+def _worker_names(stages: Sequence[Stage]) -> list[tuple[str, str]]:
+    return [(f"{s.name}-W{i}", s.name) for s in stages for i in range(s.workers)]
+
+
+def worker_states(stages: Sequence[Stage], run: PipelineRun | None) -> dict[str, WorkerState]:
+    if run is None:
+        return {
+            name: WorkerState(name, stage, WorkerStatus.IDLE)
+            for name, stage in _worker_names(stages)
+        }
+    offset = time() - perf_counter()  # turns perf_counter readings into wall-clock times
+    states: dict[str, WorkerState] = {}
+    for stage in run.stages:
+        for slot in stage.slots:
+            item = slot.item
+            if item is None:
+                states[slot.name] = WorkerState(slot.name, stage.name, WorkerStatus.IDLE)
+            else:
+                states[slot.name] = WorkerState(
+                    slot.name,
+                    stage.name,
+                    WorkerStatus.BUSY,
+                    item.id,
+                    slot.since + offset,
+                    stage.names[slot.task],
+                )
+    return states
+
+
+def worker_metrics(stages: Sequence[Stage], run: PipelineRun | None) -> dict[str, WorkerMetrics]:
+    if run is None:
+        return {name: WorkerMetrics(name, stage) for name, stage in _worker_names(stages)}
+    offset = time() - perf_counter()
+    return {
+        slot.name: WorkerMetrics(
+            slot.name,
+            stage.name,
+            slot.processed,
+            slot.failed,
+            slot.busy,
+            slot.last + offset if slot.last else None,
+        )
+        for stage in run.stages
+        for slot in stage.slots
+    }
+
+
+def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> PipelineStats:
+    if run is None:
+        empty = {s.name: StageStats(s.name, 0, 0, 0, 0) for s in stages}
+        return PipelineStats(0, 0, 0, {s.name: 0 for s in stages}, empty)
+    stage_stats = {}
+    for stage in run.stages:
+        slots = stage.slots
+        stage_stats[stage.name] = StageStats(
+            stage.name,
+            len(stage.inbox),
+            sum(1 for slot in slots if slot.item is not None),
+            sum(slot.processed for slot in slots),
+            sum(slot.failed for slot in slots),
+        )
+    return PipelineStats(
+        items_processed=run.processed,
+        items_failed=len(run.failures),
+        items_in_flight=run.open,
+        queue_sizes={name: s.pending_items for name, s in stage_stats.items()},
+        stage_stats=stage_stats,
+    )
+
+
+def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> DashboardSnapshot:
+    return DashboardSnapshot(
+        worker_states(stages, run),
+        worker_metrics(stages, run),
+        pipeline_stats(stages, run),
+        time(),
+    )
+
+
+def error_summary(run: PipelineRun | None) -> ErrorSummary:
+    if run is None or not run.failures:
+        return ErrorSummary()
+    failures = tuple(run.failures)
+    return ErrorSummary(
+        total_failed=len(failures),
+        errors_by_type=dict(Counter(f.error_type for f in failures)),
+        errors_by_stage=dict(Counter(f.stage for f in failures)),
+        failed_items=failures,
+    )

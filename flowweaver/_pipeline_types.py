@@ -1,0 +1,287 @@
+"""The values a pipeline hands out: results, events, statistics, snapshots, error summaries.
+
+All of them are frozen snapshots built on demand: the pipeline's hot path keeps plain counters
+and only turns them into these objects when somebody asks (``get_stats()``, a tracker query, a
+dashboard poll) or listens (a tracker callback). States are string enums, so the seeds'
+``event.status == "failed"`` and ``state.status == "busy"`` comparisons keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NoReturn
+
+__all__ = [
+    "EMPTY",
+    "DashboardSnapshot",
+    "ErrorSummary",
+    "FailedItem",
+    "ItemStatus",
+    "PipelineResult",
+    "PipelineStats",
+    "StageStats",
+    "StatusEvent",
+    "TaskEvent",
+    "TaskEventType",
+    "WorkerMetrics",
+    "WorkerState",
+    "WorkerStatus",
+]
+
+
+class _Empty(Mapping[str, Any]):
+    """The empty mapping every event without metadata shares (read-only and hashable, so it
+    can be a dataclass default)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> NoReturn:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+EMPTY: Mapping[str, Any] = _Empty()
+
+
+class ItemStatus(StrEnum):
+    """Where an item stands in a stage.
+
+    ``queued → in_progress → completed`` in each stage (``skipped`` instead when the stage's
+    ``skip_if`` says so), with ``retrying`` between per-stage attempts; ``failed`` is final.
+    """
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SKIPPED = "skipped"
+
+
+class WorkerStatus(StrEnum):
+    """What a stage worker is doing."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+
+
+class TaskEventType(StrEnum):
+    """The kind of a :class:`TaskEvent`."""
+
+    START = "start"
+    COMPLETE = "complete"
+    RETRY = "retry"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """What became of one item.
+
+    Attributes:
+        id: The item's id: its input index, or the ``"id"`` of a dict item.
+        value: The final stage's output; for a failure, the value the failing stage received.
+        sequence_id: Position of the item in the order it was fed (``run()`` sorts by it).
+        metadata: The other keys of a dict item (besides ``"id"`` and ``"value"``).
+        error: The exception the item failed with, or None.
+        stage: For a failure, the stage it failed in.
+    """
+
+    id: Any
+    value: Any
+    sequence_id: int
+    metadata: Mapping[str, Any] = EMPTY
+    error: BaseException | None = None
+    stage: str | None = None
+
+    @property
+    def is_success(self) -> bool:
+        return self.error is None
+
+    @property
+    def is_failure(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """An item changed status in a stage (what :class:`StatusTracker` records).
+
+    Attributes:
+        item_id: The item's id.
+        stage: The stage's name.
+        status: The new status.
+        worker: The worker handling it (``"Fetch-W3"``), None while queued.
+        timestamp: ``time.time()`` of the change.
+        metadata: ``{"error", "error_type", "attempts"}`` for ``failed``; ``{"attempt",
+            "retry", "error", "error_type"}`` for ``retrying``; empty otherwise.
+    """
+
+    item_id: Any
+    stage: str | None
+    status: ItemStatus
+    worker: str | None
+    timestamp: float
+    metadata: Mapping[str, Any] = EMPTY
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker's index within its stage (``"Fetch-W3"`` → 3), or None."""
+        if self.worker is None:
+            return None
+        _, _, number = self.worker.rpartition("-W")
+        return int(number) if number.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One task function of a stage started, completed, will be retried, or failed for good.
+
+    Attributes:
+        item_id: The item being processed.
+        stage: The stage's name.
+        task_name: The task function's name.
+        worker: The worker running it.
+        event_type: ``start``, ``complete``, ``retry`` or ``fail``.
+        attempt: The attempt this event is about (1-based); for ``retry`` and ``fail``, the
+            attempt that just failed.
+        timestamp: ``time.time()`` of the event.
+        error: The exception, for ``retry`` and ``fail``.
+        duration: Seconds the attempt took (None for ``start``).
+    """
+
+    item_id: Any
+    stage: str
+    task_name: str
+    worker: str
+    event_type: TaskEventType
+    attempt: int
+    timestamp: float
+    error: BaseException | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    """One stage's counts at the time of the snapshot."""
+
+    stage_name: str
+    pending_items: int
+    in_progress_items: int
+    completed_items: int
+    failed_items: int
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    """Counts of the current (or latest) run.
+
+    Attributes:
+        items_processed: Items that completed every stage.
+        items_failed: Items that failed (in any stage, or cancelled by a shutdown).
+        items_in_flight: Items fed and not yet ended (queued, running, waiting for a retry or
+            for room in the next stage).
+        queue_sizes: Items waiting in each stage's queue.
+        stage_stats: Per-stage counts.
+    """
+
+    items_processed: int
+    items_failed: int
+    items_in_flight: int
+    queue_sizes: Mapping[str, int]
+    stage_stats: Mapping[str, StageStats] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """What one worker is doing right now."""
+
+    worker_name: str
+    stage: str
+    status: WorkerStatus
+    current_item_id: Any = None
+    processing_since: float | None = None  # time.time() when it took its current item
+    current_task: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    """What one worker has done in the current (or latest) run."""
+
+    worker_name: str
+    stage: str
+    items_processed: int = 0
+    items_failed: int = 0
+    total_processing_time: float = 0.0
+    last_active: float | None = None  # time.time() when it last finished an item
+
+    @property
+    def avg_processing_time(self) -> float:
+        """Seconds per successfully processed item (0.0 before the first one)."""
+        if not self.items_processed:
+            return 0.0
+        return self.total_processing_time / self.items_processed
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSnapshot:
+    """Everything a dashboard draws, taken at one moment."""
+
+    worker_states: Mapping[str, WorkerState]
+    worker_metrics: Mapping[str, WorkerMetrics]
+    pipeline_stats: PipelineStats
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailedItem:
+    """One item that failed.
+
+    Attributes:
+        item_id: The item's id.
+        stage: The stage it failed in.
+        error: The exception of its last attempt (:class:`ItemCancelledError` when the
+            pipeline stopped before it finished).
+        attempts: Attempts made by the failing task (per-task retry) or of the whole stage
+            (per-stage retry); 0 when it never ran (cancelled while queued, ``skip_if`` raised).
+        timestamp: ``time.time()`` of the failure.
+    """
+
+    item_id: Any
+    stage: str
+    error: BaseException
+    attempts: int
+    timestamp: float
+
+    @property
+    def error_type(self) -> str:
+        return type(self.error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSummary:
+    """Every failure of the current (or latest) run, counted two ways and listed."""
+
+    total_failed: int = 0
+    errors_by_type: Mapping[str, int] = EMPTY
+    errors_by_stage: Mapping[str, int] = EMPTY
+    failed_items: tuple[FailedItem, ...] = field(default=())
+
+    def __str__(self) -> str:
+        if not self.total_failed:
+            return "no failures"
+        by_type = ", ".join(f"{name}: {count}" for name, count in self.errors_by_type.items())
+        return f"{self.total_failed} failed ({by_type})"

@@ -1,0 +1,337 @@
+"""The ``concurrent.futures``-style pool behind :class:`AsyncExecutor`'s ``submit`` / ``map`` /
+``as_completed`` / ``shutdown`` (AntFlow's API).
+
+Design:
+
+* Calls run as asyncio tasks on the running loop, at most ``limit`` at a time. ``submit`` never
+  blocks: calls beyond the limit wait in a FIFO, and each call that ends starts the next one.
+  Nothing polls and an idle pool costs nothing.
+* Sync functions run in a thread pool (as sync tasks do in a workflow); a sync function that
+  returns an awaitable has it awaited on the loop.
+* ``map`` submits lazily and keeps at most ``window`` calls submitted ahead of the result it is
+  waiting for, so a huge or endless iterable never floods memory; results come in input order.
+* A future's ``result()`` is a coroutine (AntFlow's ``await future.result()``); waiting for it
+  never cancels the call (``cancel()`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._binding import is_coroutine_callable
+from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+
+__all__ = ["AsyncFuture", "AsyncPool"]
+
+logger = logging.getLogger("flowweaver.executors")
+
+R = TypeVar("R")
+
+
+class AsyncFuture(Generic[R]):
+    """The future of one call submitted to :class:`AsyncExecutor`.
+
+    ``await future`` or ``await future.result(timeout)`` gives the call's result (or raises its
+    exception). Waiting, and timing out, never cancels the call; :meth:`cancel` does.
+
+    Attributes:
+        sequence_id: The order in which it was submitted (0, 1, …).
+    """
+
+    __slots__ = ("_future", "sequence_id")
+
+    def __init__(self, future: asyncio.Future[R], sequence_id: int) -> None:
+        self._future = future
+        self.sequence_id = sequence_id
+
+    def __repr__(self) -> str:
+        state = "pending" if not self.done() else ("cancelled" if self.cancelled() else "done")
+        return f"<AsyncFuture #{self.sequence_id} {state}>"
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the call and return its result.
+
+        Raises:
+            TimeoutError: It did not finish within ``timeout`` seconds (it goes on running).
+            asyncio.CancelledError: It was cancelled.
+            Exception: Whatever the call raised.
+        """
+        if timeout is None:
+            return await asyncio.shield(self._future)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._future)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.result().__await__()
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancelled(self) -> bool:
+        return self._future.cancelled()
+
+    def cancel(self) -> bool:
+        """Cancel the call (a queued one never starts, a running one is cancelled)."""
+        return self._future.cancel()
+
+    def exception(self) -> BaseException | None:
+        """The call's exception; None if it succeeded or has not finished yet."""
+        future = self._future
+        return future.exception() if future.done() else None
+
+    def add_done_callback(self, fn: Callable[[AsyncFuture[R]], object]) -> None:
+        """Call ``fn(self)`` on the loop once the call has ended."""
+        self._future.add_done_callback(lambda _: fn(self))
+
+
+class _Shutdown:
+    """What ``shutdown()`` returns: its work is done when called; awaiting it waits for the
+    calls in flight (when ``wait``). Not awaiting it is fine: it is not a coroutine."""
+
+    __slots__ = ("_pool", "_wait")
+
+    def __init__(self, pool: AsyncPool, wait: bool) -> None:
+        self._pool = pool
+        self._wait = wait
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._pool._drained(self._wait).__await__()
+
+
+class AsyncPool:
+    """The pool of one :class:`AsyncExecutor`; see the module docstring."""
+
+    def __init__(self, limit: int, threads: int) -> None:
+        self.limit = limit
+        self._thread_count = threads
+        self._threads: cf.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: deque[
+            tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+        ] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+        self._next_id = 0
+        self.closed = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running and nothing queued."""
+        return not self._running and not self._queue
+
+    # -- submit --------------------------------------------------------------------------------
+
+    def submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncFuture[Any]:
+        if self.closed:
+            raise ExecutorShutdownError("cannot submit to an AsyncExecutor that was shut down")
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {fn!r}")
+        loop = self._bind()
+        future: asyncio.Future[Any] = loop.create_future()
+        handle = AsyncFuture(future, self._next_id)
+        self._next_id += 1
+        if len(self._running) < self.limit:
+            self._start(future, fn, args, kwargs)
+        else:
+            self._queue.append((future, fn, args, kwargs))
+        return handle
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise EventLoopError(
+                "AsyncExecutor.submit() needs a running event loop: call it from a coroutine "
+                "(use execute() to run a workflow from sync code)"
+            ) from None
+        if self._loop is not loop:
+            if self._running or self._queue:
+                raise EventLoopError(
+                    "this AsyncExecutor is running calls on another event loop; "
+                    "use one executor per loop"
+                )
+            self._loop = loop
+        return loop
+
+    def _start(
+        self,
+        future: asyncio.Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._call(future, fn, args, kwargs))
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        # Cancelling the future cancels the running call.
+        future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
+
+    async def _call(
+        self,
+        future: asyncio.Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        try:
+            if is_coroutine_callable(fn):
+                value = await fn(*args, **kwargs)
+            else:
+                assert self._loop is not None
+                value = await self._loop.run_in_executor(self._pool(), partial(fn, *args, **kwargs))
+                if hasattr(value, "__await__"):
+                    value = await value
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+        else:
+            if not future.done():
+                future.set_result(value)
+
+    def _pool(self) -> cf.ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = cf.ThreadPoolExecutor(self._thread_count, "flowweaver-async-pool")
+        return self._threads
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        queue = self._queue
+        while queue and len(self._running) < self.limit:
+            future, fn, args, kwargs = queue.popleft()
+            if not future.cancelled():
+                self._start(future, fn, args, kwargs)
+
+    # -- map / as_completed ----------------------------------------------------------------------
+
+    async def map(
+        self,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        window: int,
+    ) -> AsyncGenerator[Any, None]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        source = iter(zip(*iterables, strict=False))
+        ahead: deque[AsyncFuture[Any]] = deque()
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(ahead) < window:
+                    args = next(source, None)
+                    if args is None:
+                        exhausted = True
+                    else:
+                        ahead.append(self.submit(fn, args, {}))
+                if not ahead:
+                    return
+                head = ahead.popleft()
+                try:
+                    left = None if deadline is None else max(deadline - loop.time(), 0.0)
+                    value = await head.result(left)
+                except BaseException:
+                    head.cancel()
+                    raise
+                yield value
+        finally:
+            for future in ahead:  # an error, a timeout, or the caller stopped early
+                future.cancel()
+
+    async def as_completed(
+        self, futures: Iterable[AsyncFuture[Any]], timeout: float | None
+    ) -> AsyncGenerator[AsyncFuture[Any], None]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        todo = list(dict.fromkeys(futures))
+        for future in todo:
+            if not isinstance(future, AsyncFuture):
+                raise TypeError(f"as_completed() needs AsyncFutures, got {future!r}")
+        finished: deque[AsyncFuture[Any]] = deque()
+        wake = asyncio.Event()
+        hooks: list[tuple[asyncio.Future[Any], Callable[[asyncio.Future[Any]], None]]] = []
+        for future in todo:
+            if future.done():
+                finished.append(future)
+            else:
+                hook = _on_done(future, finished, wake)
+                future._future.add_done_callback(hook)
+                hooks.append((future._future, hook))
+        try:
+            for _ in range(len(todo)):
+                while not finished:
+                    wake.clear()
+                    async with asyncio.timeout_at(deadline):
+                        await wake.wait()
+                yield finished.popleft()
+        finally:
+            for inner, hook in hooks:
+                inner.remove_done_callback(hook)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> _Shutdown:
+        self.closed = True
+        if cancel_futures:
+            while self._queue:
+                self._queue.popleft()[0].cancel()
+        if not self._running and not self._queue:
+            self._release()
+        return _Shutdown(self, wait)
+
+    def cancel_all(self) -> None:
+        """Cancel every queued and running call (an ``async with`` body raised)."""
+        while self._queue:
+            self._queue.popleft()[0].cancel()
+        for task in self._running:
+            task.cancel()
+
+    async def _drained(self, wait: bool) -> None:
+        if wait:
+            while self._running:
+                await asyncio.wait(set(self._running))
+        if not self._running and not self._queue:
+            self._release()
+
+    def _release(self) -> None:
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            # A sync call that was cancelled may still be running: never block the loop on it.
+            threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_done(
+    future: AsyncFuture[Any], finished: deque[AsyncFuture[Any]], wake: asyncio.Event
+) -> Callable[[asyncio.Future[Any]], None]:
+    def hook(_: asyncio.Future[Any]) -> None:
+        finished.append(future)
+        wake.set()
+
+    return hook
+
+
+def window_for(limit: int, max_concurrency: object) -> int:
+    """How many calls ``map`` keeps submitted ahead (``max_concurrency`` or twice the pool)."""
+    if max_concurrency is None:
+        return 2 * limit
+    if (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or max_concurrency < 1
+    ):
+        raise ConfigurationError(
+            f"map(): max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
+        )
+    return max_concurrency

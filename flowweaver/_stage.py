@@ -1,0 +1,244 @@
+"""A pipeline Stage: its definition, its validation, and what is computed from it once.
+
+A :class:`Stage` is a frozen definition (AntFlow's field names and order). Everything the
+workers need per call — each task's name and whether it is a coroutine function, the retry
+policy, the queue capacity — is derived once, when the stage is built, and kept in a private
+:class:`StagePlan`: nothing is rebuilt per item (AntFlow builds a tenacity wrapper per task per
+item, which is where two thirds of its time goes).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+from ._binding import is_coroutine_callable
+from ._errors import StageValidationError
+from ._retry import RetryPolicy
+
+__all__ = ["RETRY_MODES", "Stage", "StagePlan", "task_name"]
+
+#: The two retry modes of a stage (AntFlow's strings).
+RETRY_MODES = ("per_task", "per_stage")
+
+#: Each worker of a stage may have this many items waiting in the stage's queue by default.
+QUEUE_PER_WORKER = 10
+
+TaskFunc = Callable[..., Any]
+
+
+def task_name(fn: object) -> str:
+    """The name a task is known by (events, ``task_concurrency_limits``): its ``__name__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class StagePlan:
+    """What the workers of a stage need, computed once from its definition."""
+
+    names: tuple[str, ...]
+    is_async: tuple[bool, ...]
+    #: Retries of one task call (per-task mode); retries nothing in per-stage mode.
+    task_policy: RetryPolicy
+    #: Re-runs of the whole task list (per-stage mode), else None.
+    stage_policy: RetryPolicy | None
+    #: Most items in the stage's queue (None: unbounded).
+    capacity: int | None
+
+
+_NO_RETRY = RetryPolicy(retries=0, delay=0.0, jitter=0.0)
+
+
+def _count(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One step of a :class:`~flowweaver.Pipeline`: a pool of workers running tasks in order.
+
+    Every item a worker takes goes through ``tasks`` one after another, each task receiving the
+    previous one's result; the last result moves on to the next stage.
+
+    Example:
+        >>> async def fetch(url): ...
+        >>> stage = Stage(name="Fetch", workers=10, tasks=[fetch], task_attempts=5)
+
+    Args:
+        name: Unique within its pipeline; workers are named ``"<name>-W0"`` …
+        workers: How many items the stage processes at once (default 1).
+        tasks: Sync or async callables. Async ones run on the event loop; sync ones on the
+            pipeline's executor (threads by default).
+        retry: ``"per_task"``: a failing task call is retried on its own, waiting
+            ``task_wait_seconds`` between attempts (the worker keeps the item); ``"per_stage"``:
+            a failure sends the item back to the end of the stage's queue to run every task
+            again, up to ``stage_attempts`` times.
+        task_attempts: Attempts per task call in per-task mode (1 = no retry).
+        task_wait_seconds: Wait between per-task attempts.
+        stage_attempts: Attempts of the whole task list in per-stage mode.
+        unpack_args: Call every task with its input unpacked: a dict as keyword arguments, a
+            list or tuple as positional ones (anything else as the single argument).
+        task_concurrency_limits: ``{task name: n}``: at most ``n`` calls of that task at once
+            in this stage; the stage's other workers keep working meanwhile.
+        on_success: ``(item_id, value, metadata)`` after an item completes this stage.
+        on_failure: ``(item_id, error, metadata)`` after an item fails in this stage.
+        skip_if: ``(value) -> bool`` (sync or async); a true result passes the item through
+            this stage unchanged (status ``skipped``). If it raises, the item fails.
+        queue_capacity: Most items waiting in this stage's queue: None for 10 per worker,
+            0 for unbounded (no backpressure: opt in knowingly).
+        task_timeout: Seconds one task call may take (None: no limit). An async call is
+            cancelled; a sync call cannot be stopped: its result is abandoned. A timeout is a
+            failed attempt (:class:`~flowweaver.TaskTimeoutError`), retried like any other.
+        retry_policy: A :class:`~flowweaver.RetryPolicy` to use instead of
+            ``task_attempts``/``task_wait_seconds`` (per-task) or ``stage_attempts``
+            (per-stage): exponential back-off, jitter, ``retry_on``.
+
+    Callbacks may be sync or async; one that raises is logged and disabled for the rest of the
+    run, and never changes the item's outcome.
+
+    Raises:
+        StageValidationError: A field is invalid (a ``ValueError``); the message names the stage,
+            the field and the bad value.
+    """
+
+    name: str
+    workers: int = 1
+    tasks: Sequence[TaskFunc] = ()
+    retry: str = "per_task"
+    task_attempts: int = 3
+    task_wait_seconds: float = 1.0
+    stage_attempts: int = 3
+    unpack_args: bool = False
+    task_concurrency_limits: Mapping[str, int] = field(default_factory=dict)
+    on_success: Callable[[Any, Any, dict[str, Any]], object] | None = None
+    on_failure: Callable[[Any, BaseException, dict[str, Any]], object] | None = None
+    skip_if: Callable[[Any], object] | None = None
+    queue_capacity: int | None = None
+    _: KW_ONLY
+    task_timeout: float | None = None
+    retry_policy: RetryPolicy | None = None
+    _plan: StagePlan = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tasks: object = self.tasks
+        if isinstance(tasks, Sequence) and not isinstance(tasks, str | bytes):
+            object.__setattr__(self, "tasks", tuple(tasks))
+        if isinstance(self.task_concurrency_limits, Mapping):
+            object.__setattr__(self, "task_concurrency_limits", dict(self.task_concurrency_limits))
+        object.__setattr__(self, "_plan", self._compile())
+
+    def validate(self) -> None:
+        """Check every field (the constructor already did: kept for AntFlow's API).
+
+        Raises:
+            StageValidationError: A field is invalid.
+        """
+        self._compile()
+
+    @property
+    def plan(self) -> StagePlan:
+        """What the workers use, derived from the fields once."""
+        return self._plan
+
+    def _bad(self, name: str, message: str) -> StageValidationError:
+        return StageValidationError(f"stage {self.name!r}: {name} {message}", self.name, name)
+
+    def _compile(self) -> StagePlan:
+        name = self.name
+        if not isinstance(name, str) or not name:
+            raise StageValidationError(
+                f"stage name must be a non-empty str, got {name!r}", None, "name"
+            )
+        if not _count(self.workers, 1):
+            raise self._bad("workers", f"must be an int >= 1, got {self.workers!r}")
+        tasks = self.tasks
+        if not isinstance(tasks, tuple) or not tasks:
+            raise self._bad("tasks", f"must be a non-empty sequence of callables, got {tasks!r}")
+        for index, fn in enumerate(tasks):
+            if not callable(fn):
+                raise self._bad(f"tasks[{index}]", f"must be callable, got {fn!r}")
+        if self.retry not in RETRY_MODES:
+            raise self._bad("retry", f"must be 'per_task' or 'per_stage', got {self.retry!r}")
+        for label in ("task_attempts", "stage_attempts"):
+            if not _count(getattr(self, label), 1):
+                raise self._bad(label, f"must be an int >= 1, got {getattr(self, label)!r}")
+        wait = self.task_wait_seconds
+        if not _finite(wait) or wait < 0:
+            raise self._bad("task_wait_seconds", f"must be a finite number >= 0, got {wait!r}")
+        if not isinstance(self.unpack_args, bool):
+            raise self._bad("unpack_args", f"must be a bool, got {self.unpack_args!r}")
+        names = tuple(task_name(fn) for fn in tasks)
+        self._check_limits(names)
+        for label in ("on_success", "on_failure", "skip_if"):
+            value = getattr(self, label)
+            if value is not None and not callable(value):
+                raise self._bad(label, f"must be callable or None, got {value!r}")
+        capacity = self.queue_capacity
+        if capacity is not None and not _count(capacity, 0):
+            raise self._bad("queue_capacity", f"must be an int >= 0 or None, got {capacity!r}")
+        timeout = self.task_timeout
+        if timeout is not None and (not _finite(timeout) or timeout <= 0):
+            raise self._bad("task_timeout", f"must be a finite number > 0 or None, got {timeout!r}")
+        task_policy, stage_policy = self._policies()
+        if capacity is None:
+            capacity = self.workers * QUEUE_PER_WORKER
+        return StagePlan(
+            names=names,
+            is_async=tuple(is_coroutine_callable(fn) for fn in tasks),
+            task_policy=task_policy,
+            stage_policy=stage_policy,
+            capacity=capacity or None,
+        )
+
+    def _check_limits(self, names: tuple[str, ...]) -> None:
+        limits = self.task_concurrency_limits
+        if not isinstance(limits, dict):
+            raise self._bad(
+                "task_concurrency_limits",
+                f"must be a dict of task name -> int >= 1, got {limits!r}",
+            )
+        for key, limit in limits.items():
+            if key not in names:
+                raise self._bad(
+                    "task_concurrency_limits",
+                    f"names {key!r}, which is not one of its tasks {list(names)!r}",
+                )
+            if not _count(limit, 1):
+                raise self._bad(
+                    f"task_concurrency_limits[{key!r}]", f"must be an int >= 1, got {limit!r}"
+                )
+
+    def _policies(self) -> tuple[RetryPolicy, RetryPolicy | None]:
+        policy = self.retry_policy
+        per_task = self.retry == "per_task"
+        if policy is None:
+            if per_task:
+                wait = float(self.task_wait_seconds)
+                return RetryPolicy(self.task_attempts - 1, wait, 1.0, wait, 0.0), None
+            return _NO_RETRY, RetryPolicy(self.stage_attempts - 1, 0.0, 1.0, 0.0, 0.0)
+        if not isinstance(policy, RetryPolicy):
+            raise self._bad("retry_policy", f"must be a RetryPolicy or None, got {policy!r}")
+        given = [
+            label
+            for label, default in (
+                ("task_attempts", 3),
+                ("task_wait_seconds", 1.0),
+                ("stage_attempts", 3),
+            )
+            if getattr(self, label) != default
+        ]
+        if given:
+            raise self._bad(
+                "retry_policy", f"replaces {', '.join(given)}: give one or the other, not both"
+            )
+        return (policy, None) if per_task else (_NO_RETRY, policy)

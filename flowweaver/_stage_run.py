@@ -1,0 +1,407 @@
+"""Stage workers: how a stage's workers take items, call the tasks, retry, and pass items on.
+
+Design:
+
+* A worker is a coroutine that loops: take the next item from its stage's channel (waiting on a
+  future when it is empty: no polling, so an idle pipeline uses no CPU), run the stage's tasks in
+  order, then put the item into the next stage's channel (waiting for room there *is* the
+  backpressure) or, after the last stage, hand it to the run, which records the result.
+* The common case — one async task, no limit, timeout, unpacking or task-event listener — is a
+  single ``await fn(value)`` inline in the loop. Everything else goes through :meth:`_call`, and
+  retries through :meth:`_retry`: the fast path pays for none of it.
+* Per-task retries happen inside the worker, which keeps the item (but no concurrency-limit
+  permit) while it waits through the run's :class:`Clock`. Per-stage retries send the item back
+  to its own stage's queue with a forced put: waiting for room in one's own queue can deadlock.
+* An item is always somewhere the run can find it: in a channel, in a worker's slot (running,
+  waiting for a permit, a retry delay or room downstream), or in a retry timer. Shutdown looks
+  there, so nothing is lost.
+* A task's own ``CancelledError`` is a failure like any other; only the worker's own
+  cancellation (``current_task().cancelling()``) stops it. A worker never dies of a task's
+  error, and if something unexpected escapes, it logs it, fails that item and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import perf_counter, time
+from typing import TYPE_CHECKING, Any
+
+from ._calls import bounded
+from ._channel import Channel, ChannelClosed
+from ._errors import ItemCancelledError
+from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
+from ._tracker import CODE
+
+if TYPE_CHECKING:
+    from ._pipeline_run import PipelineRun
+    from ._stage import Stage
+
+__all__ = ["Item", "StageRun", "WorkerSlot"]
+
+logger = logging.getLogger("flowweaver.pipeline")
+
+_IN_PROGRESS = CODE[ItemStatus.IN_PROGRESS]
+_COMPLETED = CODE[ItemStatus.COMPLETED]
+_QUEUED = CODE[ItemStatus.QUEUED]
+_RETRYING = CODE[ItemStatus.RETRYING]
+_SKIPPED = CODE[ItemStatus.SKIPPED]
+
+_START, _COMPLETE, _RETRY, _FAIL = (
+    TaskEventType.START, TaskEventType.COMPLETE, TaskEventType.RETRY, TaskEventType.FAIL
+)  # fmt: skip
+_HOOK = {
+    _START: "on_task_start",
+    _COMPLETE: "on_task_complete",
+    _RETRY: "on_task_retry",
+    _FAIL: "on_task_fail",
+}
+
+#: A worker whose items never make it wait yields to the event loop after this many of them.
+_YIELD_EVERY = 64
+
+
+class Item:
+    """One item on its way through the pipeline (the run's envelope around the user's value)."""
+
+    __slots__ = ("attempt", "ended", "id", "meta", "priority", "seq", "value")
+
+    def __init__(
+        self, id: Any, value: Any, seq: int, priority: int, meta: dict[str, Any] | None
+    ) -> None:
+        self.id = id
+        self.value = value
+        self.seq = seq
+        self.priority = priority
+        self.meta = meta
+        #: Attempt of the current stage's task list (per-stage retry), 1-based.
+        self.attempt = 1
+        #: Set once, when the item becomes a result or a recorded failure.
+        self.ended = False
+
+
+class WorkerSlot:
+    """One worker's state and counters (``get_worker_states`` / ``get_worker_metrics`` read
+    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand."""
+
+    __slots__ = ("busy", "failed", "item", "last", "name", "processed", "since", "stage", "task")
+
+    def __init__(self, name: str, stage: str) -> None:
+        self.name = name
+        self.stage = stage
+        self.item: Item | None = None
+        self.task = 0  # index of the task it is running (multi-task stages)
+        self.since = 0.0
+        self.last = 0.0
+        self.busy = 0.0
+        self.processed = 0
+        self.failed = 0
+
+
+class _Failed(Exception):
+    """An item failed in this stage (carries what the worker needs to report it)."""
+
+    def __init__(
+        self, error: BaseException, attempts: int, task: int, duration: float | None
+    ) -> None:
+        self.error = error
+        self.attempts = attempts
+        self.task = task  # -1: not a task (skip_if raised)
+        self.duration = duration
+
+
+def _unpacked(value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+    if isinstance(value, dict):
+        return (), value
+    if isinstance(value, list | tuple):
+        return tuple(value), None
+    return (value,), None
+
+
+class StageRun:
+    """One stage in one run: its channel, its workers' slots, and the code the workers run."""
+
+    def __init__(
+        self,
+        run: PipelineRun,
+        stage: Stage,
+        limiters: tuple[tuple[asyncio.Semaphore, ...], ...],
+    ) -> None:
+        plan = stage.plan
+        self.run = run
+        self.stage = stage
+        self.name = stage.name
+        self.inbox: Channel[Item] = Channel(plan.capacity)
+        self.next: StageRun | None = None
+        self.slots = [WorkerSlot(f"{stage.name}-W{i}", stage.name) for i in range(stage.workers)]
+        self.fns = tuple(stage.tasks)
+        self.names = plan.names
+        self.is_async = plan.is_async
+        self.limiters = limiters
+        self.timeout = stage.task_timeout
+        self.unpack = stage.unpack_args
+        self.policy = plan.task_policy
+        self.stage_policy = plan.stage_policy
+        # A task is "plain" when calling it is just `await fn(value)`.
+        self.plain = tuple(
+            is_async and not limits and not self.unpack and self.timeout is None
+            for is_async, limits in zip(plan.is_async, limiters, strict=True)
+        )
+
+    async def work(self, slot: WorkerSlot) -> None:
+        """Run one worker until the channel is closed and empty, or the worker is cancelled."""
+        while True:
+            try:
+                await self._loop(slot)
+                return
+            except Exception as error:  # not a task's error (those are caught): ours, or a hook's
+                logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
+                item, slot.item = slot.item, None
+                if item is not None:
+                    await self.run.fail(item, self, error, 0)
+
+    async def _loop(self, slot: WorkerSlot) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        run, inbox, nxt = self.run, self.inbox, self.next
+        get_nowait = inbox.get_nowait
+        tracker = run.tracker
+        name, worker = self.name, slot.name
+        fn = self.fns[0]
+        fast = len(self.fns) == 1 and self.plain[0] and not run.task_hooks
+        skip_if, on_success = self.stage.skip_if, self.stage.on_success
+        streak = 0
+        while True:
+            item = get_nowait()
+            if item is None:
+                streak = 0
+                item = await inbox.get()
+                if item is None:
+                    return
+            slot.item = item
+            slot.since = start = perf_counter()
+            try:
+                if skip_if is None or not await self._skips(item, slot):
+                    if tracker is not None:
+                        pending = tracker._status(item.id, name, _IN_PROGRESS, worker, None)
+                        if pending is not None:
+                            await run.settle(pending, "on_status_change")
+                    if fast:
+                        value = item.value
+                        try:
+                            item.value = await fn(value)
+                        except (Exception, asyncio.CancelledError) as error:
+                            if me.cancelling():
+                                raise
+                            item.value = await self._retry(0, value, item, slot, error, None)
+                    else:
+                        item.value = await self._run_tasks(item, slot, me)
+                    if tracker is not None:
+                        pending = tracker._status(item.id, name, _COMPLETED, worker, None)
+                        if pending is not None:
+                            await run.settle(pending, "on_status_change")
+            except _Failed as failed:
+                end = perf_counter()
+                slot.busy += end - start
+                slot.last = end
+                await self._failed(item, slot, failed)
+                slot.item = None
+                continue
+            if item.ended:  # a shutdown gave up on this worker and recorded the item
+                slot.item = None
+                return
+            end = perf_counter()
+            slot.processed += 1
+            slot.busy += end - start
+            slot.last = end
+            if on_success is not None:
+                await run.stage_callback(self, "on_success", on_success, item, item.value)
+            if nxt is not None:
+                item.attempt = 1
+                try:  # waiting for room downstream is the backpressure
+                    if not nxt.inbox.put_nowait(item, item.priority):
+                        await nxt.inbox.put(item, item.priority)
+                except ChannelClosed:  # only a shutdown closes a channel an item is headed for
+                    slot.item = None
+                    await run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
+                    return
+                if tracker is not None:
+                    pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
+                    if pending is not None:
+                        await run.settle(pending, "on_status_change")
+            else:
+                result = run.complete(item)
+                if result is not None and (run.outbox is not None or tracker is not None):
+                    await run.deliver(item, result)
+            slot.item = None
+            streak += 1
+            if streak >= _YIELD_EVERY:
+                streak = 0
+                await asyncio.sleep(0)
+
+    async def _skips(self, item: Item, slot: WorkerSlot) -> bool:
+        """Apply ``skip_if``; True when the item passes this stage unchanged."""
+        predicate = self.stage.skip_if
+        assert predicate is not None
+        try:
+            verdict = predicate(item.value)
+            if hasattr(verdict, "__await__"):
+                verdict = await verdict
+        except (Exception, asyncio.CancelledError) as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise _Failed(error, 0, -1, None) from None
+        if not verdict:
+            return False
+        tracker = self.run.tracker
+        if tracker is not None:
+            pending = tracker._status(item.id, self.name, _SKIPPED, slot.name, None)
+            if pending is not None:
+                await self.run.settle(pending, "on_status_change")
+        return True
+
+    async def _run_tasks(self, item: Item, slot: WorkerSlot, me: asyncio.Task[Any]) -> Any:
+        """Every task of the stage in order (the general path); returns the last result."""
+        fns, plain, observed = self.fns, self.plain, self.run.task_hooks
+        value = item.value
+        attempt = item.attempt
+        for k in range(len(fns)):
+            slot.task = k
+            if observed:
+                await self._event(item, slot, k, _START, attempt)
+            start = perf_counter()
+            try:
+                result = await (fns[k](value) if plain[k] else self._call(k, value))
+            except (Exception, asyncio.CancelledError) as error:
+                if me.cancelling():
+                    raise
+                value = await self._retry(k, value, item, slot, error, perf_counter() - start)
+            else:
+                if observed:
+                    duration = perf_counter() - start
+                    await self._event(item, slot, k, _COMPLETE, attempt, None, duration)
+                value = result
+        slot.task = 0
+        return value
+
+    async def _retry(
+        self,
+        k: int,
+        arg: Any,
+        item: Item,
+        slot: WorkerSlot,
+        error: BaseException,
+        duration: float | None,
+    ) -> Any:
+        """Task ``k`` failed on ``arg``: retry it while the policy allows (per-task mode).
+
+        Raises:
+            _Failed: No attempt is left (always, in per-stage mode: the worker decides there).
+        """
+        if self.stage_policy is not None:
+            raise _Failed(error, item.attempt, k, duration)
+        policy, clock, observed = self.policy, self.run.clock, self.run.task_hooks
+        attempt = 1
+        while True:
+            if not policy.should_retry(error, attempt):
+                raise _Failed(error, attempt, k, duration)
+            if observed:
+                await self._event(item, slot, k, _RETRY, attempt, error, duration)
+            delay = policy.delay_before(attempt)
+            if delay > 0:
+                await clock.sleep_async(delay)
+            attempt += 1
+            if observed:
+                await self._event(item, slot, k, _START, attempt)
+            start = perf_counter()
+            try:
+                value = await self._call(k, arg)
+            except (Exception, asyncio.CancelledError) as next_error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                error, duration = next_error, perf_counter() - start
+            else:
+                if observed:
+                    duration = perf_counter() - start
+                    await self._event(item, slot, k, _COMPLETE, attempt, None, duration)
+                return value
+
+    async def _call(self, k: int, value: Any) -> Any:
+        """Call task ``k``: unpack, take its permits, run it where it runs, within its timeout."""
+        args, kwargs = _unpacked(value) if self.unpack else ((value,), None)
+        limiters = self.limiters[k]
+        acquired = 0
+        try:
+            for limiter in limiters:
+                await limiter.acquire()
+                acquired += 1
+            # The coroutine is made only now: one made before a cancelled wait would never run.
+            if self.timeout is None:
+                return await self._invoke(k, args, kwargs)
+            return await bounded(self._invoke(k, args, kwargs), self.names[k], self.timeout)
+        finally:
+            for limiter in limiters[:acquired]:
+                limiter.release()
+
+    async def _invoke(self, k: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
+        fn = self.fns[k]
+        if self.is_async[k]:
+            return await (fn(*args, **kwargs) if kwargs else fn(*args))
+        value = await self.run.offload(fn, args, kwargs)
+        if hasattr(value, "__await__"):  # a sync callable that returned an awaitable
+            value = await value
+        return value
+
+    async def _failed(self, item: Item, slot: WorkerSlot, failed: _Failed) -> None:
+        """Report a failure in this stage: retry the whole stage, or end the item."""
+        run, policy, observed = self.run, self.stage_policy, self.run.task_hooks
+        error = failed.error
+        if policy is not None and failed.task >= 0 and policy.should_retry(error, item.attempt):
+            if observed:
+                await self._event(
+                    item, slot, failed.task, _RETRY, item.attempt, error, failed.duration
+                )
+            item.attempt += 1
+            tracker = run.tracker
+            if tracker is not None:
+                meta = {
+                    "attempt": item.attempt,
+                    "retry": True,
+                    "error": str(error),
+                    "error_type": type(error).__name__,
+                }
+                pending = tracker._status(item.id, self.name, _RETRYING, slot.name, meta)
+                if pending is not None:
+                    await run.settle(pending, "on_status_change")
+            run.requeue(self, item, policy.delay_before(item.attempt - 1))
+            return
+        slot.failed += 1
+        if observed and failed.task >= 0:
+            await self._event(
+                item, slot, failed.task, _FAIL, failed.attempts, error, failed.duration
+            )
+        await run.fail(item, self, error, failed.attempts)
+
+    async def _event(
+        self,
+        item: Item,
+        slot: WorkerSlot,
+        k: int,
+        kind: TaskEventType,
+        attempt: int,
+        error: BaseException | None = None,
+        duration: float | None = None,
+    ) -> None:
+        """Tell the tracker's task hook (only called when at least one task hook is set)."""
+        tracker = self.run.tracker
+        hook = _HOOK[kind]
+        if tracker is None or getattr(tracker, hook) is None:
+            return
+        event = TaskEvent(
+            item.id, self.name, self.names[k], slot.name, kind, attempt, time(), error, duration
+        )
+        pending = tracker._task(hook, event)
+        if pending is not None:
+            await self.run.settle(pending, hook)

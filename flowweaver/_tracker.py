@@ -1,0 +1,215 @@
+"""StatusTracker: every item's status in every stage, its history, and live callbacks.
+
+Design: the pipeline reports each change as plain values (:meth:`StatusTracker._status`); the
+tracker keeps them as compact records and exact per-status counters, and only builds
+:class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1),
+the hot path allocates one small tuple per change, and a tracker with no callbacks costs the
+pipeline no event objects at all. Callbacks may be sync or async; the pipeline awaits an async
+one before the item moves on, so one item's events arrive in order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from time import time
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._events import call_safely
+from ._pipeline_types import EMPTY, ItemStatus, StatusEvent, TaskEvent
+from ._retry import check_count
+
+__all__ = ["StatusTracker"]
+
+_STATUSES = tuple(ItemStatus)
+#: Index of each status in the counters (the pipeline passes these small ints around).
+CODE = {status: code for code, status in enumerate(_STATUSES)}
+
+StatusCallback = Callable[[StatusEvent], object]
+TaskCallback = Callable[[TaskEvent], object]
+#: Fields of one change as kept in an item's history: stage, status code, worker, timestamp,
+#: metadata (or None). An item's history is one flat list, ``_WIDTH`` entries per change: no
+#: object per change survives, so the garbage collector has a list per item to look at, not
+#: a tuple per event (that made every collection slower as the history grew).
+_WIDTH = 5
+
+
+class StatusTracker:
+    """Tracks the status of every item flowing through the pipelines it is attached to.
+
+    Example:
+        >>> tracker = StatusTracker(on_status_change=print)
+        >>> pipeline = Pipeline(stages=[stage], status_tracker=tracker)  # doctest: +SKIP
+        >>> await pipeline.run(items)  # doctest: +SKIP
+        >>> tracker.get_stats()["completed"]  # doctest: +SKIP
+        50
+
+    An item's status is its latest change in any stage: ``queued``, ``in_progress``,
+    ``completed`` (the stage, or the whole pipeline after the last one), ``retrying``,
+    ``skipped`` or ``failed``. Callbacks are attributes and may be replaced between runs. One
+    that raises is logged and disabled for the rest of the run; it never changes an outcome.
+
+    Args:
+        on_status_change: Called with each :class:`StatusEvent`.
+        on_task_start: Called with a :class:`TaskEvent` as each task call starts.
+        on_task_complete: … when a task call returns.
+        on_task_retry: … when a task call failed and will be retried.
+        on_task_fail: … when a task call failed for good.
+        max_history: Keep the history (and status) of at most this many items that have
+            finished the pipeline (completed or failed), forgetting the ones that finished
+            first; items still in flight are always kept. None keeps everything.
+            :meth:`get_stats` stays exact (an id fed again after it was forgotten counts anew).
+        on_success: ``(item_id, value, metadata)`` when an item completes the last stage.
+        on_failure: ``(item_id, error, metadata)`` when an item fails in any stage.
+        task_concurrency_limits: ``{task name: n}``: at most ``n`` calls of that task at once
+            across all stages of the pipeline (AntFlow's guide passes these here; a stage's own
+            ``task_concurrency_limits`` is the usual place).
+    """
+
+    def __init__(
+        self,
+        on_status_change: StatusCallback | None = None,
+        on_task_start: TaskCallback | None = None,
+        on_task_complete: TaskCallback | None = None,
+        on_task_retry: TaskCallback | None = None,
+        on_task_fail: TaskCallback | None = None,
+        *,
+        max_history: int | None = None,
+        on_success: Callable[[Any, Any, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[Any, BaseException, dict[str, Any]], object] | None = None,
+        task_concurrency_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self.on_status_change = on_status_change
+        self.on_task_start = on_task_start
+        self.on_task_complete = on_task_complete
+        self.on_task_retry = on_task_retry
+        self.on_task_fail = on_task_fail
+        self.on_success = on_success
+        self.on_failure = on_failure
+        for label in (
+            "on_status_change", "on_task_start", "on_task_complete", "on_task_retry",
+            "on_task_fail", "on_success", "on_failure",
+        ):  # fmt: skip
+            value = getattr(self, label)
+            if value is not None and not callable(value):
+                raise ConfigurationError(
+                    f"StatusTracker: {label} must be callable or None, got {value!r}"
+                )
+        if max_history is not None:
+            check_count("StatusTracker", "max_history", max_history, minimum=1)
+        limits = dict(task_concurrency_limits or {})
+        for key, limit in limits.items():
+            if (
+                not isinstance(key, str)
+                or isinstance(limit, bool)
+                or not isinstance(limit, int)
+                or limit < 1
+            ):
+                raise ConfigurationError(
+                    "StatusTracker: task_concurrency_limits must map task names to ints >= 1, "
+                    f"got {task_concurrency_limits!r}"
+                )
+        self.task_concurrency_limits: dict[str, int] = limits
+        self.max_history = max_history
+        self._history: dict[Any, list[Any]] = {}
+        # Finished items, oldest first (only when the history is bounded).
+        self._finished: OrderedDict[Any, None] | None = (
+            OrderedDict() if max_history is not None else None
+        )
+        self._counts = [0] * len(_STATUSES)
+        self._muted: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"StatusTracker(items={len(self._history)}, max_history={self.max_history!r})"
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, int]:
+        """How many items are in each status now (keys: every status value, even if 0)."""
+        return {status.value: count for status, count in zip(_STATUSES, self._counts, strict=True)}
+
+    def get_status(self, item_id: Any) -> StatusEvent | None:
+        """The item's latest event, or None if the tracker never saw it (or forgot it)."""
+        history = self._history.get(item_id)
+        return None if history is None else _event(item_id, history, len(history) - _WIDTH)
+
+    def get_by_status(self, status: ItemStatus | str) -> list[StatusEvent]:
+        """The latest event of every item whose status is ``status`` now."""
+        code = CODE[ItemStatus(status)]
+        return [_event(i, h, len(h) - _WIDTH) for i, h in self._history.items() if h[-4] == code]
+
+    def get_history(self, item_id: Any) -> list[StatusEvent]:
+        """Every event of the item, oldest first (empty if unknown)."""
+        history = self._history.get(item_id, [])
+        return [_event(item_id, history, at) for at in range(0, len(history), _WIDTH)]
+
+    # -- what the pipeline calls -------------------------------------------------------------
+
+    def _begin_run(self) -> None:
+        """A pipeline run starts: callbacks disabled in an earlier run get another chance."""
+        self._muted.clear()
+
+    def _status(
+        self,
+        item_id: Any,
+        stage: str | None,
+        code: int,
+        worker: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> Awaitable[object] | None:
+        """Record a change; returns the callback's awaitable when an async callback must run."""
+        counts = self._counts
+        history = self._history.get(item_id)
+        if history is None:
+            history = self._history[item_id] = [stage, code, worker, time(), metadata]
+        else:
+            counts[history[-4]] -= 1  # the code of its latest change
+            history += (stage, code, worker, time(), metadata)
+            finished = self._finished
+            if finished is not None and item_id in finished:
+                del finished[item_id]  # fed again: in flight, so kept
+        counts[code] += 1
+        callback = self.on_status_change
+        if callback is None or "on_status_change" in self._muted:
+            return None
+        return self._call(
+            "on_status_change", callback, (_event(item_id, history, len(history) - _WIDTH),)
+        )
+
+    def _item_finished(self, item_id: Any) -> None:
+        """The item completed the pipeline or failed: it may be forgotten (bounded history)."""
+        finished = self._finished
+        if finished is None:
+            return
+        finished[item_id] = None
+        if len(finished) > self.max_history:  # type: ignore[operator]
+            # A forgotten item keeps its final status in the counters, so they describe every
+            # item seen, not only the remembered ones.
+            self._history.pop(finished.popitem(last=False)[0], None)
+
+    def _task(self, hook: str, event: TaskEvent) -> Awaitable[object] | None:
+        callback = getattr(self, hook)
+        if callback is None or hook in self._muted:
+            return None
+        return self._call(hook, callback, (event,))
+
+    def _call(
+        self, hook: str, callback: Callable[..., object], args: tuple[object, ...]
+    ) -> Awaitable[object] | None:
+        ok, value = call_safely(callback, args, "status tracker callback %s", hook)
+        if not ok:
+            self._muted.add(hook)
+            return None
+        if value is not None and hasattr(value, "__await__"):
+            return value
+        return None
+
+    def _mute(self, hook: str) -> None:
+        """An async callback raised (the pipeline awaited it): disable it for this run."""
+        self._muted.add(hook)
+
+
+def _event(item_id: Any, history: list[Any], at: int) -> StatusEvent:
+    stage, code, worker, timestamp, metadata = history[at : at + _WIDTH]
+    return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
