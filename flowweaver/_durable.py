@@ -213,13 +213,7 @@ class DurableEngine(Engine):
             self._notify(i, _COMPLETED)
         if self._debug:
             logger.debug("task %r: reused its stored result", task.name, extra={"task": task.name})
-        pending, ready, n = self.pending, self.ready, self.n
-        for child in self.children[i]:
-            if child < n:
-                left = pending[child] - 1
-                pending[child] = left
-                if not left:
-                    ready.append(child)
+        self._release(i)
 
     def _refuse(self, i: int, error: BaseException) -> None:
         """Fail ``i`` for good before it ran (no retry: retrying cannot fix state trouble)."""

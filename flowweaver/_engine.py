@@ -304,6 +304,7 @@ class Engine:
             self._notify(i, _COMPLETED)
         if self._debug:
             logger.debug("task %r: completed", task.name, extra={"task": task.name})
+        # Inlined _release(): this is the hot path, and a method call is ~10% of a task's cost.
         pending, ready, n = self.pending, self.ready, self.n
         for child in self.children[i]:
             if child < n:  # a task added during the run is not part of it
@@ -427,9 +428,16 @@ class Engine:
 
     def _skip(self, i: int) -> None:
         self._settle(i, _SKIPPED)
+        self._release(i)
+
+    def _release(self, i: int) -> None:
+        """Task ``i`` is settled for its dependants: count it done for each of them.
+
+        :meth:`succeed` does the same inline: it is the hot path, one call per task saved.
+        """
         pending, ready, n = self.pending, self.ready, self.n
         for child in self.children[i]:
-            if child < n:
+            if child < n:  # a task added during the run is not part of it
                 left = pending[child] - 1
                 pending[child] = left
                 if not left:
