@@ -2,8 +2,8 @@
 
 Tasks and workflows (DAGs) run on one scheduling engine through pluggable executors:
 :class:`SequentialExecutor` (inline, deterministic), :class:`ThreadedExecutor`,
-:class:`AsyncExecutor` (asyncio, uvloop optional), or any ``concurrent.futures.Executor`` via
-:class:`PoolExecutor`.
+:class:`AsyncExecutor` (asyncio, uvloop optional), any ``concurrent.futures.Executor`` via
+:class:`PoolExecutor`, or a Dask cluster via :class:`DaskExecutor` (the ``dask`` extra).
 
 How upstream results reach a task's function — one rule everywhere:
 
@@ -16,6 +16,7 @@ How upstream results reach a task's function — one rule everywhere:
 """
 
 from ._async import AsyncExecutor as AsyncExecutor
+from ._dask import DaskExecutor as DaskExecutor
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
@@ -25,6 +26,9 @@ from ._errors import DuplicateTaskError as DuplicateTaskError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import FlowWeaverError as FlowWeaverError
+from ._errors import MissingDependencyError as MissingDependencyError
+from ._errors import ResultUnavailableError as ResultUnavailableError
+from ._errors import SerializationError as SerializationError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import UnknownDependencyError as UnknownDependencyError
@@ -54,6 +58,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CycleError",
+    "DaskExecutor",
     "DefinitionError",
     "DuplicateTaskError",
     "EventLoopError",
@@ -61,11 +66,14 @@ __all__ = [
     "Executor",
     "FailurePolicy",
     "FlowWeaverError",
+    "MissingDependencyError",
     "Monitor",
     "PoolExecutor",
+    "ResultUnavailableError",
     "RetryPolicy",
     "RunOptions",
     "SequentialExecutor",
+    "SerializationError",
     "SystemClock",
     "Task",
     "TaskFailedError",

@@ -41,7 +41,7 @@ from ._binding import NO_ARGS, params_of
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, call_safely
 from ._retry import Clock, SystemClock
-from ._run import WorkflowRun
+from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
 
 if TYPE_CHECKING:
@@ -332,8 +332,13 @@ class Engine:
         if predicate is None:
             return False
         try:
-            takes_nothing = params_of(predicate).takes_nothing
-            verdict = predicate() if takes_nothing else predicate(*args, **(kwargs or {}))
+            if params_of(predicate).takes_nothing:
+                verdict = predicate()
+            else:  # the predicate reads its inputs here: fetch any kept on a cluster
+                named = kwargs or {}
+                values = fetched((*named.values(), *args))
+                inputs = dict(zip(named, values, strict=False))
+                verdict = predicate(*values[len(named) :], **inputs)
             if hasattr(verdict, "__await__"):
                 close = getattr(verdict, "close", None)
                 if close is not None:

@@ -10,10 +10,13 @@ The hierarchy::
     │   ├── CycleError                       .cycle (the path, first node repeated last)
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
     ├── UnknownTaskError (KeyError)          .task_name: a lookup by a name the workflow lacks
+    ├── MissingDependencyError (ImportError) .extra: an optional extra is not installed
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
-    │   └── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── EventLoopError                   a sync entry point was called inside a running loop
+    │   ├── SerializationError (TypeError)   .task_name: a call cannot be sent to a cluster
+    │   └── ResultUnavailableError           .task_name: a result kept on a cluster is gone
     └── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
@@ -38,6 +41,9 @@ __all__ = [
     "EventLoopError",
     "ExecutionError",
     "FlowWeaverError",
+    "MissingDependencyError",
+    "ResultUnavailableError",
+    "SerializationError",
     "TaskFailedError",
     "TaskTimeoutError",
     "UnknownDependencyError",
@@ -119,6 +125,25 @@ class UnknownTaskError(FlowWeaverError, KeyError):
         return str(self.args[0])
 
 
+class MissingDependencyError(FlowWeaverError, ImportError):
+    """A feature needs an optional extra that is not installed.
+
+    Attributes:
+        extra: The extra to install (``pip install 'flowweaver[<extra>]'``).
+        feature: What needed it.
+    """
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra: pip install 'flowweaver[{extra}]'", name=module
+        )
+        self.feature = feature
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.feature, self.extra, self.name))
+
+
 class ExecutionError(FlowWeaverError, RuntimeError):
     """Something failed while a run was in progress."""
 
@@ -134,6 +159,10 @@ class TaskTimeoutError(FlowWeaverError, TimeoutError):
         super().__init__(f"task {task_name!r} timed out after {timeout!r} s")
         self.task_name = task_name
         self.timeout = timeout
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # An async task times out inside a worker process and comes back pickled.
+        return (type(self), (self.task_name, self.timeout))
 
 
 class TaskFailedError(ExecutionError):
@@ -201,3 +230,33 @@ def _failure_summary(workflow: str, failures: Sequence[TaskFailedError]) -> str:
 
 class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
+
+
+class SerializationError(ExecutionError, TypeError):
+    """A task's call (its function or arguments) cannot be serialised to go to a cluster.
+
+    The attempt fails with this error; ``__cause__`` is what the serialiser raised.
+    """
+
+    def __init__(self, task_name: str, reason: str) -> None:
+        super().__init__(f"task {task_name!r} cannot be sent to the cluster: {reason}")
+        self.task_name = task_name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.reason))
+
+
+class ResultUnavailableError(ExecutionError):
+    """A task completed, but its result, kept on a cluster, can no longer be fetched.
+
+    ``__cause__`` is what the cluster reported (e.g. the client was closed).
+    """
+
+    def __init__(self, task_name: str, reason: str) -> None:
+        super().__init__(f"the result of task {task_name!r} cannot be fetched: {reason}")
+        self.task_name = task_name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.reason))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import settings
@@ -14,6 +17,7 @@ from hypothesis import settings
 from flowweaver import (
     AsyncExecutor,
     BaseExecutor,
+    DaskExecutor,
     PoolExecutor,
     SequentialExecutor,
     ThreadedExecutor,
@@ -25,33 +29,80 @@ ExecutorFactory = Callable[[], object]
 settings.register_profile("thorough", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+#: The Dask executors join every behavioural test when the `dask` extra is installed: on a
+#: cluster whose workers are threads of this process, and (where a test can work across
+#: processes) on one whose workers are separate processes.
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+DASK_EXECUTORS = ["dask", "dask-processes"] if HAVE_DASK else []
 
-@pytest.fixture(params=["sequential", "threaded", "async", "pool"])
-def executor(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Each flowweaver executor, and a foreign concurrent.futures pool through PoolExecutor."""
-    if request.param == "sequential":
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "in_process(reason): the test shares live objects with its tasks, so it is skipped "
+        "on executors whose workers are other processes",
+    )
+
+
+@pytest.fixture(scope="session")
+def dask_threads() -> Iterator[object]:
+    """A Dask cluster whose workers are threads of this process (starts in milliseconds)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=4, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskExecutor(client)
+
+
+@pytest.fixture(scope="session")
+def dask_processes() -> Iterator[object]:
+    """A Dask cluster of two worker processes: every call and result crosses a process."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=2, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskExecutor(client)
+
+
+def _make(request: pytest.FixtureRequest, kind: str) -> Iterator[object]:
+    if kind == "sequential":
         yield SequentialExecutor()
-    elif request.param == "threaded":
+    elif kind == "threaded":
         with ThreadedExecutor(max_workers=4) as threaded:
             yield threaded
-    elif request.param == "async":
+    elif kind == "async":
         yield AsyncExecutor()
-    else:
+    elif kind == "pool":
         with cf.ThreadPoolExecutor(4) as pool:
             yield PoolExecutor(pool)
+    elif kind == "dask":
+        yield request.getfixturevalue("dask_threads")
+    else:
+        marker = request.node.get_closest_marker("in_process")
+        if marker is not None:
+            pytest.skip(f"workers are other processes: {marker.args[0]}")
+        yield request.getfixturevalue("dask_processes")
 
 
-@pytest.fixture(params=["threaded", "async", "pool"])
+@pytest.fixture(params=["sequential", "threaded", "async", "pool", *DASK_EXECUTORS])
+def executor(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Each flowweaver executor, a foreign concurrent.futures pool through PoolExecutor, and
+    Dask clusters (threads, processes) when the `dask` extra is installed."""
+    yield from _make(request, request.param)
+
+
+@pytest.fixture(params=["threaded", "async", "pool", *DASK_EXECUTORS])
 def concurrent_executor(request: pytest.FixtureRequest) -> Iterator[object]:
     """The executors that run tasks at the same time (for overlap and timeout tests)."""
-    if request.param == "threaded":
-        with ThreadedExecutor(max_workers=4) as threaded:
-            yield threaded
-    elif request.param == "async":
-        yield AsyncExecutor()
-    else:
-        with cf.ThreadPoolExecutor(4) as pool:
-            yield PoolExecutor(pool)
+    yield from _make(request, request.param)
 
 
 def is_sequential(executor: object) -> bool:
@@ -88,7 +139,37 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-class Recorder:
+class InProcess:
+    """Pickles as a reference to this very object, so that a task sent to a worker thread of
+    this process (Dask's ``LocalCluster(processes=False)`` pickles every call even so) still
+    shares it with the test. It cannot cross to another process: such tests are marked
+    ``in_process``."""
+
+    _live: ClassVar[weakref.WeakValueDictionary[int, InProcess]] = weakref.WeakValueDictionary()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        InProcess._live[id(self)] = self
+        return (_same_object, (id(self), os.getpid()))
+
+
+def _same_object(key: int, pid: int) -> InProcess:
+    if os.getpid() != pid:
+        raise RuntimeError("test state shared in-process cannot cross to another process")
+    return InProcess._live[key]
+
+
+class Box(InProcess):
+    """Any object, shared by reference with tasks on in-process Dask workers."""
+
+    def __init__(self, value: object) -> None:
+        self.value: Any = value
+
+
+class SharedEvent(InProcess, threading.Event):
+    """A ``threading.Event`` that tasks on in-process Dask workers share with the test."""
+
+
+class Recorder(InProcess):
     """Thread-safe list of what happened, for callbacks and side effects."""
 
     def __init__(self) -> None:
@@ -109,4 +190,12 @@ def record() -> Recorder:
     return Recorder()
 
 
-__all__ = ["BaseExecutor", "FakeClock", "Recorder", "is_async", "is_sequential"]
+__all__ = [
+    "BaseExecutor",
+    "Box",
+    "FakeClock",
+    "Recorder",
+    "SharedEvent",
+    "is_async",
+    "is_sequential",
+]
