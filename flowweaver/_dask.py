@@ -110,7 +110,11 @@ class DaskResult(Remote):
         try:
             return self.future.result()
         except Exception as error:
-            raise ResultUnavailableError(self.task_name, _describe(error)) from error
+            if self.future.client.status in ("closing", "closed"):
+                reason = "its Dask client is closed (read it before closing the client)"
+            else:
+                reason = _describe(error)
+            raise ResultUnavailableError(self.task_name, reason) from error
 
     @classmethod
     def fetch_many(cls, remotes: Sequence[Remote]) -> list[object]:
@@ -174,19 +178,21 @@ class DaskLane:
 
     def _report(self, token: int, name: str, future: Future[Any]) -> None:
         # Runs on Dask's callback thread. The value stays on the worker: only its future is
-        # posted; an error's exception object is already in this process.
+        # posted; an error's exception object is already in this process. Every path posts
+        # exactly one outcome: the driver waits for it.
         self._futures.pop(token, None)
-        status = future.status
-        if status == "finished":
-            self.outbox.put((token, True, DaskResult(future, name)))
-        elif status == "cancelled":
-            self.outbox.put((token, False, CancelledError()))
-        else:
-            try:
-                error = future.exception()
-            except BaseException as lost:  # e.g. the client closed while we asked
-                error = lost
-            self.outbox.put((token, False, error))
+        outcome: Outcome
+        try:
+            status = future.status
+            if status == "finished":
+                outcome = (token, True, DaskResult(future, name))
+            elif status == "cancelled":
+                outcome = (token, False, CancelledError())
+            else:
+                outcome = (token, False, future.exception())
+        except BaseException as error:  # e.g. the client closed while we asked
+            outcome = (token, False, error)
+        self.outbox.put(outcome)
 
     def cancel(self, token: int) -> bool:
         """Ask Dask to drop the call. Dask cannot say whether it had started: report False."""
