@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only engine]``: run the suite, print a Markdown table."""
+"""``python -m benchmarks [--quick] [--only dask|engine]``: run suites, print a Markdown table."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import platform
 import sys
 
-from . import engine
+from . import dask, engine
 from ._harness import table
 
-SUITES = {"engine": engine.run}
+SUITES = {"dask": dask.run, "engine": engine.run}
 
 
 def main(argv: list[str] | None = None) -> int:
