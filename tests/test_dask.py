@@ -30,6 +30,7 @@ from flowweaver import (
     WorkflowFailedError,
 )
 
+from . import _payload
 from ._payload import Payload
 from .conftest import HAVE_DASK, InProcess, Recorder
 
@@ -120,8 +121,9 @@ def test_a_large_intermediate_result_never_comes_back_to_the_client(
     dask_processes: DaskExecutor,
 ) -> None:
     # 32 MB made on a worker, read by a task on a worker. The payload cannot be unpickled in
-    # this process: had it been fetched here at any point, the run would have failed.
+    # this process: each time it arrives here, it is refused and leaves a mark.
     me = os.getpid()
+    _payload.REFUSED.clear()
     wf = Workflow("big intermediate")
     wf.add_task(Task(name="produce", fn=lambda: Payload(b"x" * 32_000_000, me)))
     wf.add_task(
@@ -132,6 +134,7 @@ def test_a_large_intermediate_result_never_comes_back_to_the_client(
     size, worker = run.result("measure")
     assert size == 32_000_000
     assert worker != me
+    assert _payload.REFUSED == []  # it never came here, not even when the run ended
     # Reading the intermediate is the first time it travels here, and it refuses to.
     with pytest.raises(ResultUnavailableError) as info:
         run.result("produce")
@@ -139,6 +142,7 @@ def test_a_large_intermediate_result_never_comes_back_to_the_client(
         "the result of task 'produce' cannot be fetched: "
         "RuntimeError: the payload was rebuilt in the client process"
     )
+    assert _payload.REFUSED == [32_000_000]  # the trap works: this is what it would have seen
 
 
 @needs_dask
