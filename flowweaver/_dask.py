@@ -99,6 +99,11 @@ def _root(error: BaseException) -> BaseException:
     return error
 
 
+def _describe(error: BaseException) -> str:
+    root = _root(error)
+    return f"{type(root).__name__}: {root}"
+
+
 class DaskResult(Remote):
     """A task's result kept in a Dask worker's memory: its future, fetched when read."""
 
@@ -135,16 +140,11 @@ class DaskResult(Remote):
             client = mine[batch[0]].future.client
             try:
                 gathered = client.gather([mine[k].future for k in batch])
-            except Exception:  # find the result at fault, and keep the others
+            except Exception:  # one by one, so the error names the task whose result failed
                 gathered = [mine[k].fetch() for k in batch]
             for k, value in zip(batch, gathered, strict=True):
                 values[k] = value
         return values
-
-
-def _describe(error: BaseException) -> str:
-    root = _root(error)
-    return f"{type(root).__name__}: {root}"
 
 
 class DaskLane:
