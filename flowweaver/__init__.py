@@ -2,9 +2,10 @@
 
 Tasks and workflows (DAGs) run on one scheduling engine through pluggable executors:
 :class:`SequentialExecutor` (inline, deterministic), :class:`ThreadedExecutor`,
-:class:`AsyncExecutor` (asyncio, uvloop optional), :class:`ProcessExecutor`, or any
-``concurrent.futures.Executor`` via :class:`PoolExecutor`. Author them as ``Task`` +
-``Workflow``, with ``@task`` + ``>>`` + :class:`DAG`, or with :class:`Flow`: one model.
+:class:`AsyncExecutor` (asyncio, uvloop optional), :class:`ProcessExecutor`, any
+``concurrent.futures.Executor`` via :class:`PoolExecutor`, or a Dask cluster via
+:class:`DaskExecutor` (the ``dask`` extra). Author them as ``Task`` + ``Workflow``, with
+``@task`` + ``>>`` + :class:`DAG`, or with :class:`Flow`: one model.
 
 How upstream results reach a task's function — one rule everywhere:
 
@@ -19,6 +20,7 @@ How upstream results reach a task's function — one rule everywhere:
 from ._async import AsyncExecutor as AsyncExecutor
 from ._dag import DAG as DAG
 from ._dashboard import DashboardProtocol as DashboardProtocol
+from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
@@ -31,7 +33,9 @@ from ._errors import ExecutionError as ExecutionError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
 from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import PipelineError as PipelineError
+from ._errors import ResultUnavailableError as ResultUnavailableError
 from ._errors import SerializationError as SerializationError
 from ._errors import StageValidationError as StageValidationError
 from ._errors import StateAccessError as StateAccessError
@@ -107,6 +111,7 @@ __all__ = [  # noqa: RUF022
     "DAG",
     "DashboardProtocol",
     "DashboardSnapshot",
+    "DaskExecutor",
     "DefinitionError",
     "DuplicateTaskError",
     "ErrorSummary",
@@ -124,6 +129,7 @@ __all__ = [  # noqa: RUF022
     "JSONSerializer",
     "LogLevel",
     "MemoryStore",
+    "MissingDependencyError",
     "Monitor",
     "Pipeline",
     "PipelineBuilder",
@@ -132,6 +138,7 @@ __all__ = [  # noqa: RUF022
     "PipelineStats",
     "PoolExecutor",
     "ProcessExecutor",
+    "ResultUnavailableError",
     "RetryPolicy",
     "RunOptions",
     "SQLiteStore",

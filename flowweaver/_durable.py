@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from ._engine import Call, Engine, check_state_options
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
+from ._run import Remote
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
 from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_namespace
@@ -231,9 +232,14 @@ class DurableEngine(Engine):
             return None  # a workflow with some cached tasks, and this is not one of them
         task = self.tasks[i]
         try:
-            text = self._serializer.dumps(value)
+            # A result kept on a cluster comes here to be stored: durability has that price.
+            # The run keeps the remote handle, so downstream calls still get it in place.
+            stored = value.fetch() if isinstance(value, Remote) else value
+            text = self._serializer.dumps(stored)
         except SerializationError as error:
             return error.for_task(task.name)
+        except Exception as error:  # the cluster lost it
+            return error
         self._digests[i] = digest(text)
         try:
             if key is not None:

@@ -48,7 +48,7 @@ from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, call_safely
 from ._progress import ProgressMonitor
 from ._retry import Clock, SystemClock
-from ._run import WorkflowRun
+from ._run import WorkflowRun, fetched
 from ._status import ChangePolicy, FailurePolicy, TaskStatus
 from ._store import StateStore
 
@@ -407,8 +407,13 @@ class Engine:
         if predicate is None:
             return False
         try:
-            takes_nothing = params_of(predicate).takes_nothing
-            verdict = predicate() if takes_nothing else predicate(*args, **(kwargs or {}))
+            if params_of(predicate).takes_nothing:
+                verdict = predicate()
+            else:  # the predicate reads its inputs here: fetch any kept on a cluster
+                named = kwargs or {}
+                values = fetched((*named.values(), *args))
+                inputs = dict(zip(named, values, strict=False))
+                verdict = predicate(*values[len(named) :], **inputs)
             if hasattr(verdict, "__await__"):
                 close = getattr(verdict, "close", None)
                 if close is not None:
