@@ -155,8 +155,10 @@ class Checkpoint:
             key = _KEYS.dumps(item.id)
         except SerializationError as error:
             return SerializationError(
-                error.type_name, f"its id has no stored form to key it by ({error.reason})"
-            ).for_item(item.id)
+                error.type_name,
+                "an item id needs a JSON form to be a store key (use str, int, or tuples of them)",
+                item_id=item.id,
+            )
         fingerprint = self._fingerprint(item.value)
         try:
             record = self._store.get(self._namespace, key)

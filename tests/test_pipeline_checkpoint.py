@@ -32,6 +32,7 @@ from flowweaver import (
     StateMismatchError,
     StatusTracker,
 )
+from flowweaver._pipeline_state import stages_fingerprint
 from flowweaver._store import pipeline_namespace, run_namespace
 
 from .conftest import Recorder
@@ -313,6 +314,29 @@ def test_changed_stage_code_fails_items_on_request_and_keeps_the_committed_resul
     assert [(r.value, r.restored) for r in restored] == [((7, "saved"), True)]
 
 
+async def one(x: int) -> int:
+    return x + 1
+
+
+async def two(x: int) -> int:
+    return x + 2
+
+
+def test_the_stage_fingerprint_covers_what_stages_do_to_an_item_and_nothing_else() -> None:
+    def fp(*stages: Stage) -> str:
+        return stages_fingerprint(stages)
+
+    base = fp(Stage("A", 1, [one, two]))
+    assert fp(Stage("Renamed", 5, [one, two], task_attempts=1, queue_capacity=3)) == base
+    assert fp(Stage("A", 1, [two, one])) != base
+    assert fp(Stage("A", 1, [one]), Stage("B", 1, [two])) != base
+    assert fp(Stage("A", 1, [one, two], unpack_args=True)) != base
+    assert fp(Stage("A", 1, [one, two], skip_if=lambda x: x > 3)) != base
+    assert fp(Stage("A", 1, [one, two], skip_if=lambda x: x > 4)) != fp(
+        Stage("A", 1, [one, two], skip_if=lambda x: x > 3)
+    )
+
+
 def test_an_input_with_no_stored_form_is_fingerprinted_by_its_type() -> None:
     calls, store = Recorder(), MemoryStore()
     lock = threading.Lock()
@@ -364,8 +388,8 @@ def test_an_id_with_no_stored_form_fails_that_item_before_it_runs() -> None:
     [failure] = pipeline.get_error_summary().failed_items
     assert (failure.item_id, failure.stage, failure.attempts) == (odd, "S", 0)
     assert str(failure.error) == (
-        f"item {odd!r}: cannot store a value of type '{__name__}.Opaque': its id has no stored "
-        "form to key it by (it has no JSON form (plug in a Serializer that can store it))"
+        f"item {odd!r}: cannot store a value of type '{__name__}.Opaque': an item id needs a "
+        "JSON form to be a store key (use str, int, or tuples of them)"
     )
 
 
