@@ -33,6 +33,7 @@ from ._errors import ExecutionError as ExecutionError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
 from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import ItemMismatchError as ItemMismatchError
 from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import PipelineError as PipelineError
 from ._errors import ResultUnavailableError as ResultUnavailableError
@@ -124,6 +125,7 @@ __all__ = [  # noqa: RUF022
     "Flow",
     "FlowWeaverError",
     "ItemCancelledError",
+    "ItemMismatchError",
     "ItemStatus",
     "JSONFileStore",
     "JSONSerializer",

@@ -32,8 +32,11 @@ The hierarchy::
         ├── StateVersionError (ValueError)   .path, .found, .supported: written by a newer version
         ├── StateLockedError (TimeoutError)  .path, .timeout: another writer held the lock too long
         ├── StateAccessError (OSError)       .path, .reason: cannot open/write it, or it is closed
-        ├── SerializationError (TypeError)   .type_name, .reason, .task_name: no stored form
+        ├── SerializationError (TypeError)   .type_name, .reason, .task_name / .item_id: no stored
+        │                                    form
         └── StateMismatchError (RuntimeError)  .task_name: code or inputs changed (strict resume)
+            └── ItemMismatchError            .item_id, .pipeline: a pipeline item's stage code or
+                                             input changed (strict resume of a pipeline)
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
 against the seeds (``except ValueError`` / ``except RuntimeError``) keeps working. Details live in
@@ -60,6 +63,7 @@ __all__ = [
     "ExecutorShutdownError",
     "FlowWeaverError",
     "ItemCancelledError",
+    "ItemMismatchError",
     "MissingDependencyError",
     "PipelineError",
     "ResultUnavailableError",
@@ -80,6 +84,10 @@ __all__ = [
     "WorkerDiedError",
     "WorkflowFailedError",
 ]
+
+
+#: SerializationError's "no item" marker (None is a valid item id).
+_NO_ITEM: object = object()
 
 
 class FlowWeaverError(Exception):
@@ -443,19 +451,32 @@ class SerializationError(StateError, TypeError):
         type_name: The value's type (``module.QualName``; builtins by bare name).
         reason: Why.
         task_name: The task whose result it is, when there is one.
+        item_id: The pipeline item whose result (or id) it is, when there is one (else None).
         restoring: True when a stored value could not be rebuilt (reading), False when a value
             could not be stored (writing).
     """
 
     def __init__(
-        self, type_name: str, reason: str, *, task_name: str | None = None, restoring: bool = False
+        self,
+        type_name: str,
+        reason: str,
+        *,
+        task_name: str | None = None,
+        restoring: bool = False,
+        item_id: object = _NO_ITEM,
     ) -> None:
-        owner = "" if task_name is None else f"task {task_name!r}: "
+        if task_name is not None:
+            owner = f"task {task_name!r}: "
+        elif item_id is not _NO_ITEM:
+            owner = f"item {item_id!r}: "
+        else:
+            owner = ""
         verb = "restore" if restoring else "store"
         super().__init__(f"{owner}cannot {verb} a value of type {type_name!r}: {reason}")
         self.type_name = type_name
         self.reason = reason
         self.task_name = task_name
+        self.item_id = None if item_id is _NO_ITEM else item_id
         self.restoring = restoring
 
     def for_task(self, task_name: str) -> SerializationError:
@@ -466,14 +487,25 @@ class SerializationError(StateError, TypeError):
         error.__cause__ = self.__cause__
         return error
 
+    def for_item(self, item_id: object) -> SerializationError:
+        """The same error, naming the pipeline item whose value it is."""
+        error = SerializationError(
+            self.type_name, self.reason, restoring=self.restoring, item_id=item_id
+        )
+        error.__cause__ = self.__cause__
+        return error
+
 
 class StateMismatchError(StateError, RuntimeError):
     """Resuming with ``on_changed="error"``: a task's code or inputs changed since it committed.
 
     Attributes:
-        task_name: The task.
+        task_name: The task (None for a pipeline item: see :class:`ItemMismatchError`).
+        workflow: The workflow (for a pipeline item, the pipeline's name).
         run_id: The run being resumed.
     """
+
+    task_name: str | None
 
     def __init__(self, task_name: str, workflow: str, run_id: str) -> None:
         super().__init__(
@@ -483,6 +515,33 @@ class StateMismatchError(StateError, RuntimeError):
         self.task_name = task_name
         self.workflow = workflow
         self.run_id = run_id
+
+
+class ItemMismatchError(StateMismatchError):
+    """Resuming a pipeline with ``on_changed="error"``: an item's committed result was made by
+    other stage code, or from another input value, than this run would use.
+
+    Attributes:
+        item_id: The item's id.
+        pipeline: The pipeline's name (also in ``workflow``; ``task_name`` is None).
+        run_id: The run being resumed.
+    """
+
+    def __init__(self, item_id: object, pipeline: str, run_id: str) -> None:
+        # Not StateMismatchError.__init__: its message speaks of a task.
+        StateError.__init__(
+            self,
+            f"item {item_id!r} of pipeline {pipeline!r} changed (stage code or input) since run "
+            f"{run_id!r} committed its result",
+        )
+        self.item_id = item_id
+        self.pipeline = pipeline
+        self.task_name = None
+        self.workflow = pipeline
+        self.run_id = run_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.item_id, self.pipeline, self.run_id))
 
 
 class ExecutorShutdownError(ExecutionError):

@@ -9,6 +9,8 @@ Design (the parts live in their own modules; this one wires them together):
 * ``_pipeline_run``: one run — items in (``feed``), items out (``complete`` / ``fail``: the only
   two places an item ends), ``join`` and ``abort``.
 * ``_tracker``, ``_dashboard``, ``_pipeline_stats``: observing a run.
+* ``_pipeline_state``: checkpointing (``store=`` / ``run_id=``): restore items that completed
+  in an earlier run as they are fed, commit each result as it leaves the last stage.
 
 Lifecycle: a :class:`Pipeline` is a reusable definition; each ``run()`` / ``stream()`` /
 ``start()`` makes a fresh run, so repeated runs never mix results, statistics or metrics. At most
@@ -26,6 +28,7 @@ from ._channel import Channel
 from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
 from ._pipeline_run import PipelineRun
+from ._pipeline_state import make_checkpoint
 from ._pipeline_stats import (
     dashboard_snapshot,
     error_summary,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
     from ._dashboard import DashboardProtocol
     from ._pipeline_builder import PipelineBuilder
+    from ._pipeline_state import Checkpoint
     from ._pipeline_types import (
         DashboardSnapshot,
         ErrorSummary,
@@ -50,6 +54,8 @@ if TYPE_CHECKING:
         WorkerMetrics,
         WorkerState,
     )
+    from ._status import ChangePolicy
+    from ._store import StateStore
 
 __all__ = ["Pipeline"]
 
@@ -91,6 +97,10 @@ class Pipeline:
     Items are plain values (their id is their input index) or dicts with an ``"id"`` (and a
     ``"value"``, else the whole dict is the value; other keys become the result's metadata).
 
+    Checkpointing: ``run(items, store=SQLiteStore(path), run_id="nightly")`` commits each result
+    as it leaves the last stage; rerun with the same ``name``, store and run id, items whose id
+    completed are not processed again (``restored=True``). Ids must be unique and stable.
+
     Args:
         stages: The stages, in order; names must be unique.
         collect_results: Keep results for :attr:`results` and ``run()``'s return value.
@@ -100,6 +110,8 @@ class Pipeline:
             tasks, made per run and shut down after it. ``SequentialExecutor()`` runs them
             inline on the event loop (the deterministic debugging mode).
         clock: Where retry waits and dashboard intervals come from (tests pass a fake one).
+        name: Identifies the pipeline in a state store (with the run id). Default: its stage
+            names joined by ``" > "``; name pipelines that share a store and stage names.
 
     Raises:
         PipelineError: ``stages`` is empty.
@@ -115,6 +127,7 @@ class Pipeline:
         *,
         executor: Submitter | None = None,
         clock: Clock | None = None,
+        name: str | None = None,
     ) -> None:
         if isinstance(stages, Stage) or not isinstance(stages, Iterable):
             raise ConfigurationError(f"stages must be a list of Stage objects, got {stages!r}")
@@ -143,6 +156,9 @@ class Pipeline:
             raise ConfigurationError(f"executor must have a submit() method, got {executor!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"clock must implement Clock, got {clock!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigurationError(f"name must be a non-empty str or None, got {name!r}")
+        self.name: str = name if name is not None else " > ".join(s.name for s in stages)
         self.stages: tuple[Stage, ...] = stages
         self.collect_results = bool(collect_results)
         self.status_tracker = status_tracker
@@ -165,6 +181,10 @@ class Pipeline:
         dashboard: DashboardName | None = None,
         custom_dashboard: DashboardProtocol | None = None,
         dashboard_update_interval: float = 0.5,
+        *,
+        store: StateStore | None = None,
+        run_id: str | None = None,
+        on_changed: ChangePolicy | str = "rerun",
     ) -> list[PipelineResult]:
         """Feed ``items``, wait for every one to end, and return the results in input order.
 
@@ -179,13 +199,20 @@ class Pipeline:
             dashboard: A built-in display: ``"compact"``, ``"detailed"`` or ``"full"``.
             custom_dashboard: Your own :class:`DashboardProtocol`.
             dashboard_update_interval: Seconds between dashboard updates (polling).
+            store: Checkpoint in this :class:`StateStore` (see the class docstring).
+            run_id: The run to commit to and resume (required with a store, else unused).
+            on_changed: An item committed by other stage code or from another input value:
+                ``"rerun"`` it (default) or fail it (``"error"``, :class:`ItemMismatchError`).
 
         Raises:
             PipelineError: The pipeline is already running.
-            ConfigurationError: More than one display was asked for, or a bad display option.
+            ConfigurationError: More than one display was asked for, a bad display option, or
+                a bad store option (a store without a run id).
+            StateError: The store cannot be read.
         """
         display = make_display(progress, dashboard, custom_dashboard, dashboard_update_interval)
-        run = self._begin(collect=self.collect_results)
+        checkpoint = make_checkpoint(self.name, self.stages, store, run_id, on_changed)
+        run = self._begin(collect=self.collect_results, checkpoint=checkpoint)
         self._started = True
         poller = None
         try:
@@ -205,7 +232,13 @@ class Pipeline:
         return self._results(run)
 
     async def stream(
-        self, items: Iterable[Any] | AsyncIterable[Any], progress: bool = False
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        progress: bool = False,
+        *,
+        store: StateStore | None = None,
+        run_id: str | None = None,
+        on_changed: ChangePolicy | str = "rerun",
     ) -> AsyncGenerator[PipelineResult, None]:
         """Yield each item's result (failures too, with ``.error``) as soon as it ends.
 
@@ -215,15 +248,19 @@ class Pipeline:
         the generator is closed — at once when nothing else references it; wrap it in
         ``contextlib.aclosing()`` to make that explicit.
 
+        ``store``, ``run_id`` and ``on_changed`` checkpoint as in :meth:`run`: restored results
+        are yielded as their items are fed; each new result is committed before it is yielded.
+
         Raises:
             PipelineError: The pipeline is already running.
         """
         display = make_display(progress, None, None, 0.5)
+        checkpoint = make_checkpoint(self.name, self.stages, store, run_id, on_changed)
         # Results wait for the consumer in a queue as large as the last stage's (bounded even
         # when that one is not): a slow consumer holds the pipeline back, memory stays flat.
         last = self.stages[-1].plan.capacity
         outbox: Channel[PipelineResult] = Channel(last or _STREAM_BUFFER)
-        run = self._begin(collect=False, outbox=outbox)
+        run = self._begin(collect=False, outbox=outbox, checkpoint=checkpoint)
         self._started = True
         poller = None
         feeder = asyncio.get_running_loop().create_task(self._feed_and_join(run, items))
@@ -387,11 +424,16 @@ class Pipeline:
         retries: int = 3,
         progress: bool = False,
         dashboard: DashboardName | None = None,
+        *,
+        store: StateStore | None = None,
+        run_id: str | None = None,
+        on_changed: ChangePolicy | str = "rerun",
     ) -> list[PipelineResult]:
         """Run ``items`` through one stage per task (named after it) and return the results.
 
         ``retries`` is the number of retries after a failed first attempt (each stage gets
-        ``task_attempts=retries + 1``, one second apart).
+        ``task_attempts=retries + 1``, one second apart). ``store``, ``run_id`` and
+        ``on_changed`` checkpoint as in :meth:`run`.
         """
         from ._pipeline_builder import PipelineBuilder
 
@@ -405,7 +447,8 @@ class Pipeline:
                 name = f"{base}-{n}"
             taken.add(name)
             builder.add(name, fn, workers=workers, retries=retries)
-        return await builder.run(items, progress=progress, dashboard=dashboard)
+        state = {"store": store, "run_id": run_id, "on_changed": on_changed}
+        return await builder.run(items, progress=progress, dashboard=dashboard, **state)
 
     @classmethod
     def create(cls) -> PipelineBuilder:
@@ -421,7 +464,11 @@ class Pipeline:
         return run if run is not None and not run.finished else None
 
     def _begin(
-        self, *, collect: bool, outbox: Channel[PipelineResult] | None = None
+        self,
+        *,
+        collect: bool,
+        outbox: Channel[PipelineResult] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> PipelineRun:
         if self._active() is not None:
             raise PipelineError("the pipeline is already running; join() or shutdown() it first")
@@ -434,6 +481,7 @@ class Pipeline:
             release=release,
             collect=collect,
             outbox=outbox,
+            checkpoint=checkpoint,
         )
         run.start()
         self._run = run

@@ -5,8 +5,11 @@ Design:
 * Items end in exactly one place: :meth:`PipelineRun.complete` (a result, after the last stage)
   or :meth:`PipelineRun.fail` (a recorded failure: error summary, tracker, ``on_failure``,
   ``stream()``). Both set ``item.ended`` before anything else, so whatever a shutdown races
-  with, an item ends once. These two methods are also where a checkpointing layer hooks in:
-  ``item.id`` and ``item.seq`` identify the item, ``complete`` is "it finished the pipeline".
+  with, an item ends once.
+* Checkpointing (a run with a :class:`~flowweaver._pipeline_state.Checkpoint`) adds a third
+  ending and one step, both on the loop: :meth:`feed` ends an item whose committed result it
+  restores (``restored`` — never opened, no stage sees it), and the last stage's worker commits
+  an item's result just before :meth:`complete` (a commit that fails fails the item instead).
 * The run counts items fed and not yet ended (``open``). :meth:`join` waits until that is zero
   with no feed in progress — items waiting for a per-stage retry or for room downstream are still
   open — then closes the channels, and the workers drain and end.
@@ -38,6 +41,7 @@ from ._tracker import CODE
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
+    from ._pipeline_state import Checkpoint
     from ._retry import Clock
     from ._stage import Stage
     from ._tracker import StatusTracker
@@ -52,6 +56,8 @@ _TASK_HOOKS = ("on_task_start", "on_task_complete", "on_task_retry", "on_task_fa
 #: How long a shutdown waits for cancelled workers before abandoning them (a task that
 #: swallows cancellation); cooperative tasks stop at once.
 _GRACE = 1.0
+#: Restoring items never waits: yield to the event loop after this many of them.
+_YIELD_EVERY = 64
 
 
 def _seq(result: PipelineResult) -> int:
@@ -71,8 +77,10 @@ class PipelineRun:
         release: Callable[[], None] | None,
         collect: bool,
         outbox: Channel[PipelineResult] | None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.tracker = tracker
+        self.checkpoint = checkpoint
         self.clock = clock
         self._submit = submit
         self._release = release  # shuts down an executor this run created
@@ -83,6 +91,7 @@ class PipelineRun:
         self.outbox = outbox
         self.failures: list[FailedItem] = []
         self.processed = 0
+        self.restored = 0  # of processed: ended as fed, with a result committed earlier
         self.open = 0
         self.feeding = 0
         self.fed = 0
@@ -130,16 +139,30 @@ class PipelineRun:
         self.feeding += 1
         self.drained.clear()
         inbox, tracker, name = stage.inbox, self.tracker, stage.name
+        restore = None if self.checkpoint is None else self.checkpoint.restore
         count = 0
         try:
             if isinstance(items, AsyncIterable):
                 async for raw in items:
-                    await self._accept(self._item(raw, priority), inbox, name)
+                    item = self._item(raw, priority)
+                    if restore is not None:
+                        outcome = restore(item)
+                        if outcome is not None:
+                            await self._restored(item, outcome, stage)
+                            count += 1
+                            continue
+                    await self._accept(item, inbox, name)
                     count += 1
             else:
                 put_nowait = inbox.put_nowait
                 for raw in items:
                     item = self._item(raw, priority)
+                    if restore is not None:
+                        outcome = restore(item)
+                        if outcome is not None:
+                            await self._restored(item, outcome, stage)
+                            count += 1
+                            continue
                     if put_nowait(item, priority):
                         self.open += 1  # counted once accepted: no await between
                         if tracker is not None:
@@ -168,6 +191,27 @@ class PipelineRun:
             pending = tracker._status(item.id, name, _QUEUED, None, None)
             if pending is not None:
                 await self.settle(pending, "on_status_change")
+
+    async def _restored(
+        self, item: Item, outcome: PipelineResult | BaseException, stage: StageRun
+    ) -> None:
+        """End an item as it is fed: with its restored result, or failed (checkpointing)."""
+        if stage.inbox.closed:  # shut down: refused like an item put into the closed channel
+            raise ChannelClosed
+        if isinstance(outcome, BaseException):
+            self.open += 1  # fail() closes it
+            await self.fail(item, stage, outcome, 0)
+            return
+        item.ended = True
+        self.processed += 1
+        self.restored += 1
+        if self.results is not None:
+            self.results.append(outcome)
+        outbox = self.outbox
+        if outbox is not None and not outbox.put_nowait(outcome, 0):
+            await outbox.put(outcome, 0)
+        elif not self.restored % _YIELD_EVERY:
+            await asyncio.sleep(0)  # a long run of restored items must not starve the loop
 
     def requeue(self, stage: StageRun, item: Item, delay: float) -> None:
         """Send an item back to its stage for a per-stage retry, now or after ``delay``."""
@@ -223,6 +267,8 @@ class PipelineRun:
             return
         item.ended = True
         self.open -= 1
+        if self.checkpoint is not None:
+            self.checkpoint.forget(item)
         try:
             name = stage.name
             self.failures.append(FailedItem(item.id, name, error, attempts, time()))
@@ -411,6 +457,8 @@ class PipelineRun:
             self.results.sort(key=_seq)
         if self._release is not None:
             self._release()
+        if self.checkpoint is not None:
+            self.checkpoint.finish(self.restored)
 
 
 def _limiters(

@@ -102,6 +102,7 @@ def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> Pipeline
         items_in_flight=run.open,
         queue_sizes={name: s.pending_items for name, s in stage_stats.items()},
         stage_stats=stage_stats,
+        items_restored=run.restored,
     )
 
 

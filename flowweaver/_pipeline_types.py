@@ -98,6 +98,8 @@ class PipelineResult:
         metadata: The other keys of a dict item (besides ``"id"`` and ``"value"``).
         error: The exception the item failed with, or None.
         stage: For a failure, the stage it failed in.
+        restored: True when the value is the result an earlier run committed (a checkpointed
+            ``run(store=..., run_id=...)``): the item passed no stage in this run.
     """
 
     id: Any
@@ -106,6 +108,7 @@ class PipelineResult:
     metadata: Mapping[str, Any] = EMPTY
     error: BaseException | None = None
     stage: str | None = None
+    restored: bool = False
 
     @property
     def is_success(self) -> bool:
@@ -190,12 +193,14 @@ class PipelineStats:
     """Counts of the current (or latest) run.
 
     Attributes:
-        items_processed: Items that completed every stage.
+        items_processed: Items that completed every stage (restored ones included).
         items_failed: Items that failed (in any stage, or cancelled by a shutdown).
         items_in_flight: Items fed and not yet ended (queued, running, waiting for a retry or
             for room in the next stage).
         queue_sizes: Items waiting in each stage's queue.
         stage_stats: Per-stage counts.
+        items_restored: Items of ``items_processed`` whose result an earlier run had committed
+            (checkpointing): they passed no stage in this run.
     """
 
     items_processed: int
@@ -203,6 +208,7 @@ class PipelineStats:
     items_in_flight: int
     queue_sizes: Mapping[str, int]
     stage_stats: Mapping[str, StageStats] = EMPTY
+    items_restored: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,7 @@ class StageRun:
         fn = self.fns[0]
         fast = len(self.fns) == 1 and self.plain[0] and not run.task_hooks
         skip_if, on_success = self.stage.skip_if, self.stage.on_success
+        checkpoint = run.checkpoint if nxt is None else None
         streak = 0
         while True:
             item = get_nowait()
@@ -230,6 +231,12 @@ class StageRun:
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
             else:
+                if checkpoint is not None and not item.ended:
+                    trouble = checkpoint.commit(item)  # before the item counts as a result
+                    if trouble is not None:
+                        slot.item = None
+                        await run.fail(item, self, trouble, item.attempt)
+                        continue
                 result = run.complete(item)
                 if result is not None and (run.outbox is not None or tracker is not None):
                     await run.deliver(item, result)

@@ -1,10 +1,12 @@
 """The StateStore protocol, its record type, and the in-memory store.
 
-A state store is a small durable map ``(namespace, key) -> StateEntry``. Three kinds of
+A state store is a small durable map ``(namespace, key) -> StateEntry``. Four kinds of
 namespace share one store and never see each other:
 
 * a run's committed task results — one namespace per ``(workflow name, run id)``, built by
   :func:`run_namespace`, keyed by task name;
+* a pipeline run's committed item results — one namespace per ``(pipeline name, run id)``,
+  built by :func:`pipeline_namespace`, keyed by the JSON text of the item's id;
 * the result cache of ``Task(cache=True)`` — :data:`CACHE_NAMESPACE`, keyed by task name and a
   hash of the task's code and inputs;
 * :class:`~flowweaver.StateManager` key/value pairs — ``"kv:" + namespace``.
@@ -41,6 +43,7 @@ __all__ = [
     "check_clock",
     "check_serializer",
     "make_private_dirs",
+    "pipeline_namespace",
     "run_namespace",
 ]
 
@@ -51,6 +54,11 @@ CACHE_NAMESPACE = "cache"
 def run_namespace(workflow: str, run_id: str) -> str:
     """The namespace of one run's committed results (unambiguous for any two names)."""
     return "run:" + json.dumps([workflow, run_id])
+
+
+def pipeline_namespace(pipeline: str, run_id: str) -> str:
+    """The namespace of one pipeline run's committed item results (never a workflow run's)."""
+    return "pipeline:" + json.dumps([pipeline, run_id])
 
 
 @dataclass(frozen=True, slots=True)
