@@ -19,6 +19,9 @@ How upstream results reach a task's function — one rule everywhere:
 from ._async import AsyncExecutor as AsyncExecutor
 from ._dag import DAG as DAG
 from ._dashboard import DashboardProtocol as DashboardProtocol
+from ._dashboards import CompactDashboard as CompactDashboard
+from ._dashboards import DetailedDashboard as DetailedDashboard
+from ._dashboards import FullDashboard as FullDashboard
 from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
@@ -102,12 +105,14 @@ __all__ = [  # noqa: RUF022
     "BindingError",
     "ChangePolicy",
     "Clock",
+    "CompactDashboard",
     "ConfigurationError",
     "CycleError",
     "DAG",
     "DashboardProtocol",
     "DashboardSnapshot",
     "DefinitionError",
+    "DetailedDashboard",
     "DuplicateTaskError",
     "ErrorSummary",
     "EventLoopError",
@@ -118,6 +123,7 @@ __all__ = [  # noqa: RUF022
     "FailurePolicy",
     "Flow",
     "FlowWeaverError",
+    "FullDashboard",
     "ItemCancelledError",
     "ItemStatus",
     "JSONFileStore",
