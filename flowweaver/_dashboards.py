@@ -319,9 +319,13 @@ class FullDashboard(DetailedDashboard):
     :class:`StatusTracker` is needed: failures come with every snapshot.
 
     Args:
+        stream: Where to draw (default: standard error at the time the run starts).
         max_workers_shown: Most worker rows (the rest are counted in a note).
         max_errors_shown: Most failure rows.
-        **options: As :class:`CompactDashboard`.
+        use_rich: As for :class:`CompactDashboard`.
+        refresh: As for :class:`CompactDashboard`.
+        plain_every: As for :class:`CompactDashboard`.
+        clock: As for :class:`CompactDashboard`.
     """
 
     detail = "full"
