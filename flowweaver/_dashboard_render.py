@@ -343,18 +343,18 @@ class Screen:
                 while not self._backlog:
                     self._wake.wait()
                 item = self._backlog.popleft()
-            if self._broken:
-                if isinstance(item, _Close):
-                    return
-                continue
-            try:
-                if isinstance(item, _Close):
-                    self._finish(item.lines)
-                    return
-                self._draw(item)
-            except Exception:
-                self._broken = True
-                logger.exception("the dashboard could not draw; it stops drawing for this run")
+            closing = isinstance(item, _Close)
+            if not self._broken:
+                try:
+                    if isinstance(item, _Close):
+                        self._finish(item.lines)
+                    else:
+                        self._draw(item)
+                except Exception:
+                    self._broken = True
+                    logger.exception("the dashboard could not draw; it stops drawing for this run")
+            if closing:
+                return
 
     def _draw(self, frame: Frame) -> None:
         if self.live and self.use_rich:
@@ -365,9 +365,10 @@ class Screen:
         text = render_rich(frame, self._columns()) if self.use_rich else render_plain(frame)
         if self.live:
             # Redraw in place: back to the frame's first line, clear below, write. Lines are
-            # cut to the terminal's width so that none wraps and the count stays right.
-            columns = max(self._columns() - 1, 10)
-            rows = [row[:columns] for row in text.split("\n")]
+            # cut to the terminal's size so that none wraps or scrolls and the count stays right.
+            size = shutil.get_terminal_size((self._width, 24))
+            columns = max(size.columns - 1, 10)
+            rows = [row[:columns] for row in text.split("\n")][: max(size.lines - 1, 3)]
             up = f"\033[{self._height}F" if self._height else ""
             self.stream.write(up + "\033[J" + "\n".join(rows) + "\n")
             self._height = len(rows)

@@ -34,7 +34,7 @@ from flowweaver import (
     WorkerStatus,
 )
 from flowweaver._dashboard import DISPLAYS
-from flowweaver._dashboard_render import Block, Frame, Grid
+from flowweaver._dashboard_render import Block, Frame, Grid, Screen
 from flowweaver._dashboards import PipelineProgress
 from flowweaver._pipeline_stats import RECENT_FAILURES
 
@@ -308,9 +308,9 @@ def test_a_stuck_terminal_never_blocks_the_event_loop(rich_mode: bool) -> None:
     async def main() -> None:
         board.on_start(Shape(), 100)
         term.stuck.set()
-        for step in range(1, 6):
+        for step in range(1, 13):
             now[0] = T0 + step  # each update is due: each is handed to the drawing thread
-            board.on_update(snapshot())
+            board.on_update(snapshot(failed=step))
         # The drawing thread is stuck in write(); the loop still runs other tasks.
         assert await asyncio.to_thread(term.blocked.wait, WAIT)
         spinner = asyncio.ensure_future(spin())
@@ -319,12 +319,33 @@ def test_a_stuck_terminal_never_blocks_the_event_loop(rich_mode: bool) -> None:
         spinner.cancel()
         assert not term.release.is_set()
         term.release.set()
-        await board.on_finish([], _summary())
+        await board.on_finish([], _summary(12))
 
     run(main())
     rescue.cancel()
     assert loop_turns >= 50
-    assert words(term.getvalue())[-1].startswith("pipeline finished in 10.00 s")
+    out = words(term.getvalue())
+    assert out[-1] == "pipeline finished in 10.00 s: 30 succeeded, 12 failed (ValueError 12)"
+    if not rich_mode:
+        # Behind a stuck terminal, only the latest frames wait to be drawn; the last is drawn.
+        assert term.getvalue().count("\033[J") <= 2 + Screen.BACKLOG
+        assert "Latest failures (5 of 12)" in out
+
+
+def test_a_dashboard_that_cannot_draw_is_disabled_and_the_run_goes_on(
+    rich_mode: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("stream closed")
+
+    pipeline = Pipeline([Stage("S", 2, [str])], clock=NeverClock())
+    with caplog.at_level("ERROR", logger="flowweaver"):
+        results = run(pipeline.run(range(3), custom_dashboard=FullDashboard(Broken())))
+    assert [r.value for r in results] == ["0", "1", "2"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "the dashboard could not draw; it stops drawing for this run"
+    ]
 
 
 def _summary(failed: int = 6) -> ErrorSummary:
