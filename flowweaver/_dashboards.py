@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._dashboard_render import (
     Bar,
@@ -95,8 +95,6 @@ class PipelineProgress:
 
 class _Dashboard:
     """What the three dashboards share: the overview, the screen, the final summary."""
-
-    detail: ClassVar[str] = "compact"
 
     def __init__(
         self,
@@ -264,8 +262,6 @@ class CompactDashboard(_Dashboard):
             (``pip install 'flowweaver[rich]'``), or a bad ``refresh``/``plain_every``.
     """
 
-    detail = "compact"
-
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         return (self._overview(snapshot, active=True),)
 
@@ -276,8 +272,6 @@ class DetailedDashboard(_Dashboard):
     The stage table shows, for each stage: workers busy of its pool, items queued, done and
     failed in it, and the mean time per item. Arguments as :class:`CompactDashboard`.
     """
-
-    detail = "detailed"
 
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         return (self._overview(snapshot), self._stages(snapshot))
@@ -327,8 +321,6 @@ class FullDashboard(DetailedDashboard):
         plain_every: As for :class:`CompactDashboard`.
         clock: As for :class:`CompactDashboard`.
     """
-
-    detail = "full"
 
     def __init__(
         self,

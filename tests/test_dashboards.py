@@ -332,6 +332,32 @@ def test_a_stuck_terminal_never_blocks_the_event_loop(rich_mode: bool) -> None:
         assert "Latest failures (5 of 12)" in out
 
 
+def test_a_cancelled_run_still_ends_its_dashboard(rich_mode: bool) -> None:
+    started = asyncio.Event()
+
+    async def forever(x: int) -> int:
+        started.set()
+        await asyncio.Event().wait()
+        return x
+
+    out = io.StringIO()
+    before = threading.active_count()
+    pipeline = Pipeline([Stage("S", 1, [forever])], clock=NeverClock())
+
+    async def main() -> None:
+        running = asyncio.ensure_future(
+            pipeline.run([1, 2], custom_dashboard=DetailedDashboard(out))
+        )
+        await started.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    run(main())
+    assert words(out.getvalue())[-1].endswith(" s: 0 succeeded, 2 failed (ItemCancelledError 2)")
+    assert threading.active_count() == before
+
+
 def test_a_dashboard_that_cannot_draw_is_disabled_and_the_run_goes_on(
     rich_mode: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
