@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only engine|state]``: run suites, print a Markdown table."""
+"""``python -m benchmarks [--quick] [--only SUITE]``: run suites, print a Markdown table."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import platform
 import sys
 
-from . import engine, pipeline, state
+from . import dask, engine, pipeline, state
 from ._harness import table
 
-SUITES = {"engine": engine.run, "pipeline": pipeline.run, "state": state.run}
+SUITES = {"dask": dask.run, "engine": engine.run, "pipeline": pipeline.run, "state": state.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 
 Tasks and workflows (DAGs) run on one scheduling engine through pluggable executors:
 :class:`SequentialExecutor` (inline, deterministic), :class:`ThreadedExecutor`,
-:class:`AsyncExecutor` (asyncio, uvloop optional), :class:`ProcessExecutor`, or any
-``concurrent.futures.Executor`` via :class:`PoolExecutor`. Author them as ``Task`` +
-``Workflow``, with ``@task`` + ``>>`` + :class:`DAG`, or with :class:`Flow`: one model.
+:class:`AsyncExecutor` (asyncio, uvloop optional), :class:`ProcessExecutor`, any
+``concurrent.futures.Executor`` via :class:`PoolExecutor`, or a Dask cluster via
+:class:`DaskExecutor` (the ``dask`` extra). Author them as ``Task`` + ``Workflow``, with
+``@task`` + ``>>`` + :class:`DAG`, or with :class:`Flow`: one model.
 
 How upstream results reach a task's function — one rule everywhere:
 
@@ -22,6 +23,7 @@ from ._dashboard import DashboardProtocol as DashboardProtocol
 from ._dashboards import CompactDashboard as CompactDashboard
 from ._dashboards import DetailedDashboard as DetailedDashboard
 from ._dashboards import FullDashboard as FullDashboard
+from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
@@ -34,7 +36,9 @@ from ._errors import ExecutionError as ExecutionError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
 from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import PipelineError as PipelineError
+from ._errors import ResultUnavailableError as ResultUnavailableError
 from ._errors import SerializationError as SerializationError
 from ._errors import StageValidationError as StageValidationError
 from ._errors import StateAccessError as StateAccessError
@@ -111,6 +115,7 @@ __all__ = [  # noqa: RUF022
     "DAG",
     "DashboardProtocol",
     "DashboardSnapshot",
+    "DaskExecutor",
     "DefinitionError",
     "DetailedDashboard",
     "DuplicateTaskError",
@@ -130,6 +135,7 @@ __all__ = [  # noqa: RUF022
     "JSONSerializer",
     "LogLevel",
     "MemoryStore",
+    "MissingDependencyError",
     "Monitor",
     "Pipeline",
     "PipelineBuilder",
@@ -138,6 +144,7 @@ __all__ = [  # noqa: RUF022
     "PipelineStats",
     "PoolExecutor",
     "ProcessExecutor",
+    "ResultUnavailableError",
     "RetryPolicy",
     "RunOptions",
     "SQLiteStore",

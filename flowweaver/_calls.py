@@ -23,20 +23,31 @@ __all__ = ["AwaitRunner", "bounded", "invoke", "run_awaitable"]
 T = TypeVar("T")
 
 
-async def bounded(awaitable: Awaitable[T], name: str, timeout: float | None) -> T:
-    if timeout is None:
+async def bounded(
+    awaitable: Awaitable[T], name: str, timeout: float | None, budget: float | None = None
+) -> T:
+    """Await ``awaitable``, cancelling it after ``budget`` seconds (default: ``timeout``).
+
+    Raises:
+        TaskTimeoutError: It ran out of time; the error names the task's ``timeout`` (the
+            budget may be what was left of it after a sync call returned the awaitable).
+    """
+    wait = timeout if budget is None else budget
+    if wait is None:
         return await awaitable
-    deadline = asyncio.timeout(timeout)
+    deadline = asyncio.timeout(wait)
     try:
         async with deadline:
             return await awaitable
     except TimeoutError:
         if deadline.expired():  # ours, not a TimeoutError raised by the task itself
-            raise TaskTimeoutError(name, timeout) from None
+            raise TaskTimeoutError(name, wait if timeout is None else timeout) from None
         raise
 
 
-def run_awaitable(awaitable: Awaitable[T], name: str, timeout: float | None) -> T:
+def run_awaitable(
+    awaitable: Awaitable[T], name: str, timeout: float | None, budget: float | None = None
+) -> T:
     """Drive ``awaitable`` to completion from sync code, on a fresh event loop.
 
     If the calling thread already runs a loop (a sync entry point called from async code), the
@@ -48,12 +59,12 @@ def run_awaitable(awaitable: Awaitable[T], name: str, timeout: float | None) -> 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(bounded(awaitable, name, timeout))
+        return asyncio.run(bounded(awaitable, name, timeout, budget))
     box: list[Any] = []
 
     def target() -> None:
         try:
-            box.append((True, asyncio.run(bounded(awaitable, name, timeout))))
+            box.append((True, asyncio.run(bounded(awaitable, name, timeout, budget))))
         except BaseException as error:  # moved to the caller's thread below
             box.append((False, error))
 
@@ -74,16 +85,22 @@ class AwaitRunner:
     def __init__(self) -> None:
         self._runner: asyncio.Runner | None = None
 
-    def run(self, awaitable: Awaitable[T], name: str, timeout: float | None) -> T:
+    def run(
+        self,
+        awaitable: Awaitable[T],
+        name: str,
+        timeout: float | None,
+        budget: float | None = None,
+    ) -> T:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:
-            return run_awaitable(awaitable, name, timeout)
+            return run_awaitable(awaitable, name, timeout, budget)
         if self._runner is None:
             self._runner = asyncio.Runner()
-        return self._runner.run(bounded(awaitable, name, timeout))
+        return self._runner.run(bounded(awaitable, name, timeout, budget))
 
     def close(self) -> None:
         if self._runner is not None:
@@ -117,7 +134,7 @@ def invoke(
     value = fn(*args, **kwargs) if kwargs else fn(*args)
     left = timeout - (perf_counter() - start)
     if hasattr(value, "__await__"):
-        return (runner or _ONCE).run(value, name, max(left, 0.0))
+        return (runner or _ONCE).run(value, name, timeout, max(left, 0.0))
     if left < 0:
         raise TaskTimeoutError(name, timeout)
     return value
@@ -128,8 +145,14 @@ class _OneShot:
 
     __slots__ = ()
 
-    def run(self, awaitable: Awaitable[T], name: str, timeout: float | None) -> T:
-        return run_awaitable(awaitable, name, timeout)
+    def run(
+        self,
+        awaitable: Awaitable[T],
+        name: str,
+        timeout: float | None,
+        budget: float | None = None,
+    ) -> T:
+        return run_awaitable(awaitable, name, timeout, budget)
 
 
 _ONCE = _OneShot()

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from ._engine import Call, Engine, check_state_options
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
+from ._run import Remote
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
 from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_namespace
@@ -213,13 +214,7 @@ class DurableEngine(Engine):
             self._notify(i, _COMPLETED)
         if self._debug:
             logger.debug("task %r: reused its stored result", task.name, extra={"task": task.name})
-        pending, ready, n = self.pending, self.ready, self.n
-        for child in self.children[i]:
-            if child < n:
-                left = pending[child] - 1
-                pending[child] = left
-                if not left:
-                    ready.append(child)
+        self._release(i)
 
     def _refuse(self, i: int, error: BaseException) -> None:
         """Fail ``i`` for good before it ran (no retry: retrying cannot fix state trouble)."""
@@ -237,9 +232,14 @@ class DurableEngine(Engine):
             return None  # a workflow with some cached tasks, and this is not one of them
         task = self.tasks[i]
         try:
-            text = self._serializer.dumps(value)
+            # A result kept on a cluster comes here to be stored: durability has that price.
+            # The run keeps the remote handle, so downstream calls still get it in place.
+            stored = value.fetch() if isinstance(value, Remote) else value
+            text = self._serializer.dumps(stored)
         except SerializationError as error:
             return error.for_task(task.name)
+        except Exception as error:  # the cluster lost it
+            return error
         self._digests[i] = digest(text)
         try:
             if key is not None:

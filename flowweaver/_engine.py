@@ -48,7 +48,7 @@ from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, call_safely
 from ._progress import ProgressMonitor
 from ._retry import Clock, SystemClock
-from ._run import WorkflowRun
+from ._run import WorkflowRun, fetched
 from ._status import ChangePolicy, FailurePolicy, TaskStatus
 from ._store import StateStore
 
@@ -304,6 +304,7 @@ class Engine:
             self._notify(i, _COMPLETED)
         if self._debug:
             logger.debug("task %r: completed", task.name, extra={"task": task.name})
+        # Inlined _release(): this is the hot path, and a method call is ~10% of a task's cost.
         pending, ready, n = self.pending, self.ready, self.n
         for child in self.children[i]:
             if child < n:  # a task added during the run is not part of it
@@ -406,8 +407,13 @@ class Engine:
         if predicate is None:
             return False
         try:
-            takes_nothing = params_of(predicate).takes_nothing
-            verdict = predicate() if takes_nothing else predicate(*args, **(kwargs or {}))
+            if params_of(predicate).takes_nothing:
+                verdict = predicate()
+            else:  # the predicate reads its inputs here: fetch any kept on a cluster
+                named = kwargs or {}
+                values = fetched((*named.values(), *args))
+                inputs = dict(zip(named, values, strict=False))
+                verdict = predicate(*values[len(named) :], **inputs)
             if hasattr(verdict, "__await__"):
                 close = getattr(verdict, "close", None)
                 if close is not None:
@@ -427,9 +433,16 @@ class Engine:
 
     def _skip(self, i: int) -> None:
         self._settle(i, _SKIPPED)
+        self._release(i)
+
+    def _release(self, i: int) -> None:
+        """Task ``i`` is settled for its dependants: count it done for each of them.
+
+        :meth:`succeed` does the same inline: it is the hot path, one call per task saved.
+        """
         pending, ready, n = self.pending, self.ready, self.n
         for child in self.children[i]:
-            if child < n:
+            if child < n:  # a task added during the run is not part of it
                 left = pending[child] - 1
                 pending[child] = left
                 if not left:

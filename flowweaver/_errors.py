@@ -12,12 +12,15 @@ The hierarchy::
     │   ├── CycleError                       .cycle (the path, first node repeated last)
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
     ├── UnknownTaskError (KeyError)          .task_name: a lookup by a name the workflow lacks
+    ├── MissingDependencyError (ImportError) .extra: an optional extra is not installed
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
     │   ├── EventLoopError                   a sync entry point was called inside a running loop
-    │   ├── TransferError (pickle.PicklingError)  .task_name: a call cannot cross to a worker
-    │   │                                    process (or its result cannot come back)
+    │   ├── TransferError (pickle.PicklingError, TypeError)  .task_name: a call cannot cross
+    │   │                                    to a worker process or a cluster (or its result
+    │   │                                    cannot come back)
+    │   ├── ResultUnavailableError           .task_name: a result kept on a cluster is gone
     │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
     │   ├── ExecutorShutdownError            a call was submitted to a pool that was shut down
     │   └── PipelineError                    a pipeline was misused (no stages, started twice, …)
@@ -57,7 +60,9 @@ __all__ = [
     "ExecutorShutdownError",
     "FlowWeaverError",
     "ItemCancelledError",
+    "MissingDependencyError",
     "PipelineError",
+    "ResultUnavailableError",
     "SerializationError",
     "StageValidationError",
     "StateAccessError",
@@ -189,6 +194,25 @@ class UnknownTaskError(FlowWeaverError, KeyError):
         return str(self.args[0])
 
 
+class MissingDependencyError(FlowWeaverError, ImportError):
+    """A feature needs an optional extra that is not installed.
+
+    Attributes:
+        extra: The extra to install (``pip install 'flowweaver[<extra>]'``).
+        feature: What needed it.
+    """
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra: pip install 'flowweaver[{extra}]'", name=module
+        )
+        self.feature = feature
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.feature, self.extra, self.name))
+
+
 class ExecutionError(FlowWeaverError, RuntimeError):
     """Something failed while a run was in progress."""
 
@@ -204,6 +228,10 @@ class TaskTimeoutError(FlowWeaverError, TimeoutError):
         super().__init__(f"task {task_name!r} timed out after {timeout!r} s")
         self.task_name = task_name
         self.timeout = timeout
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # An async task times out inside a worker process and comes back pickled.
+        return (type(self), (self.task_name, self.timeout))
 
 
 class TaskFailedError(ExecutionError):
@@ -273,36 +301,48 @@ class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
 
 
-class TransferError(ExecutionError, pickle.PicklingError):
-    """A call cannot be sent to a worker process, or its outcome cannot be sent back.
+class TransferError(ExecutionError, pickle.PicklingError, TypeError):
+    """A call cannot be sent to where it should run (a worker process, a cluster), or its
+    outcome cannot come back.
 
-    It is a ``pickle.PicklingError`` too, so ``except pickle.PicklingError`` catches it.
+    It is a ``pickle.PicklingError`` and a ``TypeError`` too (Python reports "cannot pickle"
+    as either), so code catching those catches it.
 
     Attributes:
         task_name: The task (or, for ``submit``, the function) concerned.
-        detail: What could not be pickled, and why.
+        detail: What could not be serialised, and why.
         returning: False when the call could not be sent, True when its result could not
             come back.
+        destination: Where the call was going ("a worker process", "the cluster").
     """
 
-    def __init__(self, task_name: str, detail: str, returning: bool = False) -> None:
+    def __init__(
+        self,
+        task_name: str,
+        detail: str,
+        returning: bool = False,
+        destination: str = "a worker process",
+        hint: str = "run it on ThreadedExecutor (executor='thread') instead",
+    ) -> None:
         if returning:
             message = (
-                f"task {task_name!r} ran in a worker process but its outcome cannot be sent "
+                f"task {task_name!r} ran in {destination} but its outcome cannot be sent "
                 f"back: {detail}"
             )
         else:
-            message = (
-                f"task {task_name!r} cannot be sent to a worker process: {detail}; "
-                "run it on ThreadedExecutor (executor='thread') instead"
-            )
+            message = f"task {task_name!r} cannot be sent to {destination}: {detail}; {hint}"
         super().__init__(message)
         self.task_name = task_name
         self.detail = detail
         self.returning = returning
+        self.destination = destination
+        self.hint = hint
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.task_name, self.detail, self.returning))
+        return (
+            type(self),
+            (self.task_name, self.detail, self.returning, self.destination, self.hint),
+        )
 
 
 class WorkerDiedError(ExecutionError):
@@ -472,3 +512,18 @@ class ItemCancelledError(PipelineError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.item_id, self.stage))
+
+
+class ResultUnavailableError(ExecutionError):
+    """A task completed, but its result, kept on a cluster, can no longer be fetched.
+
+    ``__cause__`` is what the cluster reported (e.g. the client was closed).
+    """
+
+    def __init__(self, task_name: str, reason: str) -> None:
+        super().__init__(f"the result of task {task_name!r} cannot be fetched: {reason}")
+        self.task_name = task_name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_name, self.reason))

@@ -3,9 +3,9 @@
 ``Executor`` is the whole protocol a backend needs: ``submit(fn, *args, **kwargs) -> Future``,
 the shape of ``concurrent.futures.Executor.submit``. Every flowweaver executor implements it,
 so the pipeline and users can send single calls to any of them, and any
-``concurrent.futures.Executor`` (loky, mpi4py, a Dask client's ``get_executor()``) can run a
-workflow through :class:`PoolExecutor`. :class:`BaseExecutor` turns a ``submit`` into a workflow
-runner by handing it to the engine's pool driver.
+``concurrent.futures.Executor`` (loky, mpi4py, a Dask client's ``get_executor(pure=False)``) can
+run a workflow through :class:`PoolExecutor`. :class:`BaseExecutor` turns a ``submit`` into a
+workflow runner by handing it to the engine's pool driver.
 """
 
 from __future__ import annotations
@@ -235,8 +235,22 @@ class ThreadedExecutor(BaseExecutor):
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+def _dask_kind(obj: object) -> str | None:
+    """The class name of a Dask ``distributed`` object, told without importing distributed."""
+    cls = type(obj)
+    return cls.__name__ if cls.__module__.partition(".")[0] == "distributed" else None
+
+
 class PoolExecutor(BaseExecutor):
-    """Runs tasks on any ``concurrent.futures.Executor`` you bring.
+    """Runs tasks on any ``concurrent.futures.Executor`` you bring: a thread or process pool,
+    ``loky``, ``mpi4py.futures.MPIPoolExecutor``, a Dask client's ``get_executor(pure=False)``.
+
+    Each attempt is one ``submit`` and its result comes back through the future, so everything
+    a task's function needs must reach the pool's workers: for process pools (loky, MPI, Dask)
+    the function and its arguments must pickle (the standard ``ProcessPoolExecutor`` cannot
+    pickle lambdas or closures; loky and Dask use cloudpickle, which can). Retries, timeouts,
+    callbacks and the failure policy are the engine's, as on every executor; a timed-out call
+    is cancelled if it has not started, else abandoned (its late result discarded).
 
     Example:
         >>> from concurrent.futures import ThreadPoolExecutor
@@ -250,13 +264,27 @@ class PoolExecutor(BaseExecutor):
             ``_max_workers`` if it has one, else no limit.
 
     Raises:
-        ConfigurationError: ``executor`` has no ``submit``, or ``max_workers`` < 1.
+        ConfigurationError: ``executor`` has no ``submit``; it is a Dask ``Client`` (use
+            :class:`DaskExecutor`) or a Dask client executor made without ``pure=False`` (Dask
+            would take a retry for the call it already ran, and never run it again); or
+            ``max_workers`` < 1.
     """
 
     def __init__(self, executor: Executor | cf.Executor, max_workers: int | None = None) -> None:
         if not callable(getattr(executor, "submit", None)):
             raise ConfigurationError(
                 f"PoolExecutor needs an object with submit(), got {executor!r}"
+            )
+        kind = _dask_kind(executor)
+        if kind == "Client":
+            raise ConfigurationError(
+                f"PoolExecutor cannot run on a Dask client; use DaskExecutor(client), "
+                f"got {executor!r}"
+            )
+        if kind == "ClientExecutor" and getattr(executor, "_kwargs", {}).get("pure") is not False:
+            raise ConfigurationError(
+                "a Dask client executor must be made with client.get_executor(pure=False), or "
+                f"Dask takes a retry for the call it already ran; got {executor!r}"
             )
         if max_workers is None:
             guess = getattr(executor, "_max_workers", None)
@@ -274,7 +302,8 @@ class PoolExecutor(BaseExecutor):
 
 
 def as_executor(executor: ExecutorLike | None) -> WorkflowRunner:
-    """What ``Workflow.execute`` runs on: ours as they are, a foreign pool wrapped.
+    """What ``Workflow.execute`` runs on: ours as they are, a Dask client in a
+    :class:`DaskExecutor`, a foreign pool in a :class:`PoolExecutor`.
 
     Raises:
         ConfigurationError: ``executor`` can neither run a workflow nor ``submit`` a call.
@@ -283,6 +312,10 @@ def as_executor(executor: ExecutorLike | None) -> WorkflowRunner:
         return SequentialExecutor()
     if isinstance(executor, WorkflowRunner):
         return executor
+    if _dask_kind(executor) == "Client":
+        from ._dask import DaskExecutor
+
+        return DaskExecutor(executor)  # type: ignore[arg-type]  # it is a distributed.Client
     if callable(getattr(executor, "submit", None)):
         return PoolExecutor(executor)
     raise ConfigurationError(

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     ConfigurationError,
@@ -39,14 +39,13 @@ from ._errors import (
     StateVersionError,
 )
 from ._retry import check_number
-from ._store import StateEntry, check_clock, check_serializer, make_private_dirs
+from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
 
 if sys.platform != "win32":
     import fcntl
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from types import TracebackType
 
     from ._serialize import Serializer
 
@@ -60,7 +59,7 @@ _LOCK_POLL = 0.005  # seconds between attempts to take a held file lock
 Namespaces = dict[str, dict[str, StateEntry]]
 
 
-class JSONFileStore:
+class JSONFileStore(Closing):
     """A :class:`~flowweaver.StateStore` in one JSON file, replaced atomically on each write.
 
     Example:
@@ -309,17 +308,6 @@ class JSONFileStore:
         with self._lock:
             self._closed = True
             self._data = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _is_number(value: object) -> bool:

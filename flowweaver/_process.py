@@ -33,7 +33,6 @@ Design:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
 import queue
 import threading
@@ -112,6 +111,8 @@ class _RunLane:
 
 
 def _default_start_method() -> str:
+    import multiprocessing  # only a process executor needs it: not imported with flowweaver
+
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
@@ -154,6 +155,8 @@ class ProcessExecutor(BaseExecutor):
         if max_workers is not None:
             check_count("ProcessExecutor", "max_workers", max_workers, minimum=1)
         method = start_method if start_method is not None else _default_start_method()
+        import multiprocessing
+
         if method not in _START_METHODS or method not in multiprocessing.get_all_start_methods():
             available = [m for m in _START_METHODS if m in multiprocessing.get_all_start_methods()]
             raise ConfigurationError(

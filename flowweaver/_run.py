@@ -3,6 +3,10 @@
 Only the engine writes here, from the one thread that drives the run; everyone else reads. The
 lists are indexed by the task's position in its workflow, which keeps the engine's hot loop free
 of dictionary lookups.
+
+A result may be a :class:`Remote`: a value that stayed where it was computed (a Dask worker)
+because an executor chose to keep it there. The engine hands it to downstream calls unread; the
+run fetches it the first time someone reads it and keeps the value from then on.
 """
 
 from __future__ import annotations
@@ -17,7 +21,37 @@ from ._status import TaskStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["WorkflowRun"]
+__all__ = ["Remote", "WorkflowRun", "fetched"]
+
+
+class Remote:
+    """A task's result held somewhere else (e.g. a Dask worker's memory) until it is read.
+
+    An executor that keeps results away from the driving process stores a subclass of this as a
+    task's result. The engine passes it unread to downstream calls (the executor swaps in its
+    own handle), and reads it only for a ``when=`` predicate; :class:`WorkflowRun` fetches it
+    when the result is read and keeps the value.
+    """
+
+    __slots__ = ()
+
+    def fetch(self) -> object:
+        """Bring the value here.
+
+        Raises:
+            ResultUnavailableError: It can no longer be fetched (e.g. the cluster is gone).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def fetch_many(cls, remotes: Sequence[Remote]) -> list[object]:
+        """Fetch several of this class's remotes at once (override to batch the transfers)."""
+        return [remote.fetch() for remote in remotes]
+
+
+def fetched(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``values`` with every :class:`Remote` among them fetched (for code that reads them)."""
+    return tuple([v.fetch() if isinstance(v, Remote) else v for v in values])
 
 
 class WorkflowRun:
@@ -93,7 +127,10 @@ class WorkflowRun:
         return self._statuses[index]
 
     def result_at(self, index: int) -> object:
-        return self._results[index]
+        value = self._results[index]
+        if isinstance(value, Remote):
+            value = self._results[index] = value.fetch()
+        return value
 
     def error_at(self, index: int) -> BaseException | None:
         return self._errors[index]
@@ -115,8 +152,14 @@ class WorkflowRun:
         return self._statuses[self._position(name)]
 
     def result(self, name: str) -> Any:  # Any: only the caller knows a result's type
-        """The task's result (None if it did not complete, or was skipped)."""
-        return self._results[self._position(name)]
+        """The task's result (None if it did not complete, or was skipped).
+
+        Raises:
+            UnknownTaskError: The run has no task of that name.
+            ResultUnavailableError: The result was kept on a cluster that can no longer
+                deliver it (see :class:`~flowweaver.DaskExecutor`).
+        """
+        return self.result_at(self._position(name))
 
     def error(self, name: str) -> BaseException | None:
         """The exception of the task's last failed attempt, or None."""
@@ -134,13 +177,29 @@ class WorkflowRun:
 
     @property
     def results(self) -> dict[str, Any]:
-        """``{name: result}`` of every task that completed or was skipped (as None)."""
+        """``{name: result}`` of every task that completed or was skipped (as None).
+
+        Results still kept on a cluster are fetched first, in one batch.
+        """
         done = (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
-        return {
-            self._names[i]: self._results[i]
-            for i, status in enumerate(self._statuses)
-            if status in done
-        }
+        indices = [i for i, status in enumerate(self._statuses) if status in done]
+        self._fetch_remotes(indices)
+        results, names = self._results, self._names
+        return {names[i]: results[i] for i in indices}
+
+    def _fetch_remotes(self, indices: Sequence[int]) -> None:
+        """Replace the remote results among ``indices`` by their values, a batch per kind."""
+        results = self._results
+        batches: dict[type[Remote], tuple[list[int], list[Remote]]] = {}
+        for i in indices:
+            value = results[i]
+            if isinstance(value, Remote):
+                where, remotes = batches.setdefault(type(value), ([], []))
+                where.append(i)
+                remotes.append(value)
+        for kind, (where, remotes) in batches.items():
+            for i, value in zip(where, kind.fetch_many(remotes), strict=True):
+                results[i] = value
 
     @property
     def statuses(self) -> dict[str, TaskStatus]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, NoReturn, Self
+from typing import TYPE_CHECKING, NoReturn
 
 from ._errors import (
     ConfigurationError,
@@ -40,11 +40,10 @@ from ._errors import (
     StateVersionError,
 )
 from ._retry import check_number
-from ._store import StateEntry, check_clock, check_serializer, make_private_dirs
+from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
     from ._serialize import Serializer
 
@@ -78,7 +77,7 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
 
 
-class SQLiteStore:
+class SQLiteStore(Closing):
     """A :class:`~flowweaver.StateStore` in one SQLite database file (WAL mode).
 
     Example:
@@ -303,14 +302,3 @@ class SQLiteStore:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError, SerializationError
 from ._json_store import JSONFileStore
 from ._retry import check_number
 from ._sqlite_store import SQLiteStore
-from ._store import MemoryStore, StateEntry, StateStore
+from ._store import Closing, MemoryStore, StateEntry, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
     from ._serialize import Serializer
 
@@ -22,7 +21,7 @@ __all__ = ["StateManager"]
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-class StateManager:
+class StateManager(Closing):
     """Key/value state with expiry, in memory or in a file (Flowkit's ``StateManager``).
 
     Example:
@@ -191,17 +190,6 @@ class StateManager:
         """Close the store if this manager opened it. Idempotent."""
         if self._owned:
             self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _check_key(key: object) -> None:

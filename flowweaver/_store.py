@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_NAMESPACE",
+    "Closing",
     "MemoryStore",
     "StateEntry",
     "StateStore",
@@ -167,7 +168,27 @@ def make_private_dirs(folder: str) -> None:
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
 
 
-class MemoryStore:
+class Closing:
+    """``with obj:`` closes ``obj`` on the way out (stores and the StateManager)."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MemoryStore(Closing):
     """A :class:`StateStore` in this process's memory: nothing survives the process.
 
     What :class:`~flowweaver.StateManager` uses without a ``storage_path``, and handy in tests.
@@ -231,14 +252,3 @@ class MemoryStore:
 
     def close(self) -> None:
         return
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

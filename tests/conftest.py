@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import settings
@@ -14,6 +17,7 @@ from hypothesis import settings
 from flowweaver import (
     AsyncExecutor,
     BaseExecutor,
+    DaskExecutor,
     PoolExecutor,
     ProcessExecutor,
     SequentialExecutor,
@@ -30,8 +34,76 @@ ExecutorFactory = Callable[[], object]
 settings.register_profile("thorough", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+#: The Dask executors join every behavioural test when the `dask` extra is installed: on a
+#: cluster whose workers are threads of this process, and (where a test can work across
+#: processes) on one whose workers are separate processes.
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+DASK_EXECUTORS = ["dask", "dask-processes"] if HAVE_DASK else []
 
-def _executor(kind: str) -> Iterator[object]:
+
+#: The smaller conformance set that runs on Dask workers in other processes (issue 7): the
+#: engine's behavioural tests. Elsewhere, tests share live recorders with their tasks.
+CROSS_PROCESS_MODULES = frozenset({"tests.test_engine"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the process-worker Dask cluster only on the cross-process conformance set."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        if params.get("executor") == "dask-processes" and module not in CROSS_PROCESS_MODULES:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "in_process(reason): the test shares live objects with its tasks, so it is skipped "
+        "on executors whose workers are other processes",
+    )
+    config.addinivalue_line(
+        "markers",
+        "not_on_dask(reason): the behaviour is Dask's own on a cluster (documented), so the "
+        "test is skipped on Dask executors",
+    )
+
+
+@pytest.fixture(scope="session")
+def dask_threads() -> Iterator[object]:
+    """A Dask cluster whose workers are threads of this process (starts in milliseconds)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=4, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskExecutor(client)
+
+
+@pytest.fixture(scope="session")
+def dask_processes() -> Iterator[object]:
+    """A Dask cluster of two worker processes: every call and result crosses a process."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=2, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskExecutor(client)
+
+
+def _make(request: pytest.FixtureRequest, kind: str) -> Iterator[object]:
     if kind == "sequential":
         yield SequentialExecutor()
     elif kind == "threaded":
@@ -39,15 +111,27 @@ def _executor(kind: str) -> Iterator[object]:
             yield threaded
     elif kind == "async":
         yield AsyncExecutor()
-    else:
+    elif kind == "pool":
         with cf.ThreadPoolExecutor(4) as pool:
             yield PoolExecutor(pool)
+    elif kind == "process":
+        yield request.getfixturevalue("process_executor")
+    elif kind.startswith("dask") and (marker := request.node.get_closest_marker("not_on_dask")):
+        pytest.skip(f"on a Dask cluster: {marker.args[0]}")
+    elif kind == "dask":
+        yield request.getfixturevalue("dask_threads")
+    else:
+        marker = request.node.get_closest_marker("in_process")
+        if marker is not None:
+            pytest.skip(f"workers are other processes: {marker.args[0]}")
+        yield request.getfixturevalue("dask_processes")
 
 
-@pytest.fixture(params=["sequential", "threaded", "async", "pool"])
+@pytest.fixture(params=["sequential", "threaded", "async", "pool", *DASK_EXECUTORS])
 def executor(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Each flowweaver executor, and a foreign concurrent.futures pool through PoolExecutor."""
-    yield from _executor(request.param)
+    """Each flowweaver executor, a foreign concurrent.futures pool through PoolExecutor, and
+    Dask clusters (threads, processes) when the `dask` extra is installed."""
+    yield from _make(request, request.param)
 
 
 @pytest.fixture(scope="session")
@@ -59,12 +143,9 @@ def process_executor() -> Iterator[ProcessExecutor]:
 
 @pytest.fixture(params=["sequential", "threaded", "async", "pool", "process"])
 def any_executor(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Every executor, ProcessExecutor included: for tests whose task functions are defined at
-    module level (they must pickle)."""
-    if request.param == "process":
-        yield request.getfixturevalue("process_executor")
-    else:
-        yield from _executor(request.param)
+    """Every local executor, ProcessExecutor included: for tests whose task functions are
+    defined at module level (they must pickle)."""
+    yield from _make(request, request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -75,17 +156,10 @@ def _fresh_open_graph() -> Iterator[None]:
     _scope.close_scope(token)
 
 
-@pytest.fixture(params=["threaded", "async", "pool"])
+@pytest.fixture(params=["threaded", "async", "pool", *DASK_EXECUTORS])
 def concurrent_executor(request: pytest.FixtureRequest) -> Iterator[object]:
     """The executors that run tasks at the same time (for overlap and timeout tests)."""
-    if request.param == "threaded":
-        with ThreadedExecutor(max_workers=4) as threaded:
-            yield threaded
-    elif request.param == "async":
-        yield AsyncExecutor()
-    else:
-        with cf.ThreadPoolExecutor(4) as pool:
-            yield PoolExecutor(pool)
+    yield from _make(request, request.param)
 
 
 def is_sequential(executor: object) -> bool:
@@ -122,7 +196,37 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-class Recorder:
+class InProcess:
+    """Pickles as a reference to this very object, so that a task sent to a worker thread of
+    this process (Dask's ``LocalCluster(processes=False)`` pickles every call even so) still
+    shares it with the test. It cannot cross to another process: such tests are marked
+    ``in_process``."""
+
+    _live: ClassVar[weakref.WeakValueDictionary[int, InProcess]] = weakref.WeakValueDictionary()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        InProcess._live[id(self)] = self
+        return (_same_object, (id(self), os.getpid()))
+
+
+def _same_object(key: int, pid: int) -> InProcess:
+    if os.getpid() != pid:
+        raise RuntimeError("test state shared in-process cannot cross to another process")
+    return InProcess._live[key]
+
+
+class Box(InProcess):
+    """Any object, shared by reference with tasks on in-process Dask workers."""
+
+    def __init__(self, value: object) -> None:
+        self.value: Any = value
+
+
+class SharedEvent(InProcess, threading.Event):
+    """A ``threading.Event`` that tasks on in-process Dask workers share with the test."""
+
+
+class Recorder(InProcess):
     """Thread-safe list of what happened, for callbacks and side effects."""
 
     def __init__(self) -> None:
@@ -143,4 +247,12 @@ def record() -> Recorder:
     return Recorder()
 
 
-__all__ = ["BaseExecutor", "FakeClock", "Recorder", "is_async", "is_sequential"]
+__all__ = [
+    "BaseExecutor",
+    "Box",
+    "FakeClock",
+    "Recorder",
+    "SharedEvent",
+    "is_async",
+    "is_sequential",
+]

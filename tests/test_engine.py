@@ -28,7 +28,7 @@ from flowweaver import (
     WorkflowRun,
 )
 
-from .conftest import FakeClock, Recorder, is_sequential
+from .conftest import Box, FakeClock, Recorder, SharedEvent, is_sequential
 
 S = TaskStatus
 WAIT = 10.0  # seconds a test waits for an event before declaring a deadlock
@@ -83,6 +83,7 @@ def test_sync_and_async_functions_mix(executor: Any) -> None:
     assert run(executor, wf).results == {"a": 3, "b": 6, "c": 12}
 
 
+@pytest.mark.in_process("the task counts its calls in a Recorder shared with the test")
 def test_retries_until_success_with_back_off_from_the_clock(
     executor: Any, clock: FakeClock, record: Recorder
 ) -> None:
@@ -131,8 +132,9 @@ def test_only_listed_exception_types_are_retried(executor: Any, clock: FakeClock
     assert clock.sleeps == []
 
 
+@pytest.mark.in_process("the tasks wait on an event the test's callback sets")
 def test_fail_fast_stops_starting_and_settles_everything(executor: Any) -> None:
-    failed = threading.Event()
+    failed = SharedEvent()
     started = Recorder()
 
     def gate() -> str:
@@ -208,6 +210,7 @@ def test_a_failing_when_predicate_fails_the_task(executor: Any) -> None:
     assert isinstance(info.value.failures[0].__cause__, ZeroDivisionError)
 
 
+@pytest.mark.in_process("the task counts its calls in a Recorder shared with the test")
 def test_a_raising_callback_is_logged_and_never_changes_the_outcome(
     executor: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -279,6 +282,7 @@ def test_monitors_see_every_transition_and_a_broken_one_is_dropped(executor: Any
     assert broken.calls == 1
 
 
+@pytest.mark.in_process("the task counts its calls across runs in a Recorder shared with the test")
 def test_runs_are_independent(executor: Any) -> None:
     counter = Recorder()
 
@@ -318,12 +322,14 @@ def test_run_id_is_kept(executor: Any) -> None:
     assert run(executor, diamond(), run_id="nightly-42").run_id == "nightly-42"
 
 
+@pytest.mark.in_process("the task adds a task to the test's Workflow object")
 def test_a_task_added_during_a_run_is_not_part_of_it(executor: Any) -> None:
     wf = Workflow("w")
+    box = Box(wf)  # the very workflow, even where calls are pickled (in-process Dask)
 
     def grow() -> str:
-        if "late" not in wf:
-            wf.add_task(Task(name="late", fn=lambda: "late"), depends_on=["first"])
+        if "late" not in box.value:
+            box.value.add_task(Task(name="late", fn=lambda: "late"), depends_on=["first"])
         return "first"
 
     wf.add_task(Task(name="first", fn=grow))
@@ -333,13 +339,15 @@ def test_a_task_added_during_a_run_is_not_part_of_it(executor: Any) -> None:
     assert run(executor, wf).results == {"first": "first", "late": "late"}
 
 
+@pytest.mark.in_process("the task waits on an event the test sets")
 def test_a_sync_task_that_overruns_its_timeout_fails_and_is_retried(executor: Any) -> None:
-    release = threading.Event()
+    release = SharedEvent()
     calls = Recorder()
+    inline = is_sequential(executor)  # outside the task: an executor does not pickle
 
     def stuck() -> str:
         calls("call")
-        if is_sequential(executor):
+        if inline:
             time.sleep(0.05)  # inline calls cannot be interrupted: the overrun is seen after
         else:
             release.wait(WAIT)
@@ -359,6 +367,7 @@ def test_a_sync_task_that_overruns_its_timeout_fails_and_is_retried(executor: An
     assert wf.last_run is not None and wf.last_run.result("stuck") is None  # late result discarded
 
 
+@pytest.mark.in_process("the task records its cancellation for the test")
 def test_an_async_task_past_its_timeout_is_cancelled(executor: Any) -> None:
     cancelled = Recorder()
 
@@ -377,10 +386,11 @@ def test_an_async_task_past_its_timeout_is_cancelled(executor: Any) -> None:
     assert cancelled.items == ["yes"]
 
 
+@pytest.mark.in_process("the tasks signal each other through an event")
 def test_a_task_starts_as_soon_as_its_own_dependencies_are_done(concurrent_executor: Any) -> None:
     # Two chains a1 -> a2 and b1 -> b2. a1 only returns once b2 has started: with layer
     # barriers, b2 (layer 2) would wait for a1 (layer 1) and this would deadlock.
-    b2_started = threading.Event()
+    b2_started = SharedEvent()
 
     def a1() -> str:
         if not b2_started.wait(WAIT):
@@ -429,9 +439,10 @@ def test_sequential_order_is_deterministic_ready_queue_order() -> None:
         assert order == ["a", "b", "c", "d", "e"]
 
 
+@pytest.mark.in_process("the task sends Ctrl-C to the test's own process")
 def test_keyboard_interrupt_cancels_the_rest_and_propagates(executor: Any) -> None:
     started = Recorder()
-    release = threading.Event()
+    release = SharedEvent()
 
     def trigger() -> str:
         started("trigger")

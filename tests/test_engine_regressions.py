@@ -263,6 +263,7 @@ def test_a_base_exception_from_a_task_is_that_task_s_failure(executor: Any) -> N
         assert wf.last_run.statuses == {"bad": S.FAILED, "after": S.UPSTREAM_FAILED}
 
 
+@pytest.mark.not_on_dask("SystemExit in a task stops its Dask worker, as Dask decides")
 def test_a_task_raising_system_exit_stops_the_run_and_it_propagates(executor: Any) -> None:
     wf = Workflow("w")
     wf.add_task(Task(name="exit", fn=lambda: sys.exit(3)))

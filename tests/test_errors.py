@@ -15,8 +15,12 @@ from flowweaver import (
     EventLoopError,
     ExecutionError,
     FlowWeaverError,
+    MissingDependencyError,
+    ResultUnavailableError,
+    SerializationError,
     TaskFailedError,
     TaskTimeoutError,
+    TransferError,
     UnknownDependencyError,
     UnknownTaskError,
     WorkflowFailedError,
@@ -37,6 +41,10 @@ from flowweaver import (
         (TaskFailedError("a", 1, OSError("x")), (RuntimeError,)),
         (EventLoopError("x"), (RuntimeError,)),
         (TaskTimeoutError("a", 1.5), (TimeoutError,)),
+        (MissingDependencyError("DaskExecutor", "dask", "distributed"), (ImportError,)),
+        (TransferError("a", "why"), (RuntimeError, TypeError, pickle.PicklingError)),
+        (SerializationError("dict", "why"), (TypeError,)),
+        (ResultUnavailableError("a", "why"), (RuntimeError,)),
     ],
 )
 def test_every_error_is_ours_and_a_builtin(
@@ -102,3 +110,19 @@ def test_except_star_splits_a_workflow_failure() -> None:
         caught.append(group)
     assert isinstance(caught[0], WorkflowFailedError)
     assert caught[0].failures == (a,)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TaskTimeoutError("slow", 0.5),
+        MissingDependencyError("DaskExecutor", "dask", "distributed"),
+        TransferError("load", "TypeError: cannot pickle 'lock'", destination="the cluster"),
+        ResultUnavailableError("load", "its Dask client is closed"),
+    ],
+)
+def test_errors_that_cross_processes_survive_pickling(error: FlowWeaverError) -> None:
+    # A worker process raises them, or they travel with a failed task's outcome.
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy)) == (type(error), str(error))
+    assert vars(copy) == vars(error)

@@ -40,6 +40,19 @@ def test_core_imports_only_the_standard_library() -> None:
     assert out.strip() == "[]"
 
 
+def test_process_machinery_loads_only_when_a_process_executor_is_made() -> None:
+    code = (
+        "import sys, flowweaver\n"
+        "print('multiprocessing' in sys.modules)\n"
+        "flowweaver.ProcessExecutor(1)\n"
+        "print('multiprocessing' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True"]
+
+
 def test_package_ships_py_typed() -> None:
     from importlib.resources import files
 

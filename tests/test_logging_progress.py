@@ -137,3 +137,23 @@ def test_workflow_progress_option_draws_to_stderr(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("etl  [########################]  3/3 100%")
     assert err.splitlines()[-1].endswith("1 failed  1 not run")  # c was cancelled: fail-fast
+
+
+def test_flowkit_seed_logging_example(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The seed's "Structured Logging" example, with only the import changed.
+    from flowweaver import LogLevel, configure_logging
+
+    # Configure colored logging (default)
+    configure_logging(level=LogLevel.INFO, use_colors=True)
+
+    # Or JSON output for log aggregation
+    configure_logging(level=LogLevel.DEBUG, json_output=True)
+
+    logging.getLogger("flowweaver.example").log(LogLevel.SUCCESS, "Task completed successfully.")
+    entry = json.loads(capsys.readouterr().err.splitlines()[-1])
+    assert (entry["level"], entry["message"]) == ("SUCCESS", "Task completed successfully.")
+    assert [level.name for level in LogLevel] == [
+        "DEBUG", "INFO", "SYSTEM", "SUCCESS", "WARNING", "ERROR",
+    ]  # fmt: skip

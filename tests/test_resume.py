@@ -189,32 +189,32 @@ def test_closure_and_default_values_are_part_of_the_code(executor: Any) -> None:
     assert outcome.restored == ["first"]
 
 
-def test_a_task_closing_over_a_changing_list_still_resumes(executor: Any) -> None:
-    # A recorder list captured by the task functions differs between the two runs; it must
-    # not make the committed tasks look changed.
+def test_a_task_closing_over_changing_state_still_resumes(executor: Any) -> None:
+    # A recorder and a set captured by the task functions differ between the two runs; they
+    # must not make the committed tasks look changed.
     store = MemoryStore()
-    seen: list[str] = []
+    seen = Recorder()
     failing = {"second"}
 
     def second(first: int) -> int:
-        seen.append("second")
+        seen("second")
         if "second" in failing:
             raise RuntimeError("not yet")
         return first + 1
 
     def build() -> Workflow:
         wf = Workflow("closures")
-        wf.add_task(Task(name="first", fn=lambda: seen.append("first") or 1))
+        wf.add_task(Task(name="first", fn=lambda: seen("first") or 1))
         wf.add_task(Task(name="second", fn=second), depends_on=["first"])
         return wf
 
     with pytest.raises(WorkflowFailedError):
         run(executor, build(), store=store, run_id="r")
     failing.clear()
-    seen.append("---")
+    seen("---")
     outcome = run(executor, build(), store=store, run_id="r")
     assert outcome.restored == ["first"]
-    assert seen == ["first", "second", "---", "second"]
+    assert seen.items == ["first", "second", "---", "second"]
     assert outcome.results == {"first": 1, "second": 2}
 
 

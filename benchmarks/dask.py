@@ -1,0 +1,81 @@
+"""Dask benchmark: per-task overhead of a workflow on a local cluster beside raw ``client.submit``.
+
+Baseline, measured in the same run on the same cluster: ``client.submit(fn, *upstream_futures,
+pure=False)`` for every task in dependency order (Dask resolves the futures on the workers),
+then ``client.gather`` of the results nothing depends on — what the workflow's run brings back
+too. The difference is what flowweaver adds: the engine decides what runs next, so each task
+is submitted when its dependencies are done (one round trip through this process per
+dependency level), instead of the whole graph up front.
+
+Two clusters: workers as threads of this process (``processes=False``) and as worker
+processes. Skipped, with a message, when ``distributed`` is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import TYPE_CHECKING, Any
+
+from flowweaver import DaskExecutor, Task, Workflow
+
+from ._harness import Row, best_of
+from .engine import shape
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+TARGET = 1.2
+
+
+def noop(*upstream: object) -> None:
+    return None
+
+
+def workflow(deps: list[list[int]]) -> Workflow:
+    wf = Workflow("bench")
+    for i, ds in enumerate(deps):
+        wf.add_task(Task(name=f"t{i}", fn=noop), depends_on=[f"t{d}" for d in ds])
+    return wf
+
+
+def raw_submit(client: Client, deps: list[list[int]]) -> None:
+    futures: list[Any] = []
+    needed = [False] * len(deps)
+    for ds in deps:
+        futures.append(client.submit(noop, *[futures[d] for d in ds], pure=False))
+        for d in ds:
+            needed[d] = True
+    client.gather([f for f, used in zip(futures, needed, strict=True) if not used])
+
+
+def run(quick: bool) -> list[Row]:
+    if importlib.util.find_spec("distributed") is None:
+        print(
+            "benchmarks.dask skipped: distributed is not installed (pip install -e '.[dask]')",
+            file=sys.stderr,
+        )
+        return []
+    from distributed import Client, LocalCluster
+
+    n = 100 if quick else 1_000
+    repeat = 2 if quick else 5
+    rows: list[Row] = []
+    for label, processes in (("threads", False), ("processes", True)):
+        with (
+            LocalCluster(
+                processes=processes, n_workers=2, threads_per_worker=2, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            executor = DaskExecutor(client)
+            client.submit(noop, pure=False).result()  # warm the workers up
+            for kind in ("independent", "chain", "diamond", "random"):
+                deps = shape(kind, n)
+                wf = workflow(deps)
+                ours, base = best_of(
+                    repeat, lambda: executor.execute(wf), lambda: raw_submit(client, deps)
+                )
+                rows.append(Row("dask", f"{label}, {kind}", ours / n * 1e6, base / n * 1e6,
+                                "µs/task", TARGET, "vs raw client.submit"))  # fmt: skip
+    return rows

@@ -1,0 +1,320 @@
+"""DaskExecutor specifics; its engine behaviour is checked with every executor (test_engine).
+
+Clusters come from the session fixtures in conftest: ``dask_threads`` (workers are threads of
+this process) and ``dask_processes`` (two worker processes, reached over TCP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from flowweaver import (
+    ConfigurationError,
+    DaskExecutor,
+    MissingDependencyError,
+    PoolExecutor,
+    ResultUnavailableError,
+    Task,
+    TaskStatus,
+    TaskTimeoutError,
+    TransferError,
+    Workflow,
+    WorkflowFailedError,
+)
+
+from . import _payload
+from ._payload import Payload
+from .conftest import HAVE_DASK, InProcess, Recorder
+
+needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="the 'dask' extra is not installed")
+WAIT = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def diamond() -> Workflow:
+    wf = Workflow("diamond")
+    wf.add_task(Task(name="src", fn=lambda: 10))
+    wf.add_task(Task(name="left", fn=lambda src: src + 1), depends_on=["src"])
+    wf.add_task(Task(name="right", fn=lambda x: x * 2), depends_on=["src"])
+    wf.add_task(
+        Task(name="join", fn=lambda right, left: (left, right)), depends_on=["left", "right"]
+    )
+    return wf
+
+
+def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` fail
+    with pytest.raises(MissingDependencyError) as info:
+        DaskExecutor()
+    assert str(info.value) == "DaskExecutor needs the 'dask' extra: pip install 'flowweaver[dask]'"
+    assert isinstance(info.value, ImportError)
+    assert (info.value.extra, info.value.name) == ("dask", "distributed")
+
+
+@needs_dask
+def test_arguments_are_validated(dask_threads: DaskExecutor) -> None:
+    client = dask_threads.client
+    with pytest.raises(ConfigurationError) as info:
+        DaskExecutor(client, "tcp://127.0.0.1:8786")
+    assert str(info.value) == (
+        f"DaskExecutor takes a client or an address, not both; got client={client!r} "
+        "and address='tcp://127.0.0.1:8786'"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        DaskExecutor(client="tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "DaskExecutor client must be a distributed.Client, got 'tcp://127.0.0.1:8786'"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        DaskExecutor(address="")
+    assert str(info.value) == "DaskExecutor address must be a non-empty str, got ''"
+    with pytest.raises(ConfigurationError) as info:
+        DaskExecutor(client, max_workers=0)
+    assert str(info.value) == "DaskExecutor: max_workers must be an int >= 1, got 0"
+
+
+@needs_dask
+def test_submit_returns_a_concurrent_future_and_passes_any_keyword(
+    dask_threads: DaskExecutor, dask_processes: DaskExecutor
+) -> None:
+    # The pipeline sends single calls through submit(); `pure` and `key` are Dask's own
+    # submit options, yet here they must reach the function.
+    for executor in (dask_threads, dask_processes):
+        future = executor.submit(lambda x, pure, key: (x, pure, key, os.getpid()), 1, pure=2, key=3)
+        assert isinstance(future, cf.Future)
+        x, pure, key, pid = future.result(timeout=WAIT)
+        assert (x, pure, key) == (1, 2, 3)
+        assert (pid == os.getpid()) is (executor is dask_threads)
+        failing = executor.submit(lambda: 1 / 0)
+        assert isinstance(failing.exception(timeout=WAIT), ZeroDivisionError)
+
+
+@needs_dask
+def test_results_stay_on_the_cluster_until_read_and_outputs_come_back_at_the_end(
+    dask_threads: DaskExecutor,
+) -> None:
+    from distributed import Client
+
+    with Client(dask_threads.client.scheduler.address, set_as_default=False) as client:
+        run = DaskExecutor(client).execute(diamond())
+    # The client is closed: the output was gathered when the run ended; `src` never was.
+    assert run.result("join") == (11, 20)
+    with pytest.raises(ResultUnavailableError) as info:
+        run.result("src")
+    assert str(info.value) == (
+        "the result of task 'src' cannot be fetched: "
+        "its Dask client is closed (read it before closing the client)"
+    )
+    assert info.value.task_name == "src"
+
+
+@needs_dask
+def test_a_large_intermediate_result_never_comes_back_to_the_client(
+    dask_processes: DaskExecutor,
+) -> None:
+    # 32 MB made on a worker, read by a task on a worker. The payload cannot be unpickled in
+    # this process: each time it arrives here, it is refused and leaves a mark.
+    me = os.getpid()
+    _payload.REFUSED.clear()
+    wf = Workflow("big intermediate")
+    wf.add_task(Task(name="produce", fn=lambda: Payload(b"x" * 32_000_000, me)))
+    wf.add_task(
+        Task(name="measure", fn=lambda produce: (len(produce.data), os.getpid())),
+        depends_on=["produce"],
+    )
+    run = dask_processes.execute(wf)
+    size, worker = run.result("measure")
+    assert size == 32_000_000
+    assert worker != me
+    assert _payload.REFUSED == []  # it never came here, not even when the run ended
+    # Reading the intermediate is the first time it travels here, and it refuses to.
+    with pytest.raises(ResultUnavailableError) as info:
+        run.result("produce")
+    assert str(info.value) == (
+        "the result of task 'produce' cannot be fetched: "
+        "RuntimeError: the payload was rebuilt in the client process"
+    )
+    assert _payload.REFUSED == [32_000_000]  # the trap works: this is what it would have seen
+
+
+@needs_dask
+def test_an_unserialisable_task_fails_with_a_typed_error(dask_threads: DaskExecutor) -> None:
+    lock = threading.Lock()
+    wf = Workflow("w")
+    wf.add_task(Task(name="locked", fn=lambda: lock))
+    wf.add_task(Task(name="fine", fn=lambda: "ok"))
+    with pytest.raises(WorkflowFailedError) as info:
+        dask_threads.execute(wf, failure_policy="continue")
+    (failure,) = info.value.failures
+    error = failure.__cause__
+    assert isinstance(error, TransferError)
+    assert isinstance(error, TypeError)
+    assert str(error) == (
+        "task 'locked' cannot be sent to the cluster: TypeError: cannot pickle "
+        "'_thread.lock' object; a task's function, what it captures and its arguments must "
+        "pickle with cloudpickle"
+    )
+    assert isinstance(error.__cause__, TypeError)
+    assert wf.last_run is not None and wf.last_run.result("fine") == "ok"
+
+
+@needs_dask
+def test_retries_and_timeouts_work_across_processes(
+    dask_processes: DaskExecutor, tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls"  # a counter that worker processes share: a file
+
+    def flaky() -> int:
+        with calls.open("a") as f:
+            f.write("x")
+        count = len(calls.read_text())
+        if count < 3:
+            raise ConnectionError(f"attempt {count}")
+        return count
+
+    async def slow() -> None:
+        await asyncio.sleep(WAIT)
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="flaky", fn=flaky, retries=3, delay=0))
+    wf.add_task(Task(name="slow", fn=slow, timeout=0.05))
+    with pytest.raises(WorkflowFailedError) as info:
+        dask_processes.execute(wf, failure_policy="continue")
+    run = wf.last_run
+    assert run is not None
+    assert (run.result("flaky"), run.attempts("flaky")) == (3, 3)
+    (failure,) = info.value.failures
+    timeout = failure.__cause__
+    assert isinstance(timeout, TaskTimeoutError)  # raised on the worker, pickled back whole
+    assert (timeout.task_name, timeout.timeout) == ("slow", 0.05)
+
+
+class SharedBarrier(InProcess, threading.Barrier):
+    """A barrier that tasks on in-process Dask workers share with the test."""
+
+
+@needs_dask
+def test_max_workers_bounds_the_calls_in_flight(dask_threads: DaskExecutor) -> None:
+    moves = Recorder()  # "+" when a call starts, "-" when it ends; shared by reference
+    seen = Recorder()
+    pair = SharedBarrier(2, timeout=WAIT)  # two calls must run at once, or the run fails
+
+    def work() -> None:
+        moves("+")
+        pair.wait()
+        seen(moves.count("+") - moves.count("-"))
+        moves("-")
+
+    wf = Workflow("w")
+    for i in range(6):
+        wf.add_task(Task(name=f"t{i}", fn=work))
+    DaskExecutor(dask_threads.client, max_workers=2).execute(wf)  # the cluster has 4 threads
+    assert len(seen.items) == 6
+    assert max(seen.items) == 2  # type: ignore[type-var]
+
+
+@needs_dask
+def test_the_current_client_is_used_and_stays_open(dask_threads: DaskExecutor) -> None:
+    client = dask_threads.client
+    with client.as_current():
+        executor = DaskExecutor()
+    assert executor.client is client
+    executor.shutdown()
+    assert client.status == "running"
+
+
+@needs_dask
+def test_an_address_connects_a_client_that_the_executor_owns(
+    dask_processes: DaskExecutor,
+) -> None:
+    address = dask_processes.client.scheduler.address
+    assert address.startswith("tcp://")
+    with DaskExecutor(address=address) as executor:
+        assert executor.execute(diamond()).result("join") == (11, 20)
+    assert executor.client.status == "closed"
+    assert dask_processes.client.status == "running"  # the cluster is not ours to stop
+
+
+@needs_dask
+@pytest.mark.slow
+def test_with_no_client_a_local_cluster_is_started_and_closed() -> None:
+    # A real user's script (spawned worker processes need the __main__ guard).
+    script = (
+        "from flowweaver import DaskExecutor, Task, Workflow\n"
+        "if __name__ == '__main__':\n"
+        "    wf = Workflow('w')\n"
+        "    wf.add_task(Task(name='pid', fn=lambda: __import__('os').getpid()))\n"
+        "    with DaskExecutor() as executor:\n"
+        "        pid = executor.execute(wf).result('pid')\n"
+        "    print(pid != __import__('os').getpid(), executor.client.status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True closed"
+
+
+@needs_dask
+def test_a_dask_client_given_to_execute_runs_through_dask_executor(
+    dask_threads: DaskExecutor,
+) -> None:
+    # Not as a plain pool: Dask's default pure=True would take a retry for the call it
+    # already ran, and the task would fail three times with the same error.
+    calls = Recorder()
+
+    def flaky() -> str:
+        calls("x")
+        if calls.count("x") == 1:
+            raise ConnectionError("first")
+        return "ok"
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="flaky", fn=flaky, retries=2, delay=0))
+    run = wf.execute(dask_threads.client)  # type: ignore[arg-type]
+    assert (run.result("flaky"), run.attempts("flaky")) == ("ok", 2)
+
+
+@needs_dask
+def test_pool_executor_takes_a_dask_client_executor_only_when_impure(
+    dask_threads: DaskExecutor,
+) -> None:
+    client = dask_threads.client
+    with pytest.raises(ConfigurationError) as info:
+        PoolExecutor(client)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"PoolExecutor cannot run on a Dask client; use DaskExecutor(client), got {client!r}"
+    )
+    pure = client.get_executor()
+    with pytest.raises(ConfigurationError) as info:
+        PoolExecutor(pure)
+    assert str(info.value) == (
+        "a Dask client executor must be made with client.get_executor(pure=False), or Dask "
+        f"takes a retry for the call it already ran; got {pure!r}"
+    )
+    calls = Recorder()
+
+    def flaky() -> int:
+        calls("x")
+        if calls.count("x") == 1:
+            raise ConnectionError("first")
+        return 1
+
+    wf = diamond()
+    wf.add_task(Task(name="flaky", fn=flaky, retries=1, delay=0))
+    run = PoolExecutor(client.get_executor(pure=False)).execute(wf)
+    assert run.results == {"src": 10, "left": 11, "right": 20, "join": (11, 20), "flaky": 1}
+    assert run.status("flaky") is TaskStatus.COMPLETED
