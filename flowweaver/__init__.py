@@ -20,6 +20,9 @@ How upstream results reach a task's function — one rule everywhere:
 from ._async import AsyncExecutor as AsyncExecutor
 from ._dag import DAG as DAG
 from ._dashboard import DashboardProtocol as DashboardProtocol
+from ._dashboards import CompactDashboard as CompactDashboard
+from ._dashboards import DetailedDashboard as DetailedDashboard
+from ._dashboards import FullDashboard as FullDashboard
 from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
 from ._engine import RunOptions as RunOptions
@@ -107,6 +110,7 @@ __all__ = [  # noqa: RUF022
     "BindingError",
     "ChangePolicy",
     "Clock",
+    "CompactDashboard",
     "ConfigurationError",
     "CycleError",
     "DAG",
@@ -114,6 +118,7 @@ __all__ = [  # noqa: RUF022
     "DashboardSnapshot",
     "DaskExecutor",
     "DefinitionError",
+    "DetailedDashboard",
     "DuplicateTaskError",
     "ErrorSummary",
     "EventLoopError",
@@ -124,6 +129,7 @@ __all__ = [  # noqa: RUF022
     "FailurePolicy",
     "Flow",
     "FlowWeaverError",
+    "FullDashboard",
     "ItemCancelledError",
     "ItemMismatchError",
     "ItemStatus",

@@ -5,9 +5,9 @@ Dashboards are polled, not fed: a background task takes a :class:`DashboardSnaps
 ``on_update``. Nothing is produced per item, so a dashboard costs the same for ten items or ten
 million; for a reaction to each event use :class:`StatusTracker` callbacks instead.
 
-The built-in displays are found by name in :data:`DISPLAYS`; the ones here are minimal plain
-text on stderr. A richer renderer (a terminal progress bar, ``rich`` panels) replaces an entry
-of that mapping and nothing else: the run loop only ever sees a :class:`DashboardProtocol`.
+The built-in displays are found by name in :data:`DISPLAYS` (they live in ``_dashboards``: a
+progress line, and compact/detailed/full dashboards drawn with ``rich`` when it is installed);
+the run loop only ever sees a :class:`DashboardProtocol`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
-from functools import partial
-from time import perf_counter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
 from ._events import call_safely
 
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from ._pipeline_types import DashboardSnapshot, ErrorSummary, PipelineResult
     from ._retry import Clock
 
-__all__ = ["DISPLAYS", "DashboardPoller", "DashboardProtocol", "TextDashboard", "make_display"]
+__all__ = ["DISPLAYS", "DashboardPoller", "DashboardProtocol", "make_display"]
 
 logger = logging.getLogger("flowweaver.pipeline")
 
@@ -55,91 +53,15 @@ class DashboardProtocol(Protocol):
         ...
 
 
-class TextDashboard:
-    """The minimal plain-text display: a line on stderr whenever the numbers change.
-
-    Args:
-        detail: ``"progress"`` (items done of total), ``"compact"`` (+ in flight and rate),
-            ``"detailed"`` (+ one line per stage) or ``"full"`` (+ one line per worker).
-        stream: Where to write (default: ``sys.stderr`` at the time of each write).
-    """
-
-    _DETAILS = ("progress", "compact", "detailed", "full")
-
-    def __init__(self, detail: str = "progress", stream: TextIO | None = None) -> None:
-        if detail not in self._DETAILS:
-            raise ConfigurationError(
-                f"TextDashboard: detail must be one of {list(self._DETAILS)!r}, got {detail!r}"
-            )
-        self.detail = detail
-        self._stream = stream
-        self._total: int | None = None
-        self._started = 0.0
-        self._last = ""
-
-    def _write(self, text: str) -> None:
-        stream = self._stream if self._stream is not None else sys.stderr
-        stream.write(text + "\n")
-        stream.flush()
-
-    def on_start(self, pipeline: Any, total_items: int | None) -> None:
-        self._total = total_items
-        self._started = perf_counter()
-        self._last = ""
-        stages = " -> ".join(stage.name for stage in pipeline.stages)
-        count = "" if total_items is None else f"{total_items} items, "
-        self._write(f"[flowweaver] pipeline started: {count}{stages}")
-
-    def on_update(self, snapshot: DashboardSnapshot) -> None:
-        unchanged = self.render(snapshot, rate=False)  # the rate alone changing is no news
-        if unchanged != self._last:
-            self._last = unchanged
-            self._write(self.render(snapshot))
-
-    def on_finish(self, results: list[PipelineResult], summary: ErrorSummary) -> None:
-        elapsed = perf_counter() - self._started
-        self._write(
-            f"[flowweaver] pipeline finished in {elapsed:.2f} s: {len(results)} succeeded, "
-            f"{summary.total_failed} failed"
-        )
-
-    def render(self, snapshot: DashboardSnapshot, rate: bool = True) -> str:
-        """The text for one snapshot (without the trailing newline)."""
-        stats = snapshot.pipeline_stats
-        done = stats.items_processed + stats.items_failed
-        total = self._total
-        line = f"[flowweaver] {done}/{total if total is not None else '?'} items"
-        if total:
-            line += f" ({100 * done // total}%)"
-        line += f", {stats.items_failed} failed"
-        if self.detail == "progress":
-            return line
-        line += f", {stats.items_in_flight} in flight"
-        if rate:
-            elapsed = perf_counter() - self._started
-            line += f", {done / elapsed if elapsed > 0 else 0.0:.0f} items/s"
-        lines = [line]
-        if self.detail in ("detailed", "full"):
-            lines.extend(
-                f"  {s.stage_name}: {s.pending_items} queued, {s.in_progress_items} busy, "
-                f"{s.completed_items} done, {s.failed_items} failed"
-                for s in stats.stage_stats.values()
-            )
-        if self.detail == "full":
-            for name, metrics in snapshot.worker_metrics.items():
-                state = snapshot.worker_states[name]
-                doing = "" if state.current_item_id is None else f" item {state.current_item_id!r}"
-                lines.append(
-                    f"    {name}: {state.status}{doing}, {metrics.items_processed} done, "
-                    f"{metrics.items_failed} failed, avg {metrics.avg_processing_time:.3f} s"
-                )
-        return "\n".join(lines)
-
-
 #: The built-in displays by name (``progress=True`` uses ``"progress"``). Each entry makes a
 #: fresh display per run.
 DISPLAYS: Mapping[str, Callable[[], DashboardProtocol]] = MappingProxyType(
-    {detail: partial(TextDashboard, detail) for detail in TextDashboard._DETAILS}
+    {
+        "progress": PipelineProgress,
+        "compact": CompactDashboard,
+        "detailed": DetailedDashboard,
+        "full": FullDashboard,
+    }
 )
 
 

@@ -27,12 +27,17 @@ if TYPE_CHECKING:
     from ._stage import Stage
 
 __all__ = [
+    "RECENT_FAILURES",
     "dashboard_snapshot",
     "error_summary",
     "pipeline_stats",
     "worker_metrics",
     "worker_states",
 ]
+
+
+#: How many of the latest failures a dashboard snapshot carries.
+RECENT_FAILURES = 10
 
 
 def _worker_names(stages: Sequence[Stage]) -> list[tuple[str, str]]:
@@ -107,11 +112,15 @@ def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> Pipeline
 
 
 def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> DashboardSnapshot:
+    # The tail of the failure list, not a copy of it: a snapshot's size must not grow with
+    # the number of items that passed.
+    recent = () if run is None else tuple(run.failures[-RECENT_FAILURES:])
     return DashboardSnapshot(
         worker_states(stages, run),
         worker_metrics(stages, run),
         pipeline_stats(stages, run),
         time(),
+        recent,
     )
 
 

@@ -244,12 +244,25 @@ class WorkerMetrics:
 
 @dataclass(frozen=True, slots=True)
 class DashboardSnapshot:
-    """Everything a dashboard draws, taken at one moment."""
+    """Everything a dashboard draws, taken at one moment.
+
+    Its size depends on the pipeline's shape (stages, workers), never on how many items have
+    passed: a dashboard that draws from snapshots costs the same for ten items or ten million.
+
+    Attributes:
+        worker_states: What each worker is doing now.
+        worker_metrics: What each worker has done in the run.
+        pipeline_stats: The run's counts, overall and per stage.
+        timestamp: ``time.time()`` when the snapshot was taken.
+        recent_failures: The latest failures of the run, oldest first (at most a few: see
+            :meth:`Pipeline.get_error_summary` for all of them).
+    """
 
     worker_states: Mapping[str, WorkerState]
     worker_metrics: Mapping[str, WorkerMetrics]
     pipeline_stats: PipelineStats
     timestamp: float
+    recent_failures: tuple[FailedItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

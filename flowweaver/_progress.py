@@ -68,6 +68,7 @@ class ProgressLine:
         self.done = 0
         self.failed = 0
         self.not_run = 0
+        self._drawn: tuple[int, int, int] | None = None  # the counts last drawn
 
     def render(self) -> str:
         """The line as it would be drawn now."""
@@ -106,13 +107,16 @@ class ProgressLine:
             self._draw()
 
     def close(self) -> None:
-        """Draw the final state and end the line."""
-        self._draw()
+        """Draw the final state and end the line (a plain line is not repeated when its
+        counts are already the last one printed)."""
+        if self.live or self._drawn != (self.done, self.failed, self.not_run):
+            self._draw()
         if self.live:
             self.stream.write("\n")
         self.stream.flush()
 
     def _draw(self) -> None:
+        self._drawn = (self.done, self.failed, self.not_run)
         if self.live:
             self.stream.write("\r" + self.render() + "\033[K")
         else:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import pytest
 
 from flowweaver import ConfigurationError, DashboardProtocol, Pipeline, Stage
-from flowweaver._dashboard import DISPLAYS, TextDashboard
 
 from .conftest import FakeClock
 
@@ -162,31 +160,3 @@ def test_display_options_are_checked(options: dict[str, Any], message: str | Non
     else:
         assert str(info.value) == message
     assert pipeline.get_stats().items_processed == 0  # refused before anything ran
-
-
-def test_text_dashboards_render_more_with_more_detail() -> None:
-    pipeline = Pipeline([Stage("A", 2, [inc]), Stage("B", 1, [inc])])
-    run(pipeline.run(range(4)))
-    snapshot = pipeline.get_dashboard_snapshot()
-    lines = {}
-    for detail in ("progress", "compact", "detailed", "full"):
-        out = io.StringIO()
-        board = TextDashboard(detail, stream=out)
-        board.on_start(pipeline, 4)
-        board.on_update(snapshot)
-        board.on_update(snapshot)  # unchanged: not written again
-        lines[detail] = out.getvalue().splitlines()
-    assert lines["progress"] == [
-        "[flowweaver] pipeline started: 4 items, A -> B",
-        "[flowweaver] 4/4 items (100%), 0 failed",
-    ]
-    assert lines["compact"][1].startswith("[flowweaver] 4/4 items (100%), 0 failed, 0 in flight, ")
-    assert lines["detailed"][2:] == [
-        "  A: 0 queued, 0 busy, 4 done, 0 failed",
-        "  B: 0 queued, 0 busy, 4 done, 0 failed",
-    ]
-    assert len(lines["full"]) == 2 + 2 + 3
-    assert lines["full"][4].startswith("    A-W0: idle, ")
-    assert sorted(DISPLAYS) == ["compact", "detailed", "full", "progress"]
-    with pytest.raises(ConfigurationError):
-        TextDashboard("fancy")

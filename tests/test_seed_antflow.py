@@ -845,8 +845,11 @@ def test_api_run_with_displays(capsys: pytest.CaptureFixture[str]) -> None:
     run(example())
     assert dashboard.calls == ["start 5", "update 5", "finish 5 0"]
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "[flowweaver] pipeline started: 5 items, S"
-    assert err[1] == "[flowweaver] 5/5 items (100%), 0 failed"
-    assert err[2].startswith("[flowweaver] pipeline finished in ")
-    assert err[2].endswith(" s: 5 succeeded, 0 failed")
-    assert err[4].startswith("[flowweaver] 5/5 items (100%), 0 failed, 0 in flight, ")
+    # progress=True: the progress line (stderr is not a terminal: plain lines, the last one
+    # at the end); dashboard="compact": the last frame, then a summary line.
+    assert err[0].startswith("pipeline  [########################]  5/5 100%  ")
+    assert "flowweaver pipeline: S" in err[1]
+    assert any("5/5  100%" in line for line in err)
+    assert any("ok 5 failed 0 in flight 0 remaining 0" in " ".join(line.split()) for line in err)
+    assert err[-1].startswith("pipeline finished in ")
+    assert err[-1].endswith(" s: 5 succeeded, 0 failed")
