@@ -452,7 +452,9 @@ class Engine:
         task = self.tasks[i]
         failure = TaskFailedError(task.name, max(self.attempts[i], 1), error)
         self.run.failures.append(failure)
-        logger.warning("%s", failure, extra={"task": task.name})
+        # INFO, not WARNING: the run raises WorkflowFailedError with this failure in it, and
+        # unconfigured logging would print warnings to stderr a second time.
+        logger.info("%s", failure, extra={"task": task.name})
         self._settle(i, _FAILED)
         # Everything downstream can no longer run: say so now, not at the end.
         statuses, children, n = self.statuses, self.children, self.n

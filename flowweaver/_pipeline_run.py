@@ -272,8 +272,8 @@ class PipelineRun:
         try:
             name = stage.name
             self.failures.append(FailedItem(item.id, name, error, attempts, time()))
-            if not self.stopping:
-                logger.warning(
+            if not self.stopping:  # recorded everywhere already: a story line, not an alarm
+                logger.info(
                     "item %r failed in stage %r after %d attempt(s): %s: %s",
                     item.id, name, attempts, type(error).__name__, error,
                 )  # fmt: skip
