@@ -854,22 +854,6 @@ def test_item_cancelled_error_names_the_item_and_stage() -> None:
     assert isinstance(error, PipelineError) and isinstance(error, RuntimeError)
 
 
-def test_the_readme_pipeline_example_runs() -> None:
-    import re
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Pipelines") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "[(0, 'saved'), (1, 'saved'), (2, 'saved')]\n"
-
-
 def _square(x: int) -> int:  # module level: it must pickle to reach a worker process
     return x * x
 

@@ -1,4 +1,4 @@
-"""The README's "Decorators, >> and Flow" examples run and print what they say they print."""
+"""The "Decorators, >> and Flow" guide's examples run and print what they say they print."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ import io
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "decorators.md"
 
 
 def section_blocks() -> list[str]:
-    text = README.read_text()
-    start = text.index("## Decorators, `>>` and Flow")
-    end = text.index("\n## ", start + 1)
-    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
 
 
 def run(code: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+        exec(compile(code, "decorators.md", "exec"), {"__name__": "guide_example"})
     return out.getvalue()
 
 
