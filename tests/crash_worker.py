@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,8 @@ def checksum(value: Any) -> int:
     if isinstance(value, Point):
         return value.total
     if isinstance(value, tuple):
-        return value[1]
+        total: int = value[1]
+        return total
     if isinstance(value, frozenset):
         return sum(value)
     return int(value["total"])
@@ -104,11 +106,12 @@ def main() -> None:
         if store_path.endswith(".db")
         else JSONFileStore(store_path, fsync=False)
     )
-    executor = {
+    factories: dict[str, Callable[[], SequentialExecutor | ThreadedExecutor | AsyncExecutor]] = {
         "sequential": SequentialExecutor,
         "threaded": lambda: ThreadedExecutor(max_workers=4),
         "async": lambda: AsyncExecutor(max_workers=4),
-    }[executor_name]()
+    }
+    executor = factories[executor_name]()
     run = build().execute(executor, store=store, run_id="crash", monitors=[Progress()])
     print("RESTORED", " ".join(run.restored), flush=True)
     print("RESULTS", repr(sorted(run.results.items())), flush=True)

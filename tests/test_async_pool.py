@@ -318,7 +318,7 @@ def test_shutdown_need_not_be_awaited_and_workflows_still_run() -> None:
     executor = AsyncExecutor()
     executor.shutdown()  # nothing in flight: nothing to wait for, and no warning
     wf = Workflow("w")
-    wf.add_task(Task(name="a", fn=lambda: 5))  # type: ignore[misc]
+    wf.add_task(Task(name="a", fn=lambda: 5))
     assert executor.execute(wf).result("a") == 5
 
 

@@ -51,7 +51,7 @@ def test_other_upstreams_fill_positional_parameters_in_dependency_order() -> Non
     def aggregate(data: int, a: int, b: int, c: int) -> tuple[int, ...]:
         return data, a, b, c
 
-    results = {"fetch": 0, "p1": 1, "p2": 2, "p3": 3}
+    results: dict[str, object] = {"fetch": 0, "p1": 1, "p2": 2, "p3": 3}
     assert apply(aggregate, results) == (0, 1, 2, 3)
 
 

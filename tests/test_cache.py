@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 
 
 def fetch_workflow(calls: Recorder, upstream: Any = 3, **cache: Any) -> Workflow:
+    def fetch(n: int) -> list[int]:
+        calls("fetch")
+        return list(range(n))
+
     wf = Workflow("fetch")
     wf.add_task(Task(name="n", fn=lambda: upstream))
-    wf.add_task(
-        Task(name="fetch", fn=lambda n: calls("fetch") or list(range(n)), cache=True, **cache),
-        depends_on=["n"],
-    )
+    wf.add_task(Task(name="fetch", fn=fetch, cache=True, **cache), depends_on=["n"])
     return wf
 
 
@@ -56,10 +57,14 @@ def test_other_inputs_or_other_code_miss() -> None:
     store, calls = MemoryStore(), Recorder()
     fetch_workflow(calls, upstream=3).execute(store=store)
     fetch_workflow(calls, upstream=4).execute(store=store)  # other input
+
+    def fetch(n: int) -> list[int]:
+        calls("fetch")
+        return [n]
+
     wf = Workflow("fetch")  # same name and input, other code
     wf.add_task(Task(name="n", fn=lambda: 3))
-    wf.add_task(Task(name="fetch", fn=lambda n: calls("fetch") or [n], cache=True),
-                depends_on=["n"])  # fmt: skip
+    wf.add_task(Task(name="fetch", fn=fetch, cache=True), depends_on=["n"])
     assert wf.execute(store=store).results["fetch"] == [3]
     assert calls.items == ["fetch", "fetch", "fetch"]
     assert len(store.entries(CACHE_NAMESPACE)) == 3
@@ -79,7 +84,12 @@ def test_a_cached_result_expires_after_its_ttl(clock: FakeClock) -> None:
 
 def test_without_a_store_the_cache_lives_on_the_task_object() -> None:
     calls = Recorder()
-    task = Task(name="fetch", fn=lambda n: calls("fetch") or n * 2, cache=True)
+
+    def double(n: int) -> int:
+        calls("fetch")
+        return n * 2
+
+    task = Task(name="fetch", fn=double, cache=True)
     for _ in range(2):
         wf = Workflow("a")
         wf.add_task(Task(name="n", fn=lambda: 21))
@@ -116,10 +126,13 @@ class Connection:
 def connection_workflow(
     calls: Recorder, rows: Task[..., Any] | None = None, **cache: Any
 ) -> Workflow:
+    def select(conn: Connection) -> list[str]:
+        calls("rows")
+        return [conn.dsn]
+
     wf = Workflow("db")
     wf.add_task(Task(name="conn", fn=lambda: Connection("db://prod")))
-    rows = rows or Task(name="rows", fn=lambda conn: calls("rows") or [conn.dsn], cache=True,
-                        **cache)  # fmt: skip
+    rows = rows or Task(name="rows", fn=select, cache=True, **cache)
     wf.add_task(rows, depends_on=["conn"])
     return wf
 
@@ -127,8 +140,12 @@ def connection_workflow(
 def test_cache_key_identifies_inputs_that_cannot_be_serialized() -> None:
     # No store: a run store would have to store the Connection itself (and cannot).
     calls = Recorder()
-    rows = Task(name="rows", fn=lambda conn: calls("rows") or [conn.dsn], cache=True,
-                cache_key=lambda conn: conn.dsn)  # fmt: skip
+
+    def select(conn: Connection) -> list[str]:
+        calls("rows")
+        return [conn.dsn]
+
+    rows = Task(name="rows", fn=select, cache=True, cache_key=lambda conn: conn.dsn)
     outcomes = [connection_workflow(calls, rows).execute() for _ in range(2)]
     assert calls.items == ["rows"]
     assert [o.result("rows") for o in outcomes] == [["db://prod"], ["db://prod"]]

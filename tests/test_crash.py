@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from flowweaver import JSONFileStore, SQLiteStore, StateStore
+from flowweaver import JSONFileStore, SQLiteStore
 from flowweaver._store import run_namespace
 
 WORKER = str(Path(__file__).with_name("crash_worker.py"))
@@ -59,7 +59,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> str:
     return results
 
 
-def _open(path: Path) -> StateStore:
+def _open(path: Path) -> SQLiteStore | JSONFileStore:
     return SQLiteStore(path) if path.suffix == ".db" else JSONFileStore(path)
 
 

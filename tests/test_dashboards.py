@@ -13,7 +13,8 @@ import re
 import subprocess
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 import pytest
 
@@ -41,6 +42,7 @@ from flowweaver._pipeline_stats import RECENT_FAILURES
 from .conftest import FakeClock
 
 WAIT = 10.0
+DashboardName = Literal["compact", "detailed", "full"]
 T0 = 1_000.0
 BOARDS = {"compact": CompactDashboard, "detailed": DetailedDashboard, "full": FullDashboard}
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -201,7 +203,7 @@ def test_a_run_draws_the_last_frame_and_a_summary(
     pipeline = Pipeline(
         [Stage("Fetch", 2, [check], task_attempts=1), Stage("Save", 1, [str])], clock=NeverClock()
     )
-    results = run(pipeline.run(range(6), dashboard=kind))
+    results = run(pipeline.run(range(6), dashboard=cast("DashboardName", kind)))
     assert [r.value for r in results] == ["0", "2", "3", "5"]
     err = capsys.readouterr().err
     if not rich_mode:
@@ -402,13 +404,17 @@ def test_render_cost_does_not_grow_with_the_number_of_items(kind: str) -> None:
     for n in (20, 800):
         board = BOARDS[kind](io.StringIO(), use_rich=False)
         frames: list[Frame] = []
-        build = board.frame
+        build: Callable[[DashboardSnapshot], Frame] = board.frame
 
-        def recording(snap: DashboardSnapshot, build: Any = build, frames: Any = frames) -> Frame:
+        def recording(
+            snap: DashboardSnapshot,
+            build: Callable[[DashboardSnapshot], Frame] = build,
+            frames: list[Frame] = frames,
+        ) -> Frame:
             frames.append(build(snap))
             return frames[-1]
 
-        board.frame = recording
+        setattr(board, "frame", recording)  # noqa: B010 - record each frame the board builds
         pipeline = Pipeline(
             [Stage("Fetch", 3, [check], task_attempts=1), Stage("Save", 2, [str])],
             clock=NeverClock(),

@@ -103,7 +103,9 @@ def test_results_stay_on_the_cluster_until_read_and_outputs_come_back_at_the_end
 ) -> None:
     from distributed import Client
 
-    with Client(dask_threads.client.scheduler.address, set_as_default=False) as client:
+    scheduler = dask_threads.client.scheduler
+    assert scheduler is not None  # a connected client has one
+    with Client(scheduler.address, set_as_default=False) as client:
         run = DaskExecutor(client).execute(diamond())
     # The client is closed: the output was gathered when the run ended; `src` never was.
     assert run.result("join") == (11, 20)
@@ -235,7 +237,10 @@ def test_the_current_client_is_used_and_stays_open(dask_threads: DaskExecutor) -
 def test_an_address_connects_a_client_that_the_executor_owns(
     dask_processes: DaskExecutor,
 ) -> None:
-    address = dask_processes.client.scheduler.address
+    scheduler = dask_processes.client.scheduler
+    assert scheduler is not None  # a connected client has one
+    address = scheduler.address
+    assert isinstance(address, str)
     assert address.startswith("tcp://")
     with DaskExecutor(address=address) as executor:
         assert executor.execute(diamond()).result("join") == (11, 20)

@@ -397,11 +397,15 @@ def test_a_task_starts_as_soon_as_its_own_dependencies_are_done(concurrent_execu
             raise AssertionError("b2 did not start while a1 was running")
         return "a1"
 
+    def b2(b1: str) -> str:
+        b2_started.set()
+        return b1 + "b2"
+
     wf = Workflow("two chains")
     wf.add_task(Task(name="a1", fn=a1))
     wf.add_task(Task(name="b1", fn=lambda: "b1"))
     wf.add_task(Task(name="a2", fn=lambda a1: a1 + "a2"), depends_on=["a1"])
-    wf.add_task(Task(name="b2", fn=lambda b1: b2_started.set() or b1 + "b2"), depends_on=["b1"])
+    wf.add_task(Task(name="b2", fn=b2), depends_on=["b1"])
     outcome = concurrent_executor.execute(wf)
     assert outcome.results == {"a1": "a1", "b1": "b1", "a2": "a1a2", "b2": "b1b2"}
 

@@ -100,8 +100,13 @@ def test_fail_fast_cancels_calls_that_were_queued_but_not_started() -> None:
 @pytest.mark.parametrize("make", [ThreadedExecutor, AsyncExecutor])
 def test_a_second_cancellation_still_leaves_the_run_settled(make: Any) -> None:
     gate, started = threading.Event(), threading.Event()
+
+    def blocked() -> bool:
+        started.set()
+        return gate.wait(WAIT)
+
     wf = Workflow("w")
-    wf.add_task(Task(name="blocked", fn=lambda: started.set() or gate.wait(WAIT)))
+    wf.add_task(Task(name="blocked", fn=blocked))
     wf.add_task(Task(name="after", fn=lambda: 1), depends_on=["blocked"])
 
     async def main() -> None:

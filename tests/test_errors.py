@@ -109,7 +109,7 @@ def test_except_star_splits_a_workflow_failure() -> None:
     except* TaskFailedError as group:
         caught.append(group)
     assert isinstance(caught[0], WorkflowFailedError)
-    assert caught[0].failures == (a,)  # type: ignore[attr-defined]
+    assert caught[0].failures == (a,)
 
 
 @pytest.mark.parametrize(

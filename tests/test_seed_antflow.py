@@ -1,5 +1,7 @@
 # The seeds' code is kept as written, including what the linter would tidy.
 # ruff: noqa: RET504, PERF401, F841
+# The seeds' functions are unannotated, so their own calls (`asyncio.run(main())`) are too.
+# mypy: disable-error-code="no-untyped-call"
 """Every example of the AntFlow seeds (000 README, 001 Pipeline guide, 002 API reference) runs
 against flowweaver with only the import changed.
 
@@ -236,22 +238,22 @@ def test_guide_multiple_tasks_per_stage() -> None:
 def test_guide_per_task_and_per_stage_retry_stages(fast_retries: None) -> None:
     calls: list[str] = []
 
-    async def fetch_from_api(x):  # type: ignore[no-untyped-def]  # stand-in: fails once
+    async def fetch_from_api(x: int) -> int:  # stand-in: fails once
         calls.append(f"fetch {x}")
         if calls.count(f"fetch {x}") == 1:
             raise ConnectionError("flaky")
         return x
 
-    async def begin_transaction(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def begin_transaction(x: int) -> int:  # stand-in
         calls.append(f"begin {x}")
         return x
 
-    async def update_db(x):  # type: ignore[no-untyped-def]  # stand-in: fails on first pass
+    async def update_db(x: int) -> int:  # stand-in: fails on first pass
         if calls.count(f"begin {x}") == 1:
             raise OSError("deadlock")
         return x
 
-    async def commit(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def commit(x: int) -> int:  # stand-in
         return x
 
     stage = Stage(
@@ -278,7 +280,7 @@ def test_guide_per_task_and_per_stage_retry_stages(fast_retries: None) -> None:
 
 
 def test_guide_basic_status_tracking(capsys: pytest.CaptureFixture[str]) -> None:
-    async def my_task(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def my_task(x: int) -> int:  # stand-in
         return x
 
     items = range(7)  # stand-in
@@ -302,7 +304,7 @@ def test_guide_basic_status_tracking(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_guide_real_time_event_monitoring(capsys: pytest.CaptureFixture[str]) -> None:
-    async def flaky(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def flaky(x: int) -> int:  # stand-in
         if x == 1:
             raise ValueError("bad item")
         return x
@@ -339,27 +341,27 @@ def test_guide_task_level_event_monitoring(
 ) -> None:
     alerts: list[str] = []
 
-    async def send_critical_alert(message):  # type: ignore[no-untyped-def]  # stand-in
+    async def send_critical_alert(message: str) -> None:  # stand-in
         alerts.append(message)
 
-    def handle_success(item_id, value, metadata):  # type: ignore[no-untyped-def]  # stand-in
+    def handle_success(item_id: object, value: object, metadata: object) -> None:  # stand-in
         alerts.append(f"ok {item_id}")
 
-    def handle_failure(item_id, error, metadata):  # type: ignore[no-untyped-def]  # stand-in
+    def handle_failure(item_id: object, error: object, metadata: object) -> None:  # stand-in
         alerts.append(f"failed {item_id}: {error}")
 
-    async def extract(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def extract(x: int) -> int:  # stand-in
         return x
 
-    async def transform(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def transform(x: int) -> int:  # stand-in
         return x
 
-    async def validate(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def validate(x: int) -> int:  # stand-in
         if x == 2:
             raise ValueError("invalid")
         return x
 
-    async def save(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def save(x: int) -> int:  # stand-in
         return x
 
     async def on_task_retry(event: TaskEvent):  # type: ignore[no-untyped-def]
@@ -406,16 +408,16 @@ def test_guide_task_level_event_monitoring(
 
 
 def test_guide_task_concurrency_limits_stage() -> None:
-    async def extract(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def extract(x: int) -> int:  # stand-in
         return x
 
-    async def transform(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def transform(x: int) -> int:  # stand-in
         return x + 1
 
-    async def validate(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def validate(x: int) -> int:  # stand-in
         return x
 
-    async def save(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def save(x: int) -> int:  # stand-in
         return x
 
     tracker = StatusTracker()  # stand-in
@@ -436,7 +438,7 @@ def test_guide_task_concurrency_limits_stage() -> None:
 
 
 def test_guide_query_item_status(capsys: pytest.CaptureFixture[str]) -> None:
-    async def task(x):  # type: ignore[no-untyped-def]  # stand-in: every 10th item fails
+    async def task(x: int) -> int:  # stand-in: every 10th item fails
         if x % 10 == 3:
             raise ValueError(f"bad {x}")
         return x
@@ -466,7 +468,7 @@ def test_guide_query_item_status(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_guide_order_preservation() -> None:
-    async def slow_first(x):  # type: ignore[no-untyped-def]  # stand-in: early items finish last
+    async def slow_first(x: int) -> int:  # stand-in: early items finish last
         await asyncio.sleep(0.001 * (10 - x))
         return x
 
@@ -484,7 +486,7 @@ def test_guide_order_preservation() -> None:
 
 
 def test_guide_monitoring_with_callbacks(capsys: pytest.CaptureFixture[str]) -> None:
-    async def double(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def double(x: int) -> int:  # stand-in
         return 2 * x
 
     items = [5]  # stand-in
@@ -509,7 +511,7 @@ def test_guide_monitoring_with_callbacks(capsys: pytest.CaptureFixture[str]) -> 
 def test_guide_monitoring_by_polling(capsys: pytest.CaptureFixture[str]) -> None:
     # As written, this example never ends: monitor_loop is `while True` inside the TaskGroup.
     # It runs verbatim here until the pipeline is done; then the test cancels it.
-    async def double(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def double(x: int) -> int:  # stand-in
         return 2 * x
 
     pipeline = Pipeline([Stage("S", 2, [double])])  # stand-in
@@ -543,7 +545,7 @@ def test_guide_monitoring_by_polling(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_guide_feeding_sync_and_async_iterables() -> None:
-    async def ident(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def ident(x: int) -> int:  # stand-in
         return x
 
     pipeline = Pipeline([Stage("S", 3, [ident])])  # stand-in
@@ -566,7 +568,7 @@ def test_guide_feeding_sync_and_async_iterables() -> None:
 
 
 def test_guide_dict_input() -> None:
-    async def greet(user):  # type: ignore[no-untyped-def]  # stand-in
+    async def greet(user: dict[str, str]) -> str:  # stand-in
         return f"hello {user['name']}"
 
     pipeline = Pipeline([Stage("Greet", 2, [greet])])  # stand-in
@@ -587,7 +589,7 @@ def test_guide_dict_input() -> None:
 
 
 def test_guide_context_manager() -> None:
-    async def inc(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def inc(x: int) -> int:  # stand-in
         return x + 1
 
     stage1, stage2 = Stage("A", 2, [inc]), Stage("B", 2, [inc])  # stand-in
@@ -605,7 +607,7 @@ def test_guide_context_manager() -> None:
 def test_guide_error_handling_with_tracker(
     capsys: pytest.CaptureFixture[str], fast_retries: None
 ) -> None:
-    async def risky_task(x):  # type: ignore[no-untyped-def]  # stand-in: 3 and 5 always fail
+    async def risky_task(x: int) -> int:  # stand-in: 3 and 5 always fail
         if x in (3, 5):
             raise RuntimeError(f"cannot handle {x}")
         return x
@@ -643,7 +645,7 @@ def test_guide_error_handling_with_tracker(
 
 
 def test_guide_extracting_error_information(capsys: pytest.CaptureFixture[str]) -> None:
-    async def boom(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def boom(x: int) -> int:  # stand-in
         raise KeyError("missing")
 
     async def on_status_change(event):  # type: ignore[no-untyped-def]
@@ -657,7 +659,7 @@ def test_guide_extracting_error_information(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_guide_worker_level_tracking(capsys: pytest.CaptureFixture[str]) -> None:
-    async def ident(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def ident(x: str) -> str:  # stand-in
         return x
 
     stage = Stage("Work", 1, [ident])  # stand-in
@@ -790,10 +792,10 @@ def test_api_usage_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_api_get_worker_names() -> None:
-    async def fetch(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def fetch(x: int) -> int:  # stand-in
         return x
 
-    async def process(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def process(x: int) -> int:  # stand-in
         return x
 
     pipeline = Pipeline(
@@ -822,7 +824,7 @@ def test_api_run_with_displays(capsys: pytest.CaptureFixture[str]) -> None:
         def on_finish(self, results: Any, summary: Any) -> None:
             self.calls.append(f"finish {len(results)} {summary.total_failed}")
 
-    async def double(x):  # type: ignore[no-untyped-def]  # stand-in
+    async def double(x: int) -> int:  # stand-in
         return 2 * x
 
     pipeline = Pipeline([Stage("S", 2, [double])])  # stand-in

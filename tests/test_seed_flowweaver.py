@@ -3,6 +3,9 @@
 Names the seed leaves to the reader (``requests``, ``risky_operation`` …) are given small
 stand-ins here; the example code itself is the seed's, verbatim where it runs as written.
 """
+# The seed's "Data Pipeline" loops over a list of differently typed Tasks (mypy joins them to
+# `object`); an inline ignore would make the formatter re-wrap that verbatim call.
+# mypy: disable-error-code="arg-type, attr-defined"
 
 from __future__ import annotations
 
@@ -208,9 +211,12 @@ def test_data_pipeline_succeeds_with_the_file_present(
         with open(path) as f:
             return list(csv.DictReader(f))
 
+    def load(extract: list[dict[str, str]]) -> int:
+        rows.extend(extract)
+        return len(rows)
+
     workflow.add_task(Task(name="extract", fn=lambda: extract_csv("data.csv")))
-    workflow.add_task(Task(name="load", fn=lambda extract: rows.extend(extract) or len(rows),
-                           depends_on=["extract"]))  # fmt: skip
+    workflow.add_task(Task(name="load", fn=load, depends_on=["extract"]))
     SequentialExecutor().execute(workflow)
     assert workflow.get_task_result("load") == 2
 

@@ -30,7 +30,7 @@ from flowweaver import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from .conftest import FakeClock
 
@@ -113,7 +113,7 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
         store.close()  # idempotent
         with pytest.raises(StateAccessError) as info:
             store.get("ns", "k")
-        assert str(info.value) == f"state store {store.path!r} cannot be used: the store is closed"  # type: ignore[attr-defined]
+        assert str(info.value) == f"state store {store.path!r} cannot be used: the store is closed"
 
 
 @posix_only
@@ -131,7 +131,7 @@ def test_files_and_new_folders_are_owner_only(tmp_path: Path) -> None:
 
 
 def test_constructor_arguments_are_validated(tmp_path: Path) -> None:
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (lambda: SQLiteStore(tmp_path / "s.db", synchronous="sometimes"),
          "SQLiteStore: synchronous must be one of ['normal', 'full', 'extra'], got 'sometimes'"),
         (lambda: SQLiteStore(tmp_path / "s.db", timeout=-1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -131,12 +132,13 @@ def test_failed_add_leaves_the_workflow_unchanged() -> None:
     wf = Workflow("w")
     wf.add_task(t("a"))
     before = (names(wf.get_execution_plan()), wf.get_all_tasks(), wf.get_dependents("a"))
-    for bad in (
+    bad_adds: tuple[Callable[[], None], ...] = (
         lambda: wf.add_task(t("b"), depends_on=["a", "missing"]),
         lambda: wf.add_task(t("a")),
         lambda: wf.add_task(Task(name="c", fn=lambda x, y: x), depends_on=["a"]),
         lambda: wf.add_task(t("d"), depends_on=["a", "a"]),
-    ):
+    )
+    for bad in bad_adds:
         with pytest.raises(ValueError):
             bad()
         assert (
@@ -237,7 +239,8 @@ def test_every_cycle_closed_by_a_redefinition_is_reported(
     with pytest.raises((CycleError, DuplicateTaskError)) as info:
         wf.add_task(t(f"n{node}"), depends_on=[f"n{target}"])
     if node in reach:
-        cycle = info.value.cycle  # type: ignore[union-attr]
+        assert isinstance(info.value, CycleError)
+        cycle = info.value.cycle
         assert cycle[0] == cycle[-1] == f"n{node}"
         for later, earlier in itertools.pairwise(cycle[1:]):  # skip the new, closing edge
             assert earlier in wf.get_dependencies(later)  # each step is a real dependency
