@@ -128,8 +128,10 @@ def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], C
     clock = options.get("clock") or SystemClock()
     if not isinstance(clock, Clock):
         raise ConfigurationError(f"clock must implement Clock, got {clock!r}")
-    run_id = options.get("run_id") or uuid.uuid4().hex[:16]
-    if not isinstance(run_id, str):
+    run_id = options.get("run_id", None)
+    if run_id is None:
+        run_id = uuid.uuid4().hex[:16]
+    elif not isinstance(run_id, str) or not run_id:  # "" would silently be a fresh run
         raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
     if "store" in options or "on_changed" in options:
         check_state_options(options)

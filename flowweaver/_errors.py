@@ -91,7 +91,33 @@ _NO_ITEM: object = object()
 
 
 class FlowWeaverError(Exception):
-    """Root of every error flowweaver raises on purpose."""
+    """Root of every error flowweaver raises on purpose.
+
+    Every flowweaver error pickles with its message, its typed attributes and its
+    ``__cause__`` — errors travel from worker processes and Dask workers back to the run.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt without calling __init__, whose arguments differ per class: the message
+        # (args) and the typed attributes are what callers read.
+        state = dict(self.__dict__)
+        if isinstance(self, ImportError):  # name and path live outside __dict__
+            state.update(name=self.name, path=self.path)
+        return (_rebuild, (type(self), self.args, state, self.__cause__))
+
+
+def _rebuild(
+    cls: type[FlowWeaverError],
+    args: tuple[object, ...],
+    state: dict[str, object],
+    cause: BaseException | None,
+) -> FlowWeaverError:
+    error = cls.__new__(cls, *args)
+    BaseException.__init__(error, *args)  # OSError subclasses only set args in __init__
+    for name, value in state.items():
+        setattr(error, name, value)
+    error.__cause__ = cause
+    return error
 
 
 class DefinitionError(FlowWeaverError, ValueError):
@@ -118,9 +144,6 @@ class StageValidationError(ConfigurationError):
         super().__init__(message)
         self.stage = stage
         self.field = field
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (str(self), self.stage, self.field))
 
 
 class DuplicateTaskError(DefinitionError):
@@ -149,9 +172,6 @@ class TaskNameCollisionError(DuplicateTaskError):
         self.task_name = task_name
         self.workflow = workflow
         self.functions = (first, second)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.task_name, self.workflow, *self.functions))
 
 
 class UnknownDependencyError(DefinitionError):
@@ -217,9 +237,6 @@ class MissingDependencyError(FlowWeaverError, ImportError):
         self.feature = feature
         self.extra = extra
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.feature, self.extra, self.name))
-
 
 class ExecutionError(FlowWeaverError, RuntimeError):
     """Something failed while a run was in progress."""
@@ -236,10 +253,6 @@ class TaskTimeoutError(FlowWeaverError, TimeoutError):
         super().__init__(f"task {task_name!r} timed out after {timeout!r} s")
         self.task_name = task_name
         self.timeout = timeout
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # An async task times out inside a worker process and comes back pickled.
-        return (type(self), (self.task_name, self.timeout))
 
 
 class TaskFailedError(ExecutionError):
@@ -259,11 +272,6 @@ class TaskFailedError(ExecutionError):
         self.task_name = task_name
         self.attempts = attempts
         self.__cause__ = cause
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Keep the typed attributes when the error crosses a process boundary.
-        cause = self.__cause__ if self.__cause__ is not None else RuntimeError("unknown")
-        return (type(self), (self.task_name, self.attempts, cause))
 
 
 class WorkflowFailedError(ExceptionGroup[TaskFailedError], ExecutionError):
@@ -293,6 +301,9 @@ class WorkflowFailedError(ExceptionGroup[TaskFailedError], ExecutionError):
     def failures(self) -> tuple[TaskFailedError, ...]:
         # Only TaskFailedErrors are ever put in (derive() keeps the type), never nested groups.
         return self.exceptions  # type: ignore[return-value]
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow, list(self.failures)))
 
     def derive(self, excs: Sequence[TaskFailedError]) -> WorkflowFailedError:  # type: ignore[override]
         # ``except*`` splits a group through derive(); keep the type and the workflow name.
@@ -346,12 +357,6 @@ class TransferError(ExecutionError, pickle.PicklingError, TypeError):
         self.destination = destination
         self.hint = hint
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            type(self),
-            (self.task_name, self.detail, self.returning, self.destination, self.hint),
-        )
-
 
 class WorkerDiedError(ExecutionError):
     """The worker process running a task ended before the task did (killed, crashed, exited).
@@ -367,9 +372,6 @@ class WorkerDiedError(ExecutionError):
         )
         self.task_name = task_name
         self.exitcode = exitcode
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.task_name, self.exitcode))
 
 
 class StateError(FlowWeaverError):
@@ -540,9 +542,6 @@ class ItemMismatchError(StateMismatchError):
         self.workflow = pipeline
         self.run_id = run_id
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.item_id, self.pipeline, self.run_id))
-
 
 class ExecutorShutdownError(ExecutionError):
     """A call was submitted to an executor's pool after it was shut down."""
@@ -569,9 +568,6 @@ class ItemCancelledError(PipelineError):
         self.item_id = item_id
         self.stage = stage
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.item_id, self.stage))
-
 
 class ResultUnavailableError(ExecutionError):
     """A task completed, but its result, kept on a cluster, can no longer be fetched.
@@ -583,6 +579,3 @@ class ResultUnavailableError(ExecutionError):
         super().__init__(f"the result of task {task_name!r} cannot be fetched: {reason}")
         self.task_name = task_name
         self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.task_name, self.reason))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Self
 
 from ._pipeline import Pipeline
+from ._retry import check_count
 from ._stage import Stage
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ class PipelineBuilder:
         """Add a stage. ``retries`` (retries after the first attempt) sets ``task_attempts``;
         ``options`` are any other :class:`Stage` fields."""
         if retries is not None:
-            options["task_attempts"] = retries + 1 if isinstance(retries, int) else retries
+            # Checked as the caller wrote it, so a bad value is named as "retries".
+            options["task_attempts"] = check_count(f"stage {name!r}", "retries", retries) + 1
         fns = [tasks] if callable(tasks) else list(tasks)
         self._stages.append(Stage(name, workers, fns, **options))
         return self

@@ -21,7 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._calls import invoke
-from ._errors import TransferError, WorkerDiedError
+from ._errors import ExecutorShutdownError, TransferError, WorkerDiedError
 from ._task import Task
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class WorkerPool:
     def dispatch(self, call: Call) -> None:
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot schedule new calls after shutdown")
+                raise ExecutorShutdownError("cannot schedule new calls after shutdown")
             self._pending.append(call)
             try:
                 assigned = self._assign()

@@ -112,17 +112,85 @@ def test_except_star_splits_a_workflow_failure() -> None:
     assert caught[0].failures == (a,)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        TaskTimeoutError("slow", 0.5),
-        MissingDependencyError("DaskExecutor", "dask", "distributed"),
-        TransferError("load", "TypeError: cannot pickle 'lock'", destination="the cluster"),
-        ResultUnavailableError("load", "its Dask client is closed"),
-    ],
-)
-def test_errors_that_cross_processes_survive_pickling(error: FlowWeaverError) -> None:
-    # A worker process raises them, or they travel with a failed task's outcome.
+def _samples() -> list[FlowWeaverError]:
+    """One instance of every exported error class."""
+    import flowweaver as fw
+
+    cause = ValueError("root cause")
+    failed = fw.TaskFailedError("load", 3, cause)
+    return [
+        fw.FlowWeaverError("plain"),
+        fw.DefinitionError("bad definition"),
+        fw.ConfigurationError("bad argument"),
+        fw.StageValidationError("bad stage", "Fetch", "workers"),
+        fw.DuplicateTaskError("a", "w"),
+        fw.TaskNameCollisionError("a", "w", "mod.f", "mod.g"),
+        fw.UnknownDependencyError("a", "b", "w"),
+        fw.CycleError(["a", "b", "a"]),
+        fw.BindingError("a", "why"),
+        fw.UnknownTaskError("a", "w"),
+        fw.MissingDependencyError("DaskExecutor", "dask", "distributed"),
+        fw.ExecutionError("went wrong"),
+        fw.TaskTimeoutError("slow", 0.5),
+        failed,
+        fw.WorkflowFailedError("w", [failed]),
+        fw.EventLoopError("in a loop"),
+        fw.TransferError("load", "TypeError: cannot pickle 'lock'", destination="the cluster"),
+        fw.WorkerDiedError("load", -9),
+        fw.ResultUnavailableError("load", "its Dask client is closed"),
+        fw.ExecutorShutdownError("shut down"),
+        fw.PipelineError("misused"),
+        fw.ItemCancelledError(7, "Fetch"),
+        fw.StateError("state"),
+        fw.StateCorruptError("s.db", "truncated"),
+        fw.StateVersionError("s.db", 9, 1),
+        fw.StateLockedError("s.db", 5.0),
+        fw.StateAccessError("s.db", "read-only"),
+        fw.SerializationError("socket", "no JSON form", task_name="load"),
+        fw.StateMismatchError("load", "w", "r1"),
+        fw.ItemMismatchError(7, "p", "r1"),
+    ]
+
+
+def test_every_exported_error_has_a_pickling_sample() -> None:
+    import flowweaver as fw
+
+    exported = {
+        getattr(fw, name)
+        for name in fw.__all__
+        if isinstance(getattr(fw, name), type) and issubclass(getattr(fw, name), FlowWeaverError)
+    }
+    assert exported == {type(error) for error in _samples()}
+
+
+@pytest.mark.parametrize("error", _samples(), ids=lambda e: type(e).__name__)
+def test_every_error_survives_pickling(error: FlowWeaverError) -> None:
+    # Worker processes and Dask workers raise them; they come back to the run pickled.
+    error.__cause__ = error.__cause__ or KeyError("cause")
     copy = pickle.loads(pickle.dumps(error))
     assert (type(copy), str(copy)) == (type(error), str(error))
     assert vars(copy) == vars(error)
+    assert repr(copy.__cause__) == repr(error.__cause__)
+
+
+def test_a_bad_retries_count_is_named_as_the_caller_wrote_it() -> None:
+    import asyncio
+
+    from flowweaver import ConfigurationError, Pipeline
+
+    async def fetch(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigurationError) as info:
+        asyncio.run(Pipeline.quick([1], fetch, retries=-1))
+    assert str(info.value) == "stage 'fetch': retries must be an int >= 0, got -1"
+
+
+def test_an_empty_run_id_is_refused_rather_than_replaced() -> None:
+    from flowweaver import ConfigurationError, Task, Workflow
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="a", fn=lambda: 1))
+    with pytest.raises(ConfigurationError) as info:
+        wf.execute(run_id="")
+    assert str(info.value) == "run_id must be a non-empty str, got ''"
