@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from ._engine import Call, Engine, check_state_options
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
-from ._run import Remote
+from ._run import Remote, fetched
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
 from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_namespace
@@ -277,7 +277,8 @@ class DurableEngine(Engine):
         if known is not None:
             return known
         try:
-            text = self._serializer.dumps(self.results[j])
+            (value,) = fetched((self.results[j],))  # a result kept on a cluster: its value
+            text = self._serializer.dumps(value)
         except SerializationError as error:
             raise error.for_task(self.tasks[j].name) from None
         known = self._digests[j] = digest(text)
@@ -319,7 +320,10 @@ class DurableEngine(Engine):
         return f"{task.name}:{hasher.hexdigest()}"
 
     def _arguments(self, i: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The arguments task ``i`` is called with (the binding rule, as in ``begin``)."""
+        """The values task ``i`` is called with (the binding rule, as in ``begin``), fetched
+        from the cluster when they are kept there: a ``cache_key`` reads values, not handles."""
         results, deps, spec = self.results, self.deps[i], self.specs[i]
-        args = tuple([results[deps[k]] for k in spec.positional])
-        return args, {name: results[deps[k]] for name, k in spec.keywords}
+        args = fetched(tuple([results[deps[k]] for k in spec.positional]))
+        names = [name for name, _ in spec.keywords]
+        values = fetched(tuple([results[deps[k]] for _, k in spec.keywords]))
+        return args, dict(zip(names, values, strict=True))

@@ -53,6 +53,23 @@ def test_a_cached_result_is_reused_across_runs(executor: Any) -> None:
     assert second.attempts("fetch") == 0
 
 
+def test_a_cache_reads_values_even_where_results_stay_remote(executor: Any) -> None:
+    # On Dask, results stay on the cluster as handles; the cache (here without a store, so
+    # nothing was committed) and cache_key must see the values.
+    calls, seen = Recorder(), Recorder()
+
+    def key(n: int) -> str:
+        seen(type(n).__name__)
+        return f"n={n}"
+
+    wf = fetch_workflow(calls)
+    keyed = fetch_workflow(calls, cache_key=key)
+    for workflow in (wf, wf, keyed, keyed):
+        assert run(executor, workflow).results == {"n": 3, "fetch": [0, 1, 2]}
+    assert calls.items == ["fetch", "fetch"]  # the second run of each workflow hit the cache
+    assert seen.items == ["int", "int"]
+
+
 def test_other_inputs_or_other_code_miss() -> None:
     store, calls = MemoryStore(), Recorder()
     fetch_workflow(calls, upstream=3).execute(store=store)
