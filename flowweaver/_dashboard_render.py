@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -59,7 +59,6 @@ STYLES = {
     "strong": "bold",
 }
 
-_RICH_EXTRA = "pip install 'flowweaver[rich]'"
 
 logger = logging.getLogger("flowweaver.pipeline")
 
@@ -115,7 +114,9 @@ def resolve_rich(use_rich: bool | None) -> bool:
     """Whether to draw with ``rich``: ``None`` means "if it is installed".
 
     Raises:
-        ConfigurationError: ``use_rich=True`` and ``rich`` cannot be imported.
+        ConfigurationError: ``use_rich`` is not a bool or None.
+        MissingDependencyError: ``use_rich=True`` and ``rich`` cannot be imported (the
+            ``rich`` extra), as for every optional extra a caller explicitly asks for.
     """
     if use_rich is not None and not isinstance(use_rich, bool):
         raise ConfigurationError(f"use_rich must be True, False or None, got {use_rich!r}")
@@ -125,9 +126,7 @@ def resolve_rich(use_rich: bool | None) -> bool:
         import rich  # noqa: F401  # the optional extra: imported only when a dashboard asks
     except ImportError:
         if use_rich:
-            raise ConfigurationError(
-                f"use_rich=True but rich is not installed ({_RICH_EXTRA})"
-            ) from None
+            raise MissingDependencyError("a dashboard with use_rich=True", "rich", "rich") from None
         return False
     return True
 

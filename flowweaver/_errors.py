@@ -39,7 +39,11 @@ The hierarchy::
                                              input changed (strict resume of a pipeline)
 
 Definition errors subclass ``ValueError`` and run failures ``RuntimeError`` so code written
-against the seeds (``except ValueError`` / ``except RuntimeError``) keeps working. Details live in
+against the seeds (``except ValueError`` / ``except RuntimeError``) keeps working. An optional
+extra that a caller explicitly asks for and that is not installed (``DaskExecutor``, a
+dashboard with ``use_rich=True``) raises :class:`MissingDependencyError`, an ``ImportError``;
+the one exception, as specified, is ``AsyncExecutor(use_uvloop=True)``, which logs a warning
+and runs on asyncio. Details live in
 typed attributes, never only in ``args``; messages are lowercase and quote the offending value
 with ``repr``.
 """

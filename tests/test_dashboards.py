@@ -26,6 +26,7 @@ from flowweaver import (
     ErrorSummary,
     FailedItem,
     FullDashboard,
+    MissingDependencyError,
     Pipeline,
     PipelineStats,
     Stage,
@@ -485,10 +486,10 @@ def test_dashboard_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         DetailedDashboard(use_rich="yes")  # type: ignore[arg-type]
     assert str(info.value) == "use_rich must be True, False or None, got 'yes'"
     monkeypatch.setitem(sys.modules, "rich", None)
-    with pytest.raises(ConfigurationError) as info:
+    with pytest.raises(MissingDependencyError) as missing:  # an ImportError, like every extra
         CompactDashboard(use_rich=True)
-    assert str(info.value) == (
-        "use_rich=True but rich is not installed (pip install 'flowweaver[rich]')"
+    assert str(missing.value) == (
+        "a dashboard with use_rich=True needs the 'rich' extra: pip install 'flowweaver[rich]'"
     )
     assert CompactDashboard().use_rich is False  # by default: plain text without rich
 
