@@ -37,8 +37,9 @@ _ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING
 class FailurePolicy(StrEnum):
     """What a run does once a task has failed for good.
 
-    ``FAIL_FAST`` (the default): start nothing new, let running sync calls finish and cancel
-    running async ones, end every task that never started ``cancelled`` (``upstream_failed``
+    ``FAIL_FAST`` (the default): start nothing new, let running calls finish — except
+    coroutines on :class:`AsyncExecutor`'s event loop, which are cancelled — end every task
+    that never started ``cancelled`` (``upstream_failed``
     if it needed the failed task), then raise. ``CONTINUE``: independent branches run to the
     end; only the failed task's dependants are left out (``upstream_failed``); the run raises
     at the end with every failure.
