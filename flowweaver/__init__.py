@@ -25,7 +25,6 @@ from ._dashboards import DetailedDashboard as DetailedDashboard
 from ._dashboards import FullDashboard as FullDashboard
 from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
-from ._engine import RunOptions as RunOptions
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import CycleError as CycleError
@@ -66,6 +65,7 @@ from ._flow import Flow as Flow
 from ._json_store import JSONFileStore as JSONFileStore
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
+from ._options import RunOptions as RunOptions
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline_builder import PipelineBuilder as PipelineBuilder
 from ._pipeline_types import DashboardSnapshot as DashboardSnapshot

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
     from types import TracebackType
 
-    from ._engine import RunOptions
+    from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
 

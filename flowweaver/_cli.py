@@ -30,7 +30,7 @@ from ._workflow import Workflow
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._engine import RunOptions
+    from ._options import RunOptions
     from ._run import WorkflowRun
 
 __all__ = ["main"]

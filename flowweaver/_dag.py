@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from contextvars import Token
     from types import TracebackType
 
-    from ._engine import RunOptions
     from ._executors import ExecutorLike, WorkflowRunner
+    from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
 

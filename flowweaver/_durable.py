@@ -49,9 +49,10 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._engine import Call, Engine, check_state_options
+from ._engine import Call, Engine
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
+from ._options import check_state_options
 from ._run import Remote, fetched
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
@@ -60,7 +61,7 @@ from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_na
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ._engine import RunOptions
+    from ._options import RunOptions
     from ._run import WorkflowRun
     from ._task import Task
     from ._workflow import Workflow

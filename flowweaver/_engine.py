@@ -36,27 +36,25 @@ truthiness test each).
 from __future__ import annotations
 
 import logging
-import uuid
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from ._binding import NO_ARGS, params_of
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, call_safely
-from ._progress import ProgressMonitor
-from ._retry import Clock, SystemClock
+from ._options import check_options
 from ._run import WorkflowRun, fetched
-from ._status import ChangePolicy, FailurePolicy, TaskStatus
-from ._store import StateStore
+from ._status import FailurePolicy, TaskStatus
 
 if TYPE_CHECKING:
+    from ._options import RunOptions
     from ._task import Task
     from ._workflow import Workflow
 
-__all__ = ["Call", "Engine", "RunOptions", "check_state_options"]
+__all__ = ["Call", "Engine"]
 
 logger = logging.getLogger("flowweaver.engine")
 
@@ -73,87 +71,8 @@ _CANCELLED = TaskStatus.CANCELLED
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None]
 
 
-class RunOptions(TypedDict, total=False):
-    """Options every ``execute`` / ``execute_async`` accepts as keyword arguments.
-
-    Attributes:
-        failure_policy: ``FailurePolicy.FAIL_FAST`` (default) or ``CONTINUE`` (or their string
-            values ``"fail_fast"`` / ``"continue"``).
-        monitors: :class:`Monitor` objects that watch the run.
-        clock: Where retry back-off waits come from (default: the system clock).
-        run_id: An identity for the run (default: a random hex string). With a ``store``,
-            running again with the same run id resumes the run.
-        progress: Show a progress line on standard error (one self-updating line on a
-            terminal, periodic plain lines otherwise).
-        store: A :class:`StateStore` that makes the run durable: each task's result is
-            committed as it completes, and a run with the same workflow name and ``run_id``
-            reuses committed results instead of running those tasks again. It also holds
-            the cache of ``Task(cache=True)``.
-        on_changed: What resuming does with a committed task whose code or inputs changed:
-            ``"rerun"`` (default) or ``"error"`` (see :class:`ChangePolicy`).
-    """
-
-    failure_policy: FailurePolicy | str
-    monitors: Sequence[Monitor]
-    clock: Clock
-    run_id: str
-    progress: bool
-    store: StateStore
-    on_changed: ChangePolicy | str
-
-
-_OPTION_NAMES = frozenset(RunOptions.__annotations__)
-
-
-def _check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Clock, str]:
-    unknown = set(options) - _OPTION_NAMES
-    if unknown:
-        raise ConfigurationError(
-            f"unknown run option(s) {sorted(unknown)!r}; expected some of {sorted(_OPTION_NAMES)!r}"
-        )
-    raw_policy = options.get("failure_policy", FailurePolicy.FAIL_FAST)
-    try:
-        policy = FailurePolicy(raw_policy)
-    except ValueError:
-        raise ConfigurationError(
-            f"failure_policy must be one of {[p.value for p in FailurePolicy]!r}, "
-            f"got {raw_policy!r}"
-        ) from None
-    monitors = list(options.get("monitors", ()))
-    for m in monitors:
-        if not isinstance(m, Monitor):
-            raise ConfigurationError(f"monitors must implement Monitor, got {m!r}")
-    if options.get("progress"):
-        monitors.append(ProgressMonitor())
-    clock = options.get("clock") or SystemClock()
-    if not isinstance(clock, Clock):
-        raise ConfigurationError(f"clock must implement Clock, got {clock!r}")
-    run_id = options.get("run_id", None)
-    if run_id is None:
-        run_id = uuid.uuid4().hex[:16]
-    elif not isinstance(run_id, str) or not run_id:  # "" would silently be a fresh run
-        raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
-    if "store" in options or "on_changed" in options:
-        check_state_options(options)
-    return policy, monitors, clock, run_id
-
-
 def _nothing() -> None:
     return None
-
-
-def check_state_options(options: RunOptions) -> tuple[StateStore | None, ChangePolicy]:
-    """Validate ``store`` and ``on_changed``."""
-    store = options.get("store")
-    if store is not None and not isinstance(store, StateStore):
-        raise ConfigurationError(f"store must implement StateStore, got {store!r}")
-    raw = options.get("on_changed", ChangePolicy.RERUN)
-    try:
-        return store, ChangePolicy(raw)
-    except ValueError:
-        raise ConfigurationError(
-            f"on_changed must be one of {[p.value for p in ChangePolicy]!r}, got {raw!r}"
-        ) from None
 
 
 def _is_cached(task: Task[..., Any]) -> bool:
@@ -214,7 +133,7 @@ class Engine:
         return object.__new__(cls)
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
-        self.policy, self.monitors, self.clock, run_id = _check_options(options)
+        self.policy, self.monitors, self.clock, run_id = check_options(options)
         self._awaiter: Callable[[Awaitable[object]], object] = _refuse_awaitable
         self._wake: Callable[[], object] = _nothing
         n = len(workflow._tasks)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from ._engine import RunOptions
+    from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
 

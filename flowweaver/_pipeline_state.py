@@ -43,9 +43,9 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING
 
-from ._engine import check_state_options
 from ._errors import ConfigurationError, ItemMismatchError, SerializationError
 from ._fingerprint import code_fingerprint
+from ._options import check_state_options
 from ._pipeline_types import EMPTY, PipelineResult
 from ._serialize import JSONSerializer, type_name
 from ._status import ChangePolicy
@@ -54,7 +54,7 @@ from ._store import StateEntry, StateStore, pipeline_namespace
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._engine import RunOptions
+    from ._options import RunOptions
     from ._stage import Stage
     from ._stage_run import Item
 

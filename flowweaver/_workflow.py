@@ -36,8 +36,8 @@ from ._status import TaskStatus
 from ._task import Task
 
 if TYPE_CHECKING:
-    from ._engine import RunOptions
     from ._executors import ExecutorLike
+    from ._options import RunOptions
     from ._run import WorkflowRun
 
 __all__ = ["Workflow"]
