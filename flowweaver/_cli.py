@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _scope
-from ._dag import DAG, AuthoredGraph, resolve_executor
+from ._dag import DAG, EXECUTOR_NAMES, AuthoredGraph, resolve_executor
 from ._errors import FlowWeaverError, WorkflowFailedError
 from ._logging import LogLevel, configure_logging
 from ._state_manager import _open_store
-from ._status import TaskStatus
+from ._status import FailurePolicy, TaskStatus
 from ._workflow import Workflow
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from ._run import WorkflowRun
 
 __all__ = ["main"]
-
-_EXECUTORS = ("sequential", "thread", "async", "process")
 
 
 class UsageError(Exception):
@@ -61,10 +59,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a workflow and print a summary")
     run.add_argument("target", metavar="FILE[:NAME]")
-    run.add_argument("--executor", choices=_EXECUTORS, default="thread")
+    run.add_argument("--executor", choices=EXECUTOR_NAMES, default="thread")
     run.add_argument("--workers", type=_positive, metavar="N", help="worker threads/processes")
     run.add_argument("--progress", action="store_true", help="show a progress line")
-    run.add_argument("--failure-policy", choices=("fail_fast", "continue"), default="fail_fast")
+    run.add_argument(
+        "--failure-policy", choices=[p.value for p in FailurePolicy], default="fail_fast"
+    )
     run.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _text(label: str, workflow: Workflow) -> str:
     from ._export import to_text
 
-    return to_text(label, workflow._names, workflow._deps).rstrip("\n")
+    return to_text(label, workflow._names, workflow._deps, workflow._levels).rstrip("\n")
 
 
 def _run(workflow: Workflow, args: argparse.Namespace) -> int:

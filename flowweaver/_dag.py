@@ -183,7 +183,9 @@ class AuthoredGraph:
     def to_text(self) -> str:
         """One line per task in execution order: ``[layer] name <- dependencies``."""
         workflow = self.to_workflow()
-        return _export.to_text(f"{self._kind} {self.name!r}", workflow._names, workflow._deps)
+        return _export.to_text(
+            f"{self._kind} {self.name!r}", workflow._names, workflow._deps, workflow._levels
+        )
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart of the tasks and their dependencies."""

@@ -271,6 +271,14 @@ class PoolExecutor(BaseExecutor):
     """
 
     def __init__(self, executor: Executor | cf.Executor, max_workers: int | None = None) -> None:
+        from ._async import AsyncExecutor  # its submit is the async pool's: not a Future
+
+        given: object = executor  # typed callers cannot pass one; untyped ones can
+        if isinstance(given, AsyncExecutor):
+            raise ConfigurationError(
+                f"PoolExecutor cannot wrap {executor!r}: its submit() returns an awaitable "
+                "future; run workflows on it directly (it is an executor)"
+            )
         if not callable(getattr(executor, "submit", None)):
             raise ConfigurationError(
                 f"PoolExecutor needs an object with submit(), got {executor!r}"

@@ -53,13 +53,6 @@ def node_ids(names: Sequence[str]) -> list[str]:
     return ids
 
 
-def _levels(deps: Sequence[Sequence[int]]) -> list[int]:
-    levels: list[int] = []
-    for ds in deps:
-        levels.append(1 + max((levels[d] for d in ds), default=-1))
-    return levels
-
-
 _MERMAID_ENTITIES = {
     "#": "#35;",
     '"': "#quot;",
@@ -142,19 +135,22 @@ def _text_name(name: str) -> str:
     return name if plain else repr(name)
 
 
-def to_text(title: str, names: Sequence[str], deps: Sequence[Sequence[int]]) -> str:
+def to_text(
+    title: str, names: Sequence[str], deps: Sequence[Sequence[int]], levels: Sequence[int]
+) -> str:
     """A plain-text listing: one line per task in execution order, ``[layer] name <- deps``.
 
-    The layer is the task's Kahn layer (0 for tasks without dependencies).
+    ``levels`` are the tasks' Kahn layers (0 for tasks without dependencies), as the
+    workflow computed them when the tasks were added.
 
     Example:
-        >>> print(to_text("dag 'etl'", ["extract", "clean", "load"], [[], [0], [0, 1]]), end="")
+        >>> names, deps = ["extract", "clean", "load"], [[], [0], [0, 1]]
+        >>> print(to_text("dag 'etl'", names, deps, [0, 1, 2]), end="")
         dag 'etl': 3 tasks in 3 layers
           [0] extract
           [1] clean <- extract
           [2] load <- extract, clean
     """
-    levels = _levels(deps)
     n_layers = max(levels, default=-1) + 1
     task_word = "task" if len(names) == 1 else "tasks"
     layer_word = "layer" if n_layers == 1 else "layers"

@@ -70,10 +70,6 @@ class TaskGraph:
         """The task of that name, or None."""
         return self._by_name.get(name)
 
-    def upstream(self, task: Task[..., Any]) -> list[Task[..., Any]]:
-        """The tasks ``task`` depends on, in declared order (a copy)."""
-        return list(self._ups[task])
-
     def add_task(self, task: object) -> None:
         """Add ``task`` (once; adding the same object again changes nothing).
 

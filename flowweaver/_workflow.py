@@ -261,7 +261,7 @@ class Workflow:
 
     def to_text(self) -> str:
         """A plain-text listing: ``[layer] name <- dependencies``, one task per line."""
-        return _export.to_text(f"workflow {self.name!r}", self._names, self._deps)
+        return _export.to_text(f"workflow {self.name!r}", self._names, self._deps, self._levels)
 
     # -- reading the latest run --------------------------------------------------------------
 

@@ -194,3 +194,14 @@ def test_an_empty_run_id_is_refused_rather_than_replaced() -> None:
     with pytest.raises(ConfigurationError) as info:
         wf.execute(run_id="")
     assert str(info.value) == "run_id must be a non-empty str, got ''"
+
+
+def test_pool_executor_refuses_the_async_pool() -> None:
+    from flowweaver import AsyncExecutor, ConfigurationError, PoolExecutor
+
+    with pytest.raises(ConfigurationError) as info:
+        PoolExecutor(AsyncExecutor())  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "PoolExecutor cannot wrap AsyncExecutor(use_uvloop=False, max_workers=None): its "
+        "submit() returns an awaitable future; run workflows on it directly (it is an executor)"
+    )

@@ -70,7 +70,7 @@ def test_names_are_escaped_in_every_format() -> None:
         '    a_b_c_d_ [label="a#b<c>&d`"];',
         '    back_slash [label="back\\\\slash"];',
     ]
-    assert to_text("t", AWKWARD, deps).splitlines()[1:] == [
+    assert to_text("t", AWKWARD, deps, range(len(AWKWARD))).splitlines()[1:] == [
         "  [0] 'say \"hi\"'",
         "  [1] 'two words' <- 'say \"hi\"'",
         "  [2] 'list[0]' <- 'two words'",
