@@ -217,12 +217,6 @@ class DurableEngine(Engine):
             logger.debug("task %r: reused its stored result", task.name, extra={"task": task.name})
         self._release(i)
 
-    def _refuse(self, i: int, error: BaseException) -> None:
-        """Fail ``i`` for good before it ran (no retry: retrying cannot fix state trouble)."""
-        self.errors[i] = error
-        self.attempts[i] = 1
-        self._fail_for_good(i, error)
-
     # -- commit ------------------------------------------------------------------------------
 
     def _commit(self, i: int, value: object) -> BaseException | None:

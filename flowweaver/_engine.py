@@ -343,14 +343,19 @@ class Engine:
                     f"task {task.name!r}: when= must be a sync predicate; it returned {verdict!r}"
                 )
         except Exception as error:
-            self.errors[i] = error
-            self.attempts[i] = 1
-            self._fail_for_good(i, error)
+            self._refuse(i, error)
             return True
         if verdict:
             return False
         self._skip(i)
         return True
+
+    def _refuse(self, i: int, error: BaseException) -> None:
+        """Fail ``i`` for good before it ran: its first attempt is the failure, never retried
+        (a failing ``when=`` predicate, or state that cannot be read or written)."""
+        self.errors[i] = error
+        self.attempts[i] = 1
+        self._fail_for_good(i, error)
 
     def _skip(self, i: int) -> None:
         self._settle(i, _SKIPPED)
