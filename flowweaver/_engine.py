@@ -141,7 +141,7 @@ class Engine:
         # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
         self.tasks: list[Task[..., Any]] = workflow._tasks
         self.deps = workflow._deps
-        self.children = workflow._children
+        self.children = workflow._successors()
         self.specs = workflow._specs
         run = WorkflowRun(workflow.name, run_id, workflow._names, workflow._index)
         self.run = run

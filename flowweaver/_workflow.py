@@ -12,7 +12,10 @@ Design notes:
   insertion order inside a layer, so plans are stable and deterministic. Layers are for display
   and for the seed API: execution never waits for a layer (see ``_engine``).
 * The graph is stored as append-only lists indexed by task position. A run snapshots only the
-  length, so a task added while a run is in progress is simply not part of that run.
+  length, so a task added while a run is in progress is simply not part of that run. The
+  reverse index (each task's dependants) is built on first use — a run, ``get_dependents`` —
+  in one O(tasks + edges) pass and kept up to date after: building and planning a large
+  workflow do not pay for it.
 * Run state belongs to runs (:class:`WorkflowRun`); the workflow remembers its latest run for
   the seed's ``get_task_status`` / ``get_task_result`` / ``get_workflow_stats``.
 """
@@ -83,7 +86,10 @@ class Workflow:
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._deps: list[tuple[int, ...]] = []
-        self._children: list[list[int]] = []
+        # Dependants of each task: built on first use (a run, get_dependents), then kept up to
+        # date. Planning needs only dependencies; building a big workflow should not pay for
+        # a second index it may never use before its first run.
+        self._children: list[list[int]] | None = None
         self._indegree: list[int] = []
         self._levels: list[int] = []
         self._sources: list[int] = []
@@ -161,15 +167,28 @@ class Workflow:
         self._names.append(name)
         index[name] = i
         children = self._children
-        for d in dep_ids:
-            children[d].append(i)
-        children.append([])
+        if children is not None:
+            for d in dep_ids:
+                children[d].append(i)
+            children.append([])
         self._deps.append(tuple(dep_ids))
         self._indegree.append(len(dep_ids))
         levels.append(level)
         if not dep_ids:
             self._sources.append(i)
         self._specs.append(spec)
+
+    def _successors(self) -> list[list[int]]:
+        """Each task's dependants (positions), built once in O(tasks + edges), then kept up to
+        date by :meth:`add_task`."""
+        children = self._children
+        if children is None:
+            children = [[] for _ in self._tasks]
+            for i, deps in enumerate(self._deps):
+                for d in deps:
+                    children[d].append(i)
+            self._children = children
+        return children
 
     def _bad_dependency(self, name: str, dep: object) -> DefinitionError:
         if dep == name:
@@ -243,7 +262,7 @@ class Workflow:
         i = self._index.get(task_name)
         if i is None:
             raise UnknownTaskError(task_name, self.name)
-        return [self._names[c] for c in self._children[i]]
+        return [self._names[c] for c in self._successors()[i]]
 
     def get_all_tasks(self) -> dict[str, Task[..., Any]]:
         """``{name: task}`` in insertion order (a copy)."""
