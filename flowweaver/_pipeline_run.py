@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
-from ._events import call_safely
+from ._events import await_safely, call_safely
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
 from ._stage_run import Item, StageRun
 from ._tracker import CODE
@@ -339,26 +339,15 @@ class PipelineRun:
         if not ok or (
             value is not None
             and hasattr(value, "__await__")
-            and not await self._await_safely(value, what, hook, owner)
+            and not await await_safely(value, what, hook, owner)
         ):
             self._muted.add(key)
 
     async def settle(self, pending: Awaitable[object], hook: str) -> None:
         """Await a tracker callback's awaitable; if it raises, disable that callback."""
-        if not await self._await_safely(pending, "status tracker callback %s", hook):
+        if not await await_safely(pending, "status tracker callback %s", hook):
             assert self.tracker is not None
             self.tracker._mute(hook)
-
-    async def _await_safely(self, pending: Awaitable[object], what: str, *args: object) -> bool:
-        try:
-            await pending
-        except (Exception, asyncio.CancelledError):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            logger.exception(what + " raised; it is disabled for the rest of this run", *args)
-            return False
-        return True
 
     # -- where sync tasks run --------------------------------------------------------------
 
