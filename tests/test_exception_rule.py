@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from flowweaver import (
+    AsyncExecutor,
+    ConfigurationError,
     Monitor,
     Pipeline,
     Stage,
@@ -136,3 +139,96 @@ def test_await_safely_lets_its_own_cancellation_through() -> None:
 
     run(main())
     assert disabled == []  # being cancelled is not the observer's failure
+
+
+# -- the AsyncExecutor pool ----------------------------------------------------------------------
+
+
+def test_a_base_exception_from_a_pool_call_settles_its_future() -> None:
+    async def main() -> None:
+        async with AsyncExecutor(max_workers=2) as executor:
+            for fn in (abort_sync, abort_async):
+                future = executor.submit(fn, 0)
+                with pytest.raises(Abort, match="abort 0"):
+                    await future
+                assert isinstance(future.exception(), Abort) and not future.cancelled()
+            with pytest.raises(Abort, match="abort 0"):
+                async for _ in executor.map(abort_sync, [1, 0, 2]):
+                    pass
+
+    run(main())
+
+
+def test_a_pool_calls_own_cancelled_error_is_its_failure() -> None:
+    async def cancels() -> None:
+        raise asyncio.CancelledError  # not a cancellation of the call
+
+    async def main() -> None:
+        async with AsyncExecutor() as executor:
+            future = executor.submit(cancels)
+            with pytest.raises(asyncio.CancelledError):
+                await future
+            assert not future.cancelled()
+            assert isinstance(future.exception(), asyncio.CancelledError)
+
+    run(main())
+
+
+def test_an_interrupt_from_a_pool_call_propagates_and_cancels_its_future() -> None:
+    futures: list[Any] = []
+    release = threading.Event()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    async def main() -> None:
+        executor = AsyncExecutor()
+        futures.append(executor.submit(interrupt))
+        await asyncio.sleep(WAIT)  # the interrupt ends the loop long before
+        release.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(main())
+    assert not release.is_set()
+    assert futures[0].cancelled()
+
+
+def test_a_raising_done_callback_is_logged_not_handed_to_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[object] = []
+    seen: list[object] = []
+
+    def broken(future: Any) -> None:
+        raise Abort("callback")
+
+    async def main() -> int:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: handled.append(1))
+        async with AsyncExecutor() as executor:
+            future = executor.submit(abort_async, 5)
+            future.add_done_callback(broken)
+            future.add_done_callback(seen.append)
+            value: int = await future
+            await asyncio.sleep(0)  # done callbacks run one loop iteration later
+            return value
+
+    with caplog.at_level(logging.ERROR, logger="flowweaver"):
+        assert run(main()) == 5
+    assert handled == []
+    assert len(seen) == 1
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"done callback {broken!r} of <AsyncFuture #0 done>")
+
+
+def test_the_pool_refuses_what_is_not_a_callable_or_a_future() -> None:
+    async def main() -> None:
+        async with AsyncExecutor() as executor:
+            with pytest.raises(ConfigurationError) as not_callable:
+                executor.submit(42)  # type: ignore[call-overload]
+            with pytest.raises(ConfigurationError) as not_future:
+                async for _ in executor.as_completed([42]):  # type: ignore[list-item]
+                    pass
+        assert str(not_callable.value) == "submit() needs a callable, got 42"
+        assert str(not_future.value) == "as_completed() needs AsyncFutures, got 42"
+
+    run(main())
