@@ -17,11 +17,13 @@ import pytest
 from flowweaver import (
     AsyncExecutor,
     ConfigurationError,
+    ItemCancelledError,
     Monitor,
     Pipeline,
     Stage,
     StatusTracker,
     Task,
+    ThreadedExecutor,
     Workflow,
 )
 
@@ -43,6 +45,54 @@ def abort_sync(x: int) -> int:
 
 async def abort_async(x: int) -> int:
     return abort_sync(x)
+
+
+# -- pipeline tasks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "executor"),
+    [
+        (abort_async, None),
+        (abort_sync, None),  # the pipeline's own threads
+        (abort_sync, "threaded"),  # a given executor
+    ],
+    ids=["async", "sync", "sync-on-executor"],
+)
+def test_a_base_exception_from_a_task_fails_only_that_item(task: Any, executor: Any) -> None:
+    threads = ThreadedExecutor(2) if executor else None
+    pipeline = Pipeline([Stage("S", 2, [task], task_attempts=2)], executor=threads)
+    try:
+        results = run(pipeline.run([0, 1, 2]))
+    finally:
+        if threads is not None:
+            threads.shutdown()
+    assert [r.value for r in results] == [1, 2]
+    (failure,) = pipeline.get_error_summary().failed_items
+    # A failure, not retried: the default retry_on is (Exception,), as for workflow tasks.
+    assert (failure.item_id, failure.attempts, repr(failure.error)) == (0, 1, "Abort('abort 0')")
+
+
+def test_a_tasks_own_cancelled_error_fails_only_that_item() -> None:
+    async def cancels(x: int) -> int:
+        raise asyncio.CancelledError  # not a cancellation of the worker
+
+    pipeline = Pipeline([Stage("S", 1, [cancels, lambda x: x], task_attempts=1)])
+    assert run(pipeline.run([1])) == []
+    (failure,) = pipeline.get_error_summary().failed_items
+    assert isinstance(failure.error, asyncio.CancelledError)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_from_a_task_stops_the_pipeline(interrupt: type[BaseException]) -> None:
+    async def stop(x: int) -> int:
+        raise interrupt
+
+    pipeline = Pipeline([Stage("S", 1, [stop])])
+    with pytest.raises(interrupt):
+        asyncio.run(pipeline.run([1]))
+    (failure,) = pipeline.get_error_summary().failed_items  # the item still ended, once
+    assert isinstance(failure.error, ItemCancelledError)
 
 
 # -- observers ---------------------------------------------------------------------------------
