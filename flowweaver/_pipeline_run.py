@@ -18,14 +18,13 @@ Design:
   then fails every item still inside — in a worker's slot, a channel or a timer — with
   :class:`ItemCancelledError`. Closing the channels also wakes feeders waiting on a full queue:
   nothing waits forever.
-* Sync tasks go through the executor's ``submit``; a ``concurrent.futures.Future`` is awaited with
-  ``asyncio.wrap_future`` (one already finished — the sequential executor — is read directly).
+* Sync tasks go through the run's ``sync_calls`` (``_offload``): flowweaver's daemon threads by
+  default, made for the run and closed with it, or the user's executor through its ``submit``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 import logging
 from collections.abc import AsyncIterable, Callable, Iterable
 from time import time
@@ -41,6 +40,7 @@ from ._tracker import CODE
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
+    from ._offload import SyncCalls
     from ._pipeline_state import Checkpoint
     from ._retry import Clock
     from ._stage import Stage
@@ -73,8 +73,7 @@ class PipelineRun:
         *,
         tracker: StatusTracker | None,
         clock: Clock,
-        submit: Callable[..., object] | None,
-        release: Callable[[], None] | None,
+        sync_calls: SyncCalls | None,
         collect: bool,
         outbox: Channel[PipelineResult] | None,
         checkpoint: Checkpoint | None = None,
@@ -82,8 +81,7 @@ class PipelineRun:
         self.tracker = tracker
         self.checkpoint = checkpoint
         self.clock = clock
-        self._submit = submit
-        self._release = release  # shuts down an executor this run created
+        self.sync_calls = sync_calls  # where sync tasks run; closed when the run finishes
         self.task_hooks = tracker is not None and any(
             getattr(tracker, hook) is not None for hook in _TASK_HOOKS
         )
@@ -349,21 +347,6 @@ class PipelineRun:
             assert self.tracker is not None
             self.tracker._mute(hook)
 
-    # -- where sync tasks run --------------------------------------------------------------
-
-    async def offload(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
-    ) -> Any:
-        """Run a sync task on the executor and wait for it without blocking the loop."""
-        submit = self._submit
-        assert submit is not None  # the pipeline provides one whenever a stage has a sync task
-        future = submit(fn, *args, **kwargs) if kwargs else submit(fn, *args)
-        if isinstance(future, cf.Future):
-            if future.done():
-                return future.result()
-            return await asyncio.wrap_future(future)
-        return await future  # type: ignore[misc]  # an awaitable future (AsyncExecutor's)
-
     # -- the end -------------------------------------------------------------------------------
 
     async def join(self) -> None:
@@ -444,8 +427,8 @@ class PipelineRun:
             self.outbox.close()
         if self.results is not None:
             self.results.sort(key=_seq)
-        if self._release is not None:
-            self._release()
+        if self.sync_calls is not None:
+            self.sync_calls.close()
         if self.checkpoint is not None:
             self.checkpoint.finish(self.restored)
 

@@ -21,6 +21,9 @@ Design:
   — ``BaseException`` subclasses and the task's own ``CancelledError`` included — is the
   item's failure. A worker never dies of a task's error, and if something unexpected escapes
   (ours, or a hook's), it logs it, fails that item and carries on.
+* Sync tasks run where the run's ``sync_calls`` puts them (``_offload``: flowweaver's threads,
+  or the user's executor), which also starts their timeout only once they can run; async
+  tasks are awaited here, within the timeout.
 """
 
 from __future__ import annotations
@@ -353,22 +356,19 @@ class StageRun:
             for limiter in limiters:
                 await limiter.acquire()
                 acquired += 1
+            fn = self.fns[k]
+            if not self.is_async[k]:  # its timeout starts once it can run (see _offload)
+                calls = self.run.sync_calls
+                assert calls is not None  # the run has them whenever a stage has a sync task
+                return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
+            coroutine = fn(*args, **kwargs) if kwargs else fn(*args)
             if self.timeout is None:
-                return await self._invoke(k, args, kwargs)
-            return await bounded(self._invoke(k, args, kwargs), self.names[k], self.timeout)
+                return await coroutine
+            return await bounded(coroutine, self.names[k], self.timeout)
         finally:
             for limiter in limiters[:acquired]:
                 limiter.release()
-
-    async def _invoke(self, k: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
-        fn = self.fns[k]
-        if self.is_async[k]:
-            return await (fn(*args, **kwargs) if kwargs else fn(*args))
-        value = await self.run.offload(fn, args, kwargs)
-        if hasattr(value, "__await__"):  # a sync callable that returned an awaitable
-            value = await value
-        return value
 
     async def _failed(self, item: Item, slot: WorkerSlot, failed: _Failed) -> None:
         """Report a failure in this stage: retry the whole stage, or end the item."""
