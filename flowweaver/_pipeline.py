@@ -97,7 +97,9 @@ class Pipeline:
 
     Args:
         stages: The stages, in order; names must be unique.
-        collect_results: Keep results for :attr:`results` and ``run()``'s return value.
+        collect_results: Keep results for :attr:`results` and ``run()``'s return value. A
+            run that keeps no results (this False, or ``stream()``) keeps only the latest
+            1,000 failure records too: see :meth:`get_error_summary`.
         status_tracker: A :class:`StatusTracker` that sees every status change.
         executor: Where sync task functions run: any flowweaver executor (or object) with
             ``submit``; at most its ``max_workers`` calls are in flight at once, so a call's
@@ -238,10 +240,11 @@ class Pipeline:
     ) -> AsyncGenerator[PipelineResult, None]:
         """Yield each item's result (failures too, with ``.error``) as soon as it ends.
 
-        Results come in completion order while items are still being fed; nothing is kept,
-        so memory stays flat however many items pass. Leaving the loop early (``break``)
-        stops the pipeline: unfinished items are recorded as cancelled. The cleanup runs when
-        the generator is closed — at once when nothing else references it; wrap it in
+        Results come in completion order while items are still being fed; no result is kept,
+        so memory stays flat however many items pass (of the failures, exact counts and the
+        latest 1,000 records are kept for :meth:`get_error_summary`). Leaving the loop early
+        (``break``) stops the pipeline: unfinished items are recorded as cancelled. The cleanup
+        runs when the generator is closed — at once when nothing else references it; wrap it in
         ``contextlib.aclosing()`` to make that explicit.
 
         ``store``, ``run_id`` and ``on_changed`` checkpoint as in :meth:`run`: restored results
@@ -406,7 +409,13 @@ class Pipeline:
         return dashboard_snapshot(self.stages, self._run)
 
     def get_error_summary(self) -> ErrorSummary:
-        """Every failure of the current (or latest) run (with or without a tracker)."""
+        """The failures of the current (or latest) run (with or without a tracker).
+
+        The counts are exact. ``failed_items`` lists every failure of a run that keeps its
+        results (``run()``, ``start()`` with ``collect_results=True``); a run that keeps none
+        (``stream()``, which yields each failure, or ``collect_results=False``) keeps only the
+        latest 1,000, so its memory stays flat however many items fail.
+        """
         return error_summary(self._run)
 
     # -- one-liners ------------------------------------------------------------------------------

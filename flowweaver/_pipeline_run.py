@@ -20,12 +20,17 @@ Design:
   nothing waits forever.
 * Sync tasks go through the run's ``sync_calls`` (``_offload``): flowweaver's daemon threads by
   default, made for the run and closed with it, or the user's executor through its ``submit``.
+* Failures are counted exactly (in total, by error type, by stage). Their records
+  (:class:`FailedItem`, with the exception) are all kept when the run keeps its results; a run
+  that keeps none (``stream()``, ``collect_results=False``) keeps the latest
+  :data:`KEPT_FAILURES`, so its memory stays flat however many items fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter, deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from time import time
 from typing import TYPE_CHECKING, Any
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
     from ._stage import Stage
     from ._tracker import StatusTracker
 
-__all__ = ["PipelineRun"]
+__all__ = ["KEPT_FAILURES", "PipelineRun"]
 
 logger = logging.getLogger("flowweaver.pipeline")
 
@@ -58,6 +63,8 @@ _TASK_HOOKS = ("on_task_start", "on_task_complete", "on_task_retry", "on_task_fa
 _GRACE = 1.0
 #: Restoring items never waits: yield to the event loop after this many of them.
 _YIELD_EVERY = 64
+#: How many failure records (the latest) a run that keeps no results keeps; counts stay exact.
+KEPT_FAILURES = 1000
 
 
 def _seq(result: PipelineResult) -> int:
@@ -87,7 +94,13 @@ class PipelineRun:
         )
         self.results: list[PipelineResult] | None = [] if collect else None
         self.outbox = outbox
-        self.failures: list[FailedItem] = []
+        # Every failure record while results are kept; the latest ones otherwise.
+        self.failures: list[FailedItem] | deque[FailedItem] = (
+            [] if collect else deque(maxlen=KEPT_FAILURES)
+        )
+        self.failed = 0
+        self.failed_by_type: Counter[str] = Counter()
+        self.failed_by_stage: Counter[str] = Counter()
         self.processed = 0
         self.restored = 0  # of processed: ended as fed, with a result committed earlier
         self.open = 0
@@ -270,6 +283,9 @@ class PipelineRun:
         try:
             name = stage.name
             self.failures.append(FailedItem(item.id, name, error, attempts, time()))
+            self.failed += 1
+            self.failed_by_type[type(error).__name__] += 1
+            self.failed_by_stage[name] += 1
             if not self.stopping:  # recorded everywhere already: a story line, not an alarm
                 logger.info(
                     "item %r failed in stage %r after %d attempt(s): %s: %s",
