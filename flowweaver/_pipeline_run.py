@@ -290,6 +290,7 @@ class PipelineRun:
                 logger.info(
                     "item %r failed in stage %r after %d attempt(s): %s: %s",
                     item.id, name, attempts, type(error).__name__, error,
+                    extra={"stage": name, "item": item.id},
                 )  # fmt: skip
             tracker = self.tracker
             if tracker is not None:

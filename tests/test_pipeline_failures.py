@@ -3,6 +3,8 @@ its results (a run that keeps none keeps the latest ``KEPT_FAILURES``: flat memo
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from flowweaver import Pipeline, PipelineResult, Stage, _pipeline_run
@@ -70,3 +72,16 @@ def test_a_run_that_keeps_its_results_keeps_every_failure_record(keep_three: Non
     summary = pipeline.get_error_summary()
     assert summary.total_failed == 8
     assert sorted(f.item_id for f in summary.failed_items) == [0, 2, 4, 6, 8, 9, 10, 11]
+
+
+def test_an_item_failure_is_logged_with_its_stage_and_item(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = Pipeline([Stage("Odd", 1, [odd_only], task_attempts=1)])
+    with caplog.at_level(logging.INFO, logger="flowweaver.pipeline"):
+        run(pipeline.run([{"id": "a", "value": 2}]))
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "item 'a' failed in stage 'Odd' after 1 attempt(s): ValueError: even 2"
+    )
+    assert (record.stage, record.item) == ("Odd", "a")  # type: ignore[attr-defined]
