@@ -48,11 +48,12 @@ def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] |
 class AsyncExecutor:
     """Runs workflows on an asyncio event loop: I/O-bound work without a thread per task.
 
-    Async task functions run as tasks on the loop; sync ones run in a thread pool, and an
+    Async task functions run as tasks on the loop; sync ones run on daemon threads, and an
     awaitable they return is awaited on the loop (so the seed's
     ``fn=lambda uid=uid: fetch_user(uid)`` runs concurrently). A timed-out async task is
-    cancelled; a timed-out sync task's thread cannot be, so its late result is discarded. Under
-    fail-fast, the tasks in flight are cancelled when a task fails for good.
+    cancelled; a timed-out sync task's thread cannot be, so its late result is discarded and a
+    fresh thread takes its place. Under fail-fast, the tasks in flight are cancelled when a
+    task fails for good.
 
     Example:
         >>> import asyncio

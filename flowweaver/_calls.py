@@ -18,9 +18,15 @@ from ._errors import TaskTimeoutError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["AwaitRunner", "bounded", "invoke", "run_awaitable"]
+__all__ = ["INTERRUPTS", "AwaitRunner", "bounded", "invoke", "run_awaitable"]
 
 T = TypeVar("T")
+
+#: What a task (or observer) raising must stop the whole run with, and is never its failure:
+#: Ctrl-C and ``sys.exit()``. Every other exception, ``BaseException`` subclasses included, is
+#: the failure of the task (item, pool call, observer) that raised it; a worker's *own*
+#: cancellation stops that worker. Every place that runs user code follows this rule.
+INTERRUPTS = (KeyboardInterrupt, SystemExit)
 
 
 async def bounded(

@@ -13,14 +13,13 @@ the run loop only ever sees a :class:`DashboardProtocol`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
-from ._events import call_safely
+from ._events import await_safely, call_safely
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from ._retry import Clock
 
 __all__ = ["DISPLAYS", "DashboardPoller", "DashboardProtocol", "make_display"]
-
-logger = logging.getLogger("flowweaver.pipeline")
 
 
 @runtime_checkable
@@ -155,12 +152,6 @@ class DashboardPoller:
             return
         ok, value = call_safely(getattr(self.display, hook), args, "dashboard %s", hook)
         if ok and value is not None and hasattr(value, "__await__"):
-            try:
-                await value
-            except Exception:
-                logger.exception(
-                    "dashboard %s raised; it is disabled for the rest of this run", hook
-                )
-                ok = False
+            ok = await await_safely(value, "dashboard %s", hook)
         if not ok:
             self._muted.add(hook)

@@ -10,8 +10,8 @@ means (that is the engine's job, in one place).
   A call past its deadline is abandoned (its late result discarded); a lane that can stop it
   for real (processes), or replace the worker it holds (threads), does.
 * :func:`drive_async` — on an event loop, worker coroutines pull ready tasks and await them;
-  sync functions run on daemon threads, at most one call per thread so a timeout never ticks
-  while a call waits for a thread.
+  sync functions run on daemon threads (``_offload.Offload``), at most one call per thread so a
+  timeout never ticks while a call waits for a thread.
 
 Rules every driver keeps:
 
@@ -36,7 +36,6 @@ while calls are in flight, so back-off tests never wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import queue
@@ -45,13 +44,13 @@ from concurrent.futures import CancelledError
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from ._calls import AwaitRunner, bounded, invoke
+from ._calls import INTERRUPTS, AwaitRunner, bounded, invoke
 from ._errors import TaskTimeoutError
-from ._lanes import WorkerThreads
+from ._offload import Offload
 from ._retry import SystemClock
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Iterable
 
     from ._engine import Engine
     from ._lanes import Lane, Outcome
@@ -65,7 +64,6 @@ _YIELD_EVERY = 64
 #: The largest number of worker coroutines started in one event-loop iteration.
 _MAX_BURST = 4096
 _FIRST_BURST = 16
-_INTERRUPTS = (KeyboardInterrupt, SystemExit)
 
 
 class RetryTimers:
@@ -134,7 +132,7 @@ def drive_inline(engine: Engine) -> None:
                 task = tasks[i]
                 try:
                     value = invoke(*call, task.name, task.timeout, runner)
-                except _INTERRUPTS:
+                except INTERRUPTS:
                     raise
                 except BaseException as error:  # the task's failure, whatever its type
                     timers.add(engine, i, fail(i, error))
@@ -260,7 +258,7 @@ def _settle(
         engine.succeed(i, value)
     elif engine.stopping and isinstance(value, CancelledError):
         engine.cancel(i)
-    elif isinstance(value, _INTERRUPTS):
+    elif isinstance(value, INTERRUPTS):
         engine.cancel(i)
         raise value
     else:
@@ -320,7 +318,7 @@ async def drive_async(engine: Engine, threads: int, capacity: int | None) -> Non
     sleepers: dict[asyncio.Future[Any], int] = {}
     finished: asyncio.Future[None] = loop.create_future()
     spawning = [False, _FIRST_BURST, 0]  # burst scheduled?, next burst size, not yet started
-    offload = _Offload(loop, threads)
+    offload = Offload(loop, threads)
 
     def spawn() -> None:
         """Ask for more workers if some ready task is left unclaimed (idempotent)."""
@@ -421,7 +419,7 @@ async def drive_async(engine: Engine, threads: int, capacity: int | None) -> Non
                     engine.cancel(i)
                     raise
                 settle_failure(i, asyncio.CancelledError())  # raised by the task's own code
-            except _INTERRUPTS:
+            except INTERRUPTS:
                 engine.cancel(i)
                 engine.request_stop()
                 raise
@@ -457,68 +455,3 @@ async def _wait_out(futures: Iterable[asyncio.Future[Any]]) -> None:
             await asyncio.shield(gathering)
         except asyncio.CancelledError:
             continue  # the caller re-raises its own cancellation once the work is settled
-
-
-class _Offload:
-    """Sync calls from the event loop onto daemon threads, one call per thread at a time.
-
-    The semaphore guarantees a free thread when a call is sent, so a call's timeout starts
-    when it starts; a thread stuck in a timed-out or cancelled call is replaced.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
-        self._loop = loop
-        self._slots = asyncio.Semaphore(threads)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._tokens = itertools.count()
-        self._threads = WorkerThreads(
-            threads, "flowweaver-async", self._report, finish_awaitables=False
-        )
-
-    def _report(self, outcome: Outcome) -> None:  # on a worker thread
-        # A closed loop means an abandoned call returned after its run ended: nobody listens.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._deliver, outcome)
-
-    def _deliver(self, outcome: Outcome) -> None:  # on the loop
-        token, ok, value = outcome
-        future = self._waiting.pop(token, None)
-        if future is None or future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    async def call(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
-        name: str,
-        timeout: float | None,
-    ) -> Any:
-        async with self._slots:
-            token = next(self._tokens)
-            future = self._loop.create_future()
-            self._waiting[token] = future
-            self._threads.send(token, fn, args, kwargs, name, None)
-            try:
-                if timeout is None:
-                    return await _then_await(future)
-                return await bounded(_then_await(future), name, timeout)
-            except BaseException:
-                if not future.done() and not self._threads.cancel(token):
-                    self._threads.abandon(token)  # a fresh thread takes its place
-                self._waiting.pop(token, None)
-                raise
-
-    def close(self) -> None:
-        self._threads.close(wait=False)
-
-
-async def _then_await(future: asyncio.Future[Any]) -> Any:
-    value = await future
-    if hasattr(value, "__await__"):  # the seed's lambda returning a coroutine: await it here
-        value = await value
-    return value

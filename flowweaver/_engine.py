@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._binding import NO_ARGS, params_of
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
-from ._events import Monitor, call_safely
+from ._events import Monitor, await_safely, call_safely
 from ._options import check_options
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
@@ -416,8 +416,8 @@ class Engine:
             self._muted.add((i, kind))
         elif hasattr(value, "__await__"):
             self._awaiter(
-                self._guarded(
-                    value, lambda: self._muted.add((i, kind)), "%s of task %r", kind, name
+                await_safely(
+                    value, "%s of task %r", kind, name, on_error=lambda: self._muted.add((i, kind))
                 )
             )
 
@@ -427,21 +427,15 @@ class Engine:
             self._drop_monitor(monitor)
         elif hasattr(value, "__await__"):
             self._awaiter(
-                self._guarded(
-                    value, lambda: self._drop_monitor(monitor), "monitor %r.%s", monitor, hook
+                await_safely(
+                    value,
+                    "monitor %r.%s",
+                    monitor,
+                    hook,
+                    on_error=lambda: self._drop_monitor(monitor),
                 )
             )
 
     def _drop_monitor(self, monitor: Monitor) -> None:
         if monitor in self.monitors:
             self.monitors.remove(monitor)
-
-    async def _guarded(
-        self, awaitable: Awaitable[object], disable: Callable[[], object], what: str, *args: object
-    ) -> None:
-        """An async observer's awaitable, under the same rule as a sync one (see call_safely)."""
-        try:
-            await awaitable
-        except Exception:
-            logger.exception(what + " raised; it is disabled for the rest of this run", *args)
-            disable()

@@ -249,8 +249,10 @@ class ExecutionError(FlowWeaverError, RuntimeError):
 class TaskTimeoutError(FlowWeaverError, TimeoutError):
     """One attempt of a task ran longer than its ``timeout``.
 
-    A thread cannot be killed: for a sync task on a thread the call goes on in the background and
-    its late result is discarded. Async tasks are cancelled; process tasks are terminated.
+    Async tasks are cancelled. A running sync call is abandoned: it goes on in the background and
+    its late result is discarded (a thread cannot be killed). Only a workflow run on
+    :class:`ProcessExecutor` stops one for real, by terminating its worker process; a pipeline
+    never kills a process (see ``Stage.task_timeout``).
     """
 
     def __init__(self, task_name: str, timeout: float) -> None:

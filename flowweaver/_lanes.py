@@ -7,12 +7,14 @@ and is ignored by the driver.
 
 * :class:`FutureLane` adapts anything with ``submit(fn, *args) -> Future``: a foreign
   ``concurrent.futures`` pool, a Dask client executor.
-* :class:`WorkerThreads` is flowweaver's own thread pool (used by :class:`ThreadedExecutor`
-  and, for sync functions, :class:`AsyncExecutor`): daemon threads that report straight to
-  the driver, with no ``Future`` per call. That saves about a third of the per-task cost of a
-  chain (a chain is latency-bound: one thread hand-off each way per task). A thread stuck in an
-  abandoned (timed-out) call is replaced, so the pool keeps its capacity, and because the
+* :class:`WorkerThreads` is flowweaver's own thread pool: daemon threads that report straight
+  to the driver, with no ``Future`` per call. That saves about a third of the per-task cost of
+  a chain (a chain is latency-bound: one thread hand-off each way per task). A thread stuck in
+  an abandoned (timed-out) call is replaced, so the pool keeps its capacity, and because the
   threads are daemons such a call can never keep the interpreter from exiting.
+  :class:`ThreadedExecutor`'s workflow runs use it directly; sync calls made from an event
+  loop — :class:`AsyncExecutor`'s workflow runs and its ``submit`` / ``map`` pool, and a
+  pipeline's sync tasks by default — use it through ``_offload.Offload``.
 """
 
 from __future__ import annotations

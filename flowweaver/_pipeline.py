@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence, Sized
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._channel import Channel
 from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
+from ._offload import Submitter, sync_calls
 from ._pipeline_run import PipelineRun
 from ._pipeline_state import make_checkpoint
 from ._pipeline_stats import (
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._dashboard import DashboardProtocol
+    from ._offload import SyncCalls
     from ._pipeline_builder import PipelineBuilder
     from ._pipeline_state import Checkpoint
     from ._pipeline_types import (
@@ -58,14 +60,6 @@ if TYPE_CHECKING:
     from ._store import StateStore
 
 __all__ = ["Pipeline"]
-
-
-class Submitter(Protocol):
-    """Where a pipeline's sync tasks run: anything with ``submit`` returning a
-    ``concurrent.futures.Future`` (every flowweaver executor, any ``concurrent.futures``
-    executor) or an awaitable (:class:`AsyncExecutor`)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> object: ...
 
 
 #: ``feed()``'s default priority (lower numbers are taken first).
@@ -103,12 +97,16 @@ class Pipeline:
 
     Args:
         stages: The stages, in order; names must be unique.
-        collect_results: Keep results for :attr:`results` and ``run()``'s return value.
+        collect_results: Keep results for :attr:`results` and ``run()``'s return value. A
+            run that keeps no results (this False, or ``stream()``) keeps only the latest
+            1,000 failure records too: see :meth:`get_error_summary`.
         status_tracker: A :class:`StatusTracker` that sees every status change.
         executor: Where sync task functions run: any flowweaver executor (or object) with
-            ``submit``. Default: a thread pool sized to the workers of stages with sync
-            tasks, made per run and shut down after it. ``SequentialExecutor()`` runs them
-            inline on the event loop (the deterministic debugging mode).
+            ``submit``; at most its ``max_workers`` calls are in flight at once, so a call's
+            timeout starts when the executor can run it. Default: flowweaver's daemon threads,
+            one per worker of the stages with sync tasks, made per run and closed after it.
+            ``SequentialExecutor()`` runs them inline on the event loop (the deterministic
+            debugging mode). What a ``task_timeout`` stops on each: see :class:`Stage`.
         clock: Where retry waits and dashboard intervals come from (tests pass a fake one).
         name: Identifies the pipeline in a state store (with the run id). Default: its stage
             names joined by ``" > "``; name pipelines that share a store and stage names.
@@ -242,10 +240,11 @@ class Pipeline:
     ) -> AsyncGenerator[PipelineResult, None]:
         """Yield each item's result (failures too, with ``.error``) as soon as it ends.
 
-        Results come in completion order while items are still being fed; nothing is kept,
-        so memory stays flat however many items pass. Leaving the loop early (``break``)
-        stops the pipeline: unfinished items are recorded as cancelled. The cleanup runs when
-        the generator is closed — at once when nothing else references it; wrap it in
+        Results come in completion order while items are still being fed; no result is kept,
+        so memory stays flat however many items pass (of the failures, exact counts and the
+        latest 1,000 records are kept for :meth:`get_error_summary`). Leaving the loop early
+        (``break``) stops the pipeline: unfinished items are recorded as cancelled. The cleanup
+        runs when the generator is closed — at once when nothing else references it; wrap it in
         ``contextlib.aclosing()`` to make that explicit.
 
         ``store``, ``run_id`` and ``on_changed`` checkpoint as in :meth:`run`: restored results
@@ -410,7 +409,13 @@ class Pipeline:
         return dashboard_snapshot(self.stages, self._run)
 
     def get_error_summary(self) -> ErrorSummary:
-        """Every failure of the current (or latest) run (with or without a tracker)."""
+        """The failures of the current (or latest) run (with or without a tracker).
+
+        The counts are exact. ``failed_items`` lists every failure of a run that keeps its
+        results (``run()``, ``start()`` with ``collect_results=True``); a run that keeps none
+        (``stream()``, which yields each failure, or ``collect_results=False``) keeps only the
+        latest 1,000, so its memory stays flat however many items fail.
+        """
         return error_summary(self._run)
 
     # -- one-liners ------------------------------------------------------------------------------
@@ -472,13 +477,11 @@ class Pipeline:
     ) -> PipelineRun:
         if self._active() is not None:
             raise PipelineError("the pipeline is already running; join() or shutdown() it first")
-        submit, release = self._executor_for_run()
         run = PipelineRun(
             self.stages,
             tracker=self.status_tracker,
             clock=self._clock,
-            submit=submit,
-            release=release,
+            sync_calls=self._sync_calls(),
             collect=collect,
             outbox=outbox,
             checkpoint=checkpoint,
@@ -488,16 +491,10 @@ class Pipeline:
         self._started = False
         return run
 
-    def _executor_for_run(self) -> tuple[Callable[..., object] | None, Callable[[], None] | None]:
-        sync_workers = sum(s.workers for s in self.stages if not all(s.plan.is_async))
-        if not sync_workers:
-            return None, None
-        if self.executor is not None:
-            return self.executor.submit, None
-        from ._executors import ThreadedExecutor
-
-        threads = ThreadedExecutor(max_workers=sync_workers)
-        return threads.submit, lambda: threads.shutdown(wait=False, cancel_futures=True)
+    def _sync_calls(self) -> SyncCalls | None:
+        """Where this run's sync tasks run (None: it has none); see ``_offload``."""
+        workers = sum(s.workers for s in self.stages if not all(s.plan.is_async))
+        return sync_calls(self.executor, workers, "flowweaver-pipeline") if workers else None
 
     def _stage_index(self, target_stage: str | None, priority: object) -> int:
         if isinstance(priority, bool) or not isinstance(priority, int):

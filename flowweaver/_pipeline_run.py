@@ -18,22 +18,26 @@ Design:
   then fails every item still inside — in a worker's slot, a channel or a timer — with
   :class:`ItemCancelledError`. Closing the channels also wakes feeders waiting on a full queue:
   nothing waits forever.
-* Sync tasks go through the executor's ``submit``; a ``concurrent.futures.Future`` is awaited with
-  ``asyncio.wrap_future`` (one already finished — the sequential executor — is read directly).
+* Sync tasks go through the run's ``sync_calls`` (``_offload``): flowweaver's daemon threads by
+  default, made for the run and closed with it, or the user's executor through its ``submit``.
+* Failures are counted exactly (in total, by error type, by stage). Their records
+  (:class:`FailedItem`, with the exception) are all kept when the run keeps its results; a run
+  that keeps none (``stream()``, ``collect_results=False``) keeps the latest
+  :data:`KEPT_FAILURES`, so its memory stays flat however many items fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 import logging
+from collections import Counter, deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from time import time
 from typing import TYPE_CHECKING, Any
 
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
-from ._events import call_safely
+from ._events import await_safely, call_safely
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
 from ._stage_run import Item, StageRun
 from ._tracker import CODE
@@ -41,12 +45,13 @@ from ._tracker import CODE
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
+    from ._offload import SyncCalls
     from ._pipeline_state import Checkpoint
     from ._retry import Clock
     from ._stage import Stage
     from ._tracker import StatusTracker
 
-__all__ = ["PipelineRun"]
+__all__ = ["KEPT_FAILURES", "PipelineRun"]
 
 logger = logging.getLogger("flowweaver.pipeline")
 
@@ -58,6 +63,8 @@ _TASK_HOOKS = ("on_task_start", "on_task_complete", "on_task_retry", "on_task_fa
 _GRACE = 1.0
 #: Restoring items never waits: yield to the event loop after this many of them.
 _YIELD_EVERY = 64
+#: How many failure records (the latest) a run that keeps no results keeps; counts stay exact.
+KEPT_FAILURES = 1000
 
 
 def _seq(result: PipelineResult) -> int:
@@ -73,8 +80,7 @@ class PipelineRun:
         *,
         tracker: StatusTracker | None,
         clock: Clock,
-        submit: Callable[..., object] | None,
-        release: Callable[[], None] | None,
+        sync_calls: SyncCalls | None,
         collect: bool,
         outbox: Channel[PipelineResult] | None,
         checkpoint: Checkpoint | None = None,
@@ -82,14 +88,19 @@ class PipelineRun:
         self.tracker = tracker
         self.checkpoint = checkpoint
         self.clock = clock
-        self._submit = submit
-        self._release = release  # shuts down an executor this run created
+        self.sync_calls = sync_calls  # where sync tasks run; closed when the run finishes
         self.task_hooks = tracker is not None and any(
             getattr(tracker, hook) is not None for hook in _TASK_HOOKS
         )
         self.results: list[PipelineResult] | None = [] if collect else None
         self.outbox = outbox
-        self.failures: list[FailedItem] = []
+        # Every failure record while results are kept; the latest ones otherwise.
+        self.failures: list[FailedItem] | deque[FailedItem] = (
+            [] if collect else deque(maxlen=KEPT_FAILURES)
+        )
+        self.failed = 0
+        self.failed_by_type: Counter[str] = Counter()
+        self.failed_by_stage: Counter[str] = Counter()
         self.processed = 0
         self.restored = 0  # of processed: ended as fed, with a result committed earlier
         self.open = 0
@@ -272,10 +283,14 @@ class PipelineRun:
         try:
             name = stage.name
             self.failures.append(FailedItem(item.id, name, error, attempts, time()))
+            self.failed += 1
+            self.failed_by_type[type(error).__name__] += 1
+            self.failed_by_stage[name] += 1
             if not self.stopping:  # recorded everywhere already: a story line, not an alarm
                 logger.info(
                     "item %r failed in stage %r after %d attempt(s): %s: %s",
                     item.id, name, attempts, type(error).__name__, error,
+                    extra={"stage": name, "item": item.id},
                 )  # fmt: skip
             tracker = self.tracker
             if tracker is not None:
@@ -339,41 +354,15 @@ class PipelineRun:
         if not ok or (
             value is not None
             and hasattr(value, "__await__")
-            and not await self._await_safely(value, what, hook, owner)
+            and not await await_safely(value, what, hook, owner)
         ):
             self._muted.add(key)
 
     async def settle(self, pending: Awaitable[object], hook: str) -> None:
         """Await a tracker callback's awaitable; if it raises, disable that callback."""
-        if not await self._await_safely(pending, "status tracker callback %s", hook):
+        if not await await_safely(pending, "status tracker callback %s", hook):
             assert self.tracker is not None
             self.tracker._mute(hook)
-
-    async def _await_safely(self, pending: Awaitable[object], what: str, *args: object) -> bool:
-        try:
-            await pending
-        except (Exception, asyncio.CancelledError):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            logger.exception(what + " raised; it is disabled for the rest of this run", *args)
-            return False
-        return True
-
-    # -- where sync tasks run --------------------------------------------------------------
-
-    async def offload(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
-    ) -> Any:
-        """Run a sync task on the executor and wait for it without blocking the loop."""
-        submit = self._submit
-        assert submit is not None  # the pipeline provides one whenever a stage has a sync task
-        future = submit(fn, *args, **kwargs) if kwargs else submit(fn, *args)
-        if isinstance(future, cf.Future):
-            if future.done():
-                return future.result()
-            return await asyncio.wrap_future(future)
-        return await future  # type: ignore[misc]  # an awaitable future (AsyncExecutor's)
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -455,8 +444,8 @@ class PipelineRun:
             self.outbox.close()
         if self.results is not None:
             self.results.sort(key=_seq)
-        if self._release is not None:
-            self._release()
+        if self.sync_calls is not None:
+            self.sync_calls.close()
         if self.checkpoint is not None:
             self.checkpoint.finish(self.restored)
 

@@ -6,7 +6,7 @@ run they describe idle workers and zero counts.
 
 from __future__ import annotations
 
-from collections import Counter
+from itertools import islice
 from time import perf_counter, time
 from typing import TYPE_CHECKING
 
@@ -103,7 +103,7 @@ def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> Pipeline
         )
     return PipelineStats(
         items_processed=run.processed,
-        items_failed=len(run.failures),
+        items_failed=run.failed,
         items_in_flight=run.open,
         queue_sizes={name: s.pending_items for name, s in stage_stats.items()},
         stage_stats=stage_stats,
@@ -112,9 +112,9 @@ def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> Pipeline
 
 
 def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> DashboardSnapshot:
-    # The tail of the failure list, not a copy of it: a snapshot's size must not grow with
-    # the number of items that passed.
-    recent = () if run is None else tuple(run.failures[-RECENT_FAILURES:])
+    # The tail of the failure records, not a copy of them: a snapshot's size must not grow
+    # with the number of items that passed.
+    recent = () if run is None else tuple(islice(reversed(run.failures), RECENT_FAILURES))[::-1]
     return DashboardSnapshot(
         worker_states(stages, run),
         worker_metrics(stages, run),
@@ -125,12 +125,11 @@ def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> Dash
 
 
 def error_summary(run: PipelineRun | None) -> ErrorSummary:
-    if run is None or not run.failures:
+    if run is None or not run.failed:
         return ErrorSummary()
-    failures = tuple(run.failures)
     return ErrorSummary(
-        total_failed=len(failures),
-        errors_by_type=dict(Counter(f.error_type for f in failures)),
-        errors_by_stage=dict(Counter(f.stage for f in failures)),
-        failed_items=failures,
+        total_failed=run.failed,
+        errors_by_type=dict(run.failed_by_type),
+        errors_by_stage=dict(run.failed_by_stage),
+        failed_items=tuple(run.failures),
     )

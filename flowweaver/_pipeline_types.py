@@ -292,7 +292,15 @@ class FailedItem:
 
 @dataclass(frozen=True, slots=True)
 class ErrorSummary:
-    """Every failure of the current (or latest) run, counted two ways and listed."""
+    """The failures of the current (or latest) run, counted two ways and listed.
+
+    Attributes:
+        total_failed: How many items failed (exact).
+        errors_by_type: ``{error type name: count}`` (exact).
+        errors_by_stage: ``{stage name: count}`` (exact).
+        failed_items: The failures, oldest first: every one when the run kept its results;
+            the latest 1,000 when it kept none (``stream()``, ``collect_results=False``).
+    """
 
     total_failed: int = 0
     errors_by_type: Mapping[str, int] = EMPTY

@@ -6,8 +6,12 @@ Design:
 * Calls run as asyncio tasks on the running loop, at most ``limit`` at a time. ``submit`` never
   blocks: calls beyond the limit wait in a FIFO, and each call that ends starts the next one.
   Nothing polls and an idle pool costs nothing.
-* Sync functions run in a thread pool (as sync tasks do in a workflow); a sync function that
-  returns an awaitable has it awaited on the loop.
+* Sync functions run on flowweaver's daemon threads through ``_offload.Offload``, as sync
+  tasks of a workflow on this executor do; a sync function that returns an awaitable has it
+  awaited on the loop. Cancelling a running sync call abandons it and replaces its thread.
+* Exceptions follow the drivers' rule (``_calls.INTERRUPTS``): whatever a call raises settles
+  its future — ``BaseException`` subclasses and a ``CancelledError`` of its own included — except
+  ``KeyboardInterrupt`` / ``SystemExit``, which cancel the future and propagate to the loop.
 * ``map`` submits lazily and keeps at most ``window`` calls submitted ahead of the result it is
   waiting for, so a huge or endless iterable never floods memory; results come in input order.
 * A future's ``result()`` is a coroutine (AntFlow's ``await future.result()``); waiting for it
@@ -17,21 +21,19 @@ Design:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
-import logging
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._binding import is_coroutine_callable
+from ._calls import INTERRUPTS
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
+from ._events import call_safely
+from ._offload import Offload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 
 __all__ = ["AsyncFuture", "AsyncPool"]
-
-logger = logging.getLogger("flowweaver.executors")
 
 R = TypeVar("R")
 
@@ -88,8 +90,14 @@ class AsyncFuture(Generic[R]):
         return future.exception() if future.done() else None
 
     def add_done_callback(self, fn: Callable[[AsyncFuture[R]], object]) -> None:
-        """Call ``fn(self)`` on the loop once the call has ended."""
-        self._future.add_done_callback(lambda _: fn(self))
+        """Call ``fn(self)`` on the loop once the call has ended.
+
+        An exception ``fn`` raises is logged (``call_safely``), never handed to the loop's
+        exception handler, and never changes the call's outcome.
+        """
+        self._future.add_done_callback(
+            lambda _: call_safely(fn, (self,), "done callback %r of %r", fn, self)
+        )
 
 
 class _Shutdown:
@@ -112,7 +120,7 @@ class AsyncPool:
     def __init__(self, limit: int, threads: int) -> None:
         self.limit = limit
         self._thread_count = threads
-        self._threads: cf.ThreadPoolExecutor | None = None
+        self._threads: Offload | None = None  # made on first sync call, on the pool's loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[
             tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -134,7 +142,7 @@ class AsyncPool:
         if self.closed:
             raise ExecutorShutdownError("cannot submit to an AsyncExecutor that was shut down")
         if not callable(fn):
-            raise TypeError(f"submit() needs a callable, got {fn!r}")
+            raise ConfigurationError(f"submit() needs a callable, got {fn!r}")
         loop = self._bind()
         future: asyncio.Future[Any] = loop.create_future()
         handle = AsyncFuture(future, self._next_id)
@@ -159,6 +167,7 @@ class AsyncPool:
                     "this AsyncExecutor is running calls on another event loop; "
                     "use one executor per loop"
                 )
+            self._release()  # threads that report to the old loop
             self._loop = loop
         return loop
 
@@ -187,23 +196,22 @@ class AsyncPool:
             if is_coroutine_callable(fn):
                 value = await fn(*args, **kwargs)
             else:
-                assert self._loop is not None
-                value = await self._loop.run_in_executor(self._pool(), partial(fn, *args, **kwargs))
-                if hasattr(value, "__await__"):
-                    value = await value
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as error:
-            if not future.done():
+                value = await self._offload().call(fn, args, kwargs, "submit", None)
+        except BaseException as error:
+            me = asyncio.current_task()
+            if isinstance(error, INTERRUPTS) or (me is not None and me.cancelling()):
+                future.cancel()  # Ctrl-C, sys.exit(), or the call was cancelled: it did not end
+                raise
+            if not future.done():  # the call's failure, whatever its type
                 future.set_exception(error)
         else:
             if not future.done():
                 future.set_result(value)
 
-    def _pool(self) -> cf.ThreadPoolExecutor:
+    def _offload(self) -> Offload:
         if self._threads is None:
-            self._threads = cf.ThreadPoolExecutor(self._thread_count, "flowweaver-async-pool")
+            assert self._loop is not None
+            self._threads = Offload(self._loop, self._thread_count, "flowweaver-async-pool")
         return self._threads
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -258,7 +266,7 @@ class AsyncPool:
         todo = list(dict.fromkeys(futures))
         for future in todo:
             if not isinstance(future, AsyncFuture):
-                raise TypeError(f"as_completed() needs AsyncFutures, got {future!r}")
+                raise ConfigurationError(f"as_completed() needs AsyncFutures, got {future!r}")
         finished: deque[AsyncFuture[Any]] = deque()
         wake = asyncio.Event()
         hooks: list[tuple[asyncio.Future[Any], Callable[[asyncio.Future[Any]], None]]] = []
@@ -309,7 +317,7 @@ class AsyncPool:
         threads, self._threads = self._threads, None
         if threads is not None:
             # A sync call that was cancelled may still be running: never block the loop on it.
-            threads.shutdown(wait=False, cancel_futures=True)
+            threads.close()
 
 
 def _on_done(

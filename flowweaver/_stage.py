@@ -78,7 +78,7 @@ class Stage:
         name: Unique within its pipeline; workers are named ``"<name>-W0"`` …
         workers: How many items the stage processes at once (default 1).
         tasks: Sync or async callables. Async ones run on the event loop; sync ones on the
-            pipeline's executor (threads by default).
+            pipeline's executor (flowweaver's daemon threads by default).
         retry: ``"per_task"``: a failing task call is retried on its own, waiting
             ``task_wait_seconds`` between attempts (the worker keeps the item); ``"per_stage"``:
             a failure sends the item back to the end of the stage's queue to run every task
@@ -96,9 +96,21 @@ class Stage:
             this stage unchanged (status ``skipped``). If it raises, the item fails.
         queue_capacity: Most items waiting in this stage's queue: None for 10 per worker,
             0 for unbounded (no backpressure: opt in knowingly).
-        task_timeout: Seconds one task call may take (None: no limit). An async call is
-            cancelled; a sync call cannot be stopped: its result is abandoned. A timeout is a
-            failed attempt (:class:`~flowweaver.TaskTimeoutError`), retried like any other.
+        task_timeout: Seconds one task call may take (None: no limit), counted from when the
+            call can run: a sync call waiting for a free thread or executor slot is not timed
+            yet. A timeout is a failed attempt (:class:`~flowweaver.TaskTimeoutError`), retried
+            like any other. What it stops depends on where the call runs: an **async** task is
+            cancelled. A **sync** task on the pipeline's own threads (no ``executor=``) is
+            abandoned — it runs on, its late result discarded — and its thread is replaced, so
+            later items never wait for it. A sync task on a given executor is cancelled if it
+            has not started, else abandoned, and it keeps its slot of the executor
+            (``max_workers``) until it returns: later items wait for a slot, untimed, instead
+            of timing out in the executor's queue (an executor with no ``max_workers`` gets no
+            slots, so time in its queue counts). Nothing is killed: a call on a
+            :class:`~flowweaver.ProcessExecutor` runs on in its process (only *workflow* runs
+            on a ``ProcessExecutor`` terminate a timed-out call's process). On a
+            :class:`~flowweaver.SequentialExecutor` the call runs inline and cannot be
+            interrupted: an overrun fails the attempt when it returns.
         retry_policy: A :class:`~flowweaver.RetryPolicy` to use instead of
             ``task_attempts``/``task_wait_seconds`` (per-task) or ``stage_attempts``
             (per-stage): exponential back-off, jitter, ``retry_on``.

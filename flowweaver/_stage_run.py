@@ -15,9 +15,15 @@ Design:
 * An item is always somewhere the run can find it: in a channel, in a worker's slot (running,
   waiting for a permit, a retry delay or room downstream), or in a retry timer. Shutdown looks
   there, so nothing is lost.
-* A task's own ``CancelledError`` is a failure like any other; only the worker's own
-  cancellation (``current_task().cancelling()``) stops it. A worker never dies of a task's
-  error, and if something unexpected escapes, it logs it, fails that item and carries on.
+* Exceptions follow the rule of every place that runs user code (``_calls.INTERRUPTS``):
+  ``KeyboardInterrupt`` and ``SystemExit`` propagate and stop the run; the worker's own
+  cancellation (``current_task().cancelling()``) stops the worker; anything else a task raises
+  — ``BaseException`` subclasses and the task's own ``CancelledError`` included — is the
+  item's failure. A worker never dies of a task's error, and if something unexpected escapes
+  (ours, or a hook's), it logs it, fails that item and carries on.
+* Sync tasks run where the run's ``sync_calls`` puts them (``_offload``: flowweaver's threads,
+  or the user's executor), which also starts their timeout only once they can run; async
+  tasks are awaited here, within the timeout.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import logging
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
-from ._calls import bounded
+from ._calls import INTERRUPTS, bounded
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
@@ -110,6 +116,14 @@ class _Failed(Exception):
         self.duration = duration
 
 
+def _stops(error: BaseException) -> bool:
+    """Whether ``error`` must stop the worker rather than fail the item (module docstring)."""
+    if isinstance(error, INTERRUPTS):
+        return True
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _unpacked(value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
     if isinstance(value, dict):
         return (), value
@@ -154,15 +168,15 @@ class StageRun:
             try:
                 await self._loop(slot)
                 return
-            except Exception as error:  # not a task's error (those are caught): ours, or a hook's
+            except BaseException as error:  # not a task's error (those are caught): ours, a hook's
+                if _stops(error):
+                    raise
                 logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
                 item, slot.item = slot.item, None
                 if item is not None:
                     await self.run.fail(item, self, error, 0)
 
     async def _loop(self, slot: WorkerSlot) -> None:
-        me = asyncio.current_task()
-        assert me is not None
         run, inbox, nxt = self.run, self.inbox, self.next
         get_nowait = inbox.get_nowait
         tracker = run.tracker
@@ -191,12 +205,12 @@ class StageRun:
                         value = item.value
                         try:
                             item.value = await fn(value)
-                        except (Exception, asyncio.CancelledError) as error:
-                            if me.cancelling():
+                        except BaseException as error:
+                            if _stops(error):
                                 raise
                             item.value = await self._retry(0, value, item, slot, error, None)
                     else:
-                        item.value = await self._run_tasks(item, slot, me)
+                        item.value = await self._run_tasks(item, slot)
                     if tracker is not None:
                         pending = tracker._status(item.id, name, _COMPLETED, worker, None)
                         if pending is not None:
@@ -254,9 +268,8 @@ class StageRun:
             verdict = predicate(item.value)
             if hasattr(verdict, "__await__"):
                 verdict = await verdict
-        except (Exception, asyncio.CancelledError) as error:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+        except BaseException as error:
+            if _stops(error):
                 raise
             raise _Failed(error, 0, -1, None) from None
         if not verdict:
@@ -268,7 +281,7 @@ class StageRun:
                 await self.run.settle(pending, "on_status_change")
         return True
 
-    async def _run_tasks(self, item: Item, slot: WorkerSlot, me: asyncio.Task[Any]) -> Any:
+    async def _run_tasks(self, item: Item, slot: WorkerSlot) -> Any:
         """Every task of the stage in order (the general path); returns the last result."""
         fns, plain, observed = self.fns, self.plain, self.run.task_hooks
         value = item.value
@@ -280,8 +293,8 @@ class StageRun:
             start = perf_counter()
             try:
                 result = await (fns[k](value) if plain[k] else self._call(k, value))
-            except (Exception, asyncio.CancelledError) as error:
-                if me.cancelling():
+            except BaseException as error:
+                if _stops(error):
                     raise
                 value = await self._retry(k, value, item, slot, error, perf_counter() - start)
             else:
@@ -324,9 +337,8 @@ class StageRun:
             start = perf_counter()
             try:
                 value = await self._call(k, arg)
-            except (Exception, asyncio.CancelledError) as next_error:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+            except BaseException as next_error:
+                if _stops(next_error):
                     raise
                 error, duration = next_error, perf_counter() - start
             else:
@@ -344,22 +356,19 @@ class StageRun:
             for limiter in limiters:
                 await limiter.acquire()
                 acquired += 1
+            fn = self.fns[k]
+            if not self.is_async[k]:  # its timeout starts once it can run (see _offload)
+                calls = self.run.sync_calls
+                assert calls is not None  # the run has them whenever a stage has a sync task
+                return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
+            coroutine = fn(*args, **kwargs) if kwargs else fn(*args)
             if self.timeout is None:
-                return await self._invoke(k, args, kwargs)
-            return await bounded(self._invoke(k, args, kwargs), self.names[k], self.timeout)
+                return await coroutine
+            return await bounded(coroutine, self.names[k], self.timeout)
         finally:
             for limiter in limiters[:acquired]:
                 limiter.release()
-
-    async def _invoke(self, k: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
-        fn = self.fns[k]
-        if self.is_async[k]:
-            return await (fn(*args, **kwargs) if kwargs else fn(*args))
-        value = await self.run.offload(fn, args, kwargs)
-        if hasattr(value, "__await__"):  # a sync callable that returned an awaitable
-            value = await value
-        return value
 
     async def _failed(self, item: Item, slot: WorkerSlot, failed: _Failed) -> None:
         """Report a failure in this stage: retry the whole stage, or end the item."""
