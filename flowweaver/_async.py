@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
 
 from ._drivers import drive_async
 from ._engine import Engine
 from ._errors import EventLoopError
+from ._executors import default_workers
 from ._pool import AsyncFuture, AsyncPool, window_for
 from ._retry import check_count
 
@@ -136,7 +136,7 @@ class AsyncExecutor:
             WorkflowFailedError: A task failed (a ``RuntimeError``).
         """
         engine = Engine(workflow, options)
-        threads = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+        threads = self.max_workers or default_workers()
         await drive_async(engine, threads, self.max_workers)
         return engine.raise_for_failures()
 
@@ -145,7 +145,7 @@ class AsyncExecutor:
     def _pool(self) -> AsyncPool:
         pool = self._calls
         if pool is None:
-            size = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+            size = self.max_workers or default_workers()
             pool = self._calls = AsyncPool(size, size)
         return pool
 

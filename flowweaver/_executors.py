@@ -179,7 +179,8 @@ class SequentialExecutor(BaseExecutor):
         return "SequentialExecutor()"
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
+    """Threads when none are asked for: ``min(32, cpu_count + 4)``, as ``concurrent.futures``."""
     return min(32, (os.cpu_count() or 1) + 4)
 
 
@@ -206,7 +207,7 @@ class ThreadedExecutor(BaseExecutor):
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None:
             check_count("ThreadedExecutor", "max_workers", max_workers, minimum=1)
-        self.max_workers: int = max_workers if max_workers is not None else _default_workers()
+        self.max_workers: int = max_workers if max_workers is not None else default_workers()
         self._pool: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 

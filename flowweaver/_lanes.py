@@ -78,11 +78,9 @@ class FutureLane:
     def __init__(
         self,
         submit: Callable[..., Future[Any]],
-        terminate: Callable[[Future[Any]], bool] | None = None,
     ) -> None:
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._submit = submit
-        self._terminate = terminate
         self._futures: dict[int, Future[Any]] = {}
 
     def send(
@@ -112,10 +110,8 @@ class FutureLane:
         return future is not None and future.cancel()
 
     def abandon(self, token: int) -> bool:
-        future = self._futures.get(token)
-        if future is None or self._terminate is None:
-            return False
-        return self._terminate(future)
+        """A submitted call cannot be stopped through its future: it keeps its worker."""
+        return False
 
     def close(self, wait: bool) -> None:
         for future in list(self._futures.values()):
