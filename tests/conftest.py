@@ -8,8 +8,8 @@ import importlib.util
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -28,7 +28,12 @@ from flowweaver import (
 # Checked by mypy only (test_decorator runs mypy on it); importing it would fail on purpose.
 collect_ignore = ["typecheck_task.py"]
 
+T = TypeVar("T")
+
 ExecutorFactory = Callable[[], object]
+
+#: Seconds a test waits for an event before it declares a deadlock (a hang fails, never stalls).
+WAIT = 10.0
 
 # `HYPOTHESIS_PROFILE=thorough pytest tests/test_properties.py` explores far more cases.
 settings.register_profile("thorough", max_examples=400, deadline=None)
@@ -247,7 +252,24 @@ def record() -> Recorder:
     return Recorder()
 
 
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, failing with TimeoutError instead of hanging past ``WAIT``."""
+
+    async def bounded() -> T:
+        async with asyncio.timeout(WAIT):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+async def settle() -> None:
+    """Let every runnable coroutine run until all of them wait (no timers involved)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
 __all__ = [
+    "WAIT",
     "BaseExecutor",
     "Box",
     "FakeClock",
@@ -255,4 +277,6 @@ __all__ = [
     "SharedEvent",
     "is_async",
     "is_sequential",
+    "run",
+    "settle",
 ]

@@ -18,7 +18,7 @@ from flowweaver import (
     WorkflowFailedError,
 )
 
-WAIT = 10.0
+from .conftest import WAIT
 
 
 def test_a_sync_lambda_returning_a_coroutine_is_awaited_concurrently() -> None:

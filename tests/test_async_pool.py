@@ -18,25 +18,10 @@ from flowweaver import (
     Workflow,
 )
 
-from .conftest import Recorder
+from .conftest import Recorder, run, settle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 class Gated:

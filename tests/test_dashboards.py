@@ -40,21 +40,12 @@ from flowweaver._dashboard_render import Block, Frame, Grid, Screen
 from flowweaver._dashboards import PipelineProgress
 from flowweaver._pipeline_stats import RECENT_FAILURES
 
-from .conftest import FakeClock
+from .conftest import WAIT, FakeClock, run
 
-WAIT = 10.0
 DashboardName = Literal["compact", "detailed", "full"]
 T0 = 1_000.0
 BOARDS = {"compact": CompactDashboard, "detailed": DetailedDashboard, "full": FullDashboard}
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 class NeverClock(FakeClock):

@@ -32,10 +32,9 @@ from flowweaver import (
 
 from . import _payload
 from ._payload import Payload
-from .conftest import HAVE_DASK, InProcess, Recorder
+from .conftest import HAVE_DASK, WAIT, InProcess, Recorder
 
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="the 'dask' extra is not installed")
-WAIT = 10.0
 ROOT = Path(__file__).resolve().parent.parent
 
 

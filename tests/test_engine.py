@@ -28,10 +28,9 @@ from flowweaver import (
     WorkflowRun,
 )
 
-from .conftest import Box, FakeClock, Recorder, SharedEvent, is_sequential
+from .conftest import WAIT, Box, FakeClock, Recorder, SharedEvent, is_sequential
 
 S = TaskStatus
-WAIT = 10.0  # seconds a test waits for an event before declaring a deadlock
 
 
 def run(executor: Any, workflow: Workflow, **options: Any) -> WorkflowRun:

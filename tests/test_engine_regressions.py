@@ -30,10 +30,9 @@ from flowweaver import (
     WorkflowRun,
 )
 
-from .conftest import FakeClock, Recorder
+from .conftest import WAIT, FakeClock, Recorder
 
 S = TaskStatus
-WAIT = 10.0
 
 
 def test_ready_tasks_still_run_when_every_worker_is_stuck_in_an_abandoned_call() -> None:

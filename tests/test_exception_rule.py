@@ -27,7 +27,7 @@ from flowweaver import (
     Workflow,
 )
 
-from .test_pipeline import WAIT, run
+from .conftest import WAIT, run
 
 if TYPE_CHECKING:
     from flowweaver import TaskStatus, WorkflowRun

@@ -28,7 +28,7 @@ from flowweaver import (
     WorkflowFailedError,
 )
 
-from .test_pipeline import WAIT, run, settle
+from .conftest import WAIT, run, settle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

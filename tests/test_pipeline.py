@@ -23,23 +23,7 @@ from flowweaver import (
     TaskTimeoutError,
 )
 
-from .conftest import FakeClock, Recorder
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
-async def settle() -> None:
-    """Let every runnable coroutine run until all of them wait (no timers involved)."""
-    for _ in range(20):
-        await asyncio.sleep(0)
+from .conftest import WAIT, FakeClock, Recorder, run, settle
 
 
 async def double(x: int) -> int:

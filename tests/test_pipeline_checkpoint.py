@@ -35,17 +35,7 @@ from flowweaver import (
 from flowweaver._pipeline_state import stages_fingerprint
 from flowweaver._store import pipeline_namespace, run_namespace
 
-from .conftest import Recorder
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
+from .conftest import Recorder, run
 
 
 async def collect(stream: Any) -> list[PipelineResult]:

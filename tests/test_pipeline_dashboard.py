@@ -9,17 +9,7 @@ import pytest
 
 from flowweaver import ConfigurationError, DashboardProtocol, Pipeline, Stage
 
-from .conftest import FakeClock
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
+from .conftest import WAIT, FakeClock, run
 
 
 async def inc(x: int) -> int:

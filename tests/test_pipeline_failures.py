@@ -9,7 +9,7 @@ import pytest
 
 from flowweaver import Pipeline, PipelineResult, Stage, _pipeline_run
 
-from .test_pipeline import run
+from .conftest import run
 
 
 async def odd_only(x: int) -> int:

@@ -25,25 +25,10 @@ from flowweaver import (
     _pipeline_run,
 )
 
-from .conftest import Recorder
+from .conftest import WAIT, Recorder, run, settle
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 def others() -> set[asyncio.Task[Any]]:

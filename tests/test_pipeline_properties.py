@@ -21,12 +21,10 @@ from hypothesis import strategies as st
 
 from flowweaver import Pipeline, SequentialExecutor, Stage, StatusTracker
 
-from .conftest import FakeClock
+from .conftest import WAIT, FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-WAIT = 10.0
 
 
 @dataclass(frozen=True)

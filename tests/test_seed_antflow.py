@@ -21,17 +21,7 @@ import pytest
 import flowweaver._pipeline
 from flowweaver import Pipeline, Stage, StatusTracker, TaskEvent
 
-from .conftest import FakeClock
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
+from .conftest import FakeClock, run
 
 
 @pytest.fixture

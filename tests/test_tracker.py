@@ -18,17 +18,7 @@ from flowweaver import (
     TaskEvent,
 )
 
-from .conftest import FakeClock, Recorder
-
-WAIT = 10.0
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(WAIT):
-            return await coro
-
-    return asyncio.run(bounded())
+from .conftest import FakeClock, Recorder, run
 
 
 async def inc(x: int) -> int:
