@@ -15,7 +15,8 @@ computed here, the same in every process and every run on one Python version:
 
 Captured values (defaults, closure cells, partial arguments) count by value only when they are
 immutable constants — numbers, strings, bytes, ``None``, enums, dates and times, decimals,
-UUIDs, paths, and tuples/frozensets/frozen dataclasses of those. Anything mutable or opaque (a
+UUIDs, paths, and tuples/frozensets/frozen dataclasses of those; a class counts by its
+qualified name (``conv=int`` and ``conv=float`` differ). Anything mutable or opaque (a
 list a task appends to, a logger, a connection pool, a config dict) counts by its type alone:
 its contents change while the code does not, and hashing them would make every task look
 "changed" on resume. To make a change of configuration re-run a task, pass the configuration
@@ -136,7 +137,17 @@ def _feed_values(feed: Any, values: tuple[Any, ...] | dict[str, Any] | None, dep
 
 
 def _feed_value(feed: Any, value: object, depth: int) -> None:
-    if callable(value) and not isinstance(value, type):
+    if isinstance(value, type):  # a class by its name: `conv=int` and `conv=float` differ
+        feed(b"K" + type_name(value).encode())
+        return
+    if type(value) is tuple and depth <= _MAX_DEPTH:  # item by item: it may hold classes
+        feed(b"(")
+        for item in value:
+            _feed_value(feed, item, depth + 1)
+            feed(b",")
+        feed(b")")
+        return
+    if callable(value):
         feed(b"C")
         _feed_callable(feed, value, depth + 1)
         return
@@ -152,7 +163,7 @@ def _feed_value(feed: Any, value: object, depth: int) -> None:
 
 _CONSTANT_TYPES = (
     type(None), bool, int, float, complex, str, bytes, decimal.Decimal, enum.Enum,
-    datetime.date, datetime.time, datetime.timedelta, uuid.UUID, pathlib.PurePath, type,
+    datetime.date, datetime.time, datetime.timedelta, uuid.UUID, pathlib.PurePath,
 )  # fmt: skip
 
 

@@ -7,12 +7,13 @@ keys) are stored as themselves. Other common types are stored as a tagged object
 ==========================  ============================================================
 tag                         types
 ==========================  ============================================================
-``tuple``, ``set``,          ``tuple``, ``set``, ``frozenset`` (set items sorted when
-``frozenset``                they can be, so equal sets store as equal text)
+``tuple``, ``set``,          ``tuple``, ``set``, ``frozenset`` (set items in sorted
+``frozenset``                order, so equal sets store as equal text in every process)
 ``dict``                     a dict with a non-``str`` key, or with a ``"__fw__"`` key
 ``bytes``, ``bytearray``     base64
-``datetime``, ``date``,      ISO 8601 (a ``zoneinfo.ZoneInfo`` zone is kept by its key)
-``time``, ``timedelta``
+``datetime``, ``date``,      ISO 8601 (a ``zoneinfo.ZoneInfo`` zone is kept by its key,
+``time``, ``timedelta``      and ``fold``, which tells a repeated wall-clock time apart)
+``int``                      an int too long for JSON's decimal digits (over 4,000), in hex
 ``decimal``, ``uuid``,       ``Decimal``, ``UUID``, ``pathlib`` paths (rebuilt as
 ``path``, ``complex``        ``pathlib.Path``), ``complex``
 ``dataclass``, ``enum``,     instances of dataclasses, ``Enum`` members and named tuples,
@@ -24,7 +25,9 @@ importing a module because a file says so would run code chosen by whoever wrote
 :class:`JSONSerializer` only rebuilds classes you registered (``classes=``) and, unless you
 say ``allow_imported=False``, classes whose module is **already imported** in this process; it
 never imports anything. A dataclass is rebuilt by calling the class with its ``init`` fields,
-so its ``__post_init__`` runs (``init=False`` fields are recomputed, not restored).
+so its ``__post_init__`` runs (``init=False`` fields are recomputed, not restored); one whose
+``__init__`` needs an argument that is not a field (an ``InitVar`` without a default) has no
+stored form.
 
 Anything else (a socket, a lock, a numpy array) has no stored form: :meth:`JSONSerializer.dumps`
 raises :class:`~flowweaver.SerializationError` naming the type. Plug in a :class:`Serializer`
@@ -34,14 +37,15 @@ of your own for such values.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import inspect
 import json
 import pathlib
 import sys
 import uuid
+import weakref
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -54,6 +58,9 @@ __all__ = ["JSONSerializer", "Serializer", "type_name"]
 
 TAG = "__fw__"
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+#: Bits above which an int is stored in hex: Python refuses int <-> decimal str conversions
+#: beyond 4,300 digits (about 14,000 bits), and JSON numbers are decimal.
+_BIG_INT_BITS = 13_000
 
 
 @runtime_checkable
@@ -129,7 +136,7 @@ class JSONSerializer:
         Raises:
             SerializationError: ``value`` (or something inside it) has no stored form.
         """
-        if type(value) in _PLAIN:
+        if type(value) in _PLAIN and type(value) is not int:
             return json.dumps(value)
         try:
             return json.dumps(_encode(value), separators=(",", ":"), check_circular=False)
@@ -151,6 +158,10 @@ class JSONSerializer:
             return json.loads(text, object_hook=self._rebuild)
         except json.JSONDecodeError as error:
             raise SerializationError("str", f"not JSON ({error})", restoring=True) from None
+        except (ValueError, RecursionError) as error:  # e.g. a number of 5,000 digits
+            raise SerializationError(
+                "str", f"cannot be read ({type(error).__name__}: {error})", restoring=True
+            ) from None
 
     def _rebuild(self, obj: dict[str, Any]) -> object:
         tag = obj.get(TAG)
@@ -178,6 +189,11 @@ class JSONSerializer:
         if tag == "namedtuple" and _is_namedtuple(cls):
             return cls(*data)
         if tag == "dataclass" and dataclasses.is_dataclass(cls):
+            if _init_only_arguments(cls):
+                raise SerializationError(
+                    type_name(cls), "its __init__ needs arguments that are not stored fields",
+                    restoring=True,
+                )  # fmt: skip
             return cls(**data)
         raise SerializationError(
             type_name(cls), f"the class is not of the stored kind {tag!r}", restoring=True
@@ -223,16 +239,37 @@ def _is_rebuildable(cls: type) -> bool:
 
 def _sorted_items(items: Iterable[object]) -> list[Any]:
     encoded = [_encode(item) for item in items]
-    # Mixed types cannot be sorted: keep iteration order (equal sets may then differ in text).
-    with contextlib.suppress(TypeError):
+    try:
         encoded.sort()
+    except TypeError:  # mixed types, tagged objects: order by their JSON text instead
+        encoded.sort(key=lambda e: json.dumps(e, sort_keys=True, separators=(",", ":")))
     return encoded
+
+
+_INIT_ONLY: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _init_only_arguments(cls: type) -> tuple[str, ...]:
+    """Required ``__init__`` arguments of a dataclass that are not init fields (``InitVar``)."""
+    found = _INIT_ONLY.get(cls)
+    if found is None:
+        fields = {f.name for f in dataclasses.fields(cls) if f.init}
+        found = _INIT_ONLY[cls] = tuple(
+            p.name
+            for p in inspect.signature(cls).parameters.values()
+            if p.name not in fields
+            and p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+    return found
 
 
 def _encode(value: object) -> Any:
     """A JSON-ready structure for ``value`` (the tagged form where needed)."""
     cls = type(value)
     if cls in _PLAIN:
+        if cls is int and value.bit_length() > _BIG_INT_BITS:  # type: ignore[attr-defined]
+            return {TAG: "int", "v": hex(value)}  # type: ignore[arg-type]
         return value
     if cls is list:
         return [_encode(v) for v in value]  # type: ignore[attr-defined]
@@ -251,6 +288,13 @@ def _encode(value: object) -> Any:
     if isinstance(value, enum.Enum):
         return {TAG: "enum", "cls": _class_ref(cls), "v": _encode(value.value)}
     if dataclasses.is_dataclass(value):
+        missing = _init_only_arguments(cls)
+        if missing:
+            raise SerializationError(
+                type_name(cls),
+                f"its __init__ needs {', '.join(map(repr, missing))}, which is not a stored "
+                f"field (an InitVar): it could not be rebuilt",
+            )
         fields = {
             f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
         }
@@ -264,33 +308,47 @@ def _encode(value: object) -> Any:
     )
 
 
-def _encode_datetime(value: dt.datetime) -> dict[str, Any]:
-    key = getattr(value.tzinfo, "key", None)  # a zoneinfo.ZoneInfo keeps its zone, not just
-    if isinstance(key, str):  # today's offset
-        return {TAG: "datetime", "v": [value.replace(tzinfo=None).isoformat(), key]}
-    return {TAG: "datetime", "v": value.isoformat()}
+def _encoder(tag: str) -> Callable[[dt.datetime | dt.time], dict[str, Any]]:
+    """ISO text; a ``zoneinfo.ZoneInfo`` by its key (its offset depends on the date, and a
+    ``time`` has none), and ``fold`` when set (the second 01:30 of a night clocks go back)."""
+
+    def encode(value: dt.datetime | dt.time) -> dict[str, Any]:
+        key = getattr(value.tzinfo, "key", None)
+        if not isinstance(key, str):
+            if not value.fold:
+                return {TAG: tag, "v": value.isoformat()}
+            return {TAG: tag, "v": [value.isoformat(), None, 1]}
+        return {TAG: tag, "v": [value.replace(tzinfo=None).isoformat(), key, value.fold]}
+
+    return encode
+
+
+def _rebuilder(parse: Callable[[str], Any]) -> Callable[[str | list[Any]], Any]:
+    def rebuild(data: str | list[Any]) -> Any:
+        if isinstance(data, str):
+            return parse(data)
+        iso, zone, *fold = data  # [iso, key] before fold was stored
+        value = parse(iso)
+        if zone is not None:
+            from zoneinfo import ZoneInfo  # standard library; a zone key is data, not code
+
+            value = value.replace(tzinfo=ZoneInfo(zone))
+        return value.replace(fold=fold[0]) if fold else value
+
+    return rebuild
 
 
 _ENCODERS: dict[type, Callable[[Any], Any]] = {
     bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode("ascii")},
     bytearray: lambda v: {TAG: "bytearray", "v": base64.b64encode(v).decode("ascii")},
-    dt.datetime: _encode_datetime,
+    dt.datetime: _encoder("datetime"),
     dt.date: lambda v: {TAG: "date", "v": v.isoformat()},
-    dt.time: lambda v: {TAG: "time", "v": v.isoformat()},
+    dt.time: _encoder("time"),
     dt.timedelta: lambda v: {TAG: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
     Decimal: lambda v: {TAG: "decimal", "v": str(v)},
     uuid.UUID: lambda v: {TAG: "uuid", "v": str(v)},
     complex: lambda v: {TAG: "complex", "v": [v.real, v.imag]},
 }
-
-
-def _rebuild_datetime(data: str | list[str]) -> dt.datetime:
-    if isinstance(data, str):
-        return dt.datetime.fromisoformat(data)
-    iso, zone = data
-    from zoneinfo import ZoneInfo  # standard library; a zone key is data, not code
-
-    return dt.datetime.fromisoformat(iso).replace(tzinfo=ZoneInfo(zone))
 
 
 def _dict_from_pairs(pairs: list[list[Any]]) -> dict[Any, Any]:
@@ -304,9 +362,10 @@ _REBUILDERS: dict[str, Callable[[Any], object]] = {
     "dict": _dict_from_pairs,
     "bytes": lambda v: base64.b64decode(v, validate=True),
     "bytearray": lambda v: bytearray(base64.b64decode(v, validate=True)),
-    "datetime": _rebuild_datetime,
+    "int": lambda v: int(v, 16),
+    "datetime": _rebuilder(dt.datetime.fromisoformat),
     "date": dt.date.fromisoformat,
-    "time": dt.time.fromisoformat,
+    "time": _rebuilder(dt.time.fromisoformat),
     "timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "decimal": Decimal,
     "uuid": uuid.UUID,

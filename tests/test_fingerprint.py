@@ -67,6 +67,12 @@ def test_default_and_closure_values_count_unless_they_have_no_stable_form() -> N
     assert fp(make(object())) == fp(make(object()))  # only its type can be said
 
 
+def test_a_captured_class_counts_by_its_name() -> None:
+    assert fp(lambda conv=int: conv("5")) != fp(lambda conv=float: conv("5"))
+    assert fp(lambda kinds=(int, str): kinds) != fp(lambda kinds=(int, bytes): kinds)
+    assert fp(lambda conv=int: conv("5")) == fp(lambda conv=int: conv("5"))
+
+
 def test_mutable_captured_values_count_by_type_only() -> None:
     # A list a task appends to, a config dict, a connection: their contents change while the
     # code does not; hashing them would make every task look changed on resume.

@@ -6,11 +6,12 @@ import collections
 import datetime as dt
 import enum
 import math
+import os
 import pathlib
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -65,6 +66,7 @@ VALUES = [
     dt.datetime(2024, 6, 1, 12, 30, tzinfo=dt.UTC), dt.datetime(2024, 6, 1, 12, 30),
     dt.datetime(2024, 6, 1, 12, tzinfo=ZoneInfo("Europe/Paris")),
     dt.date(2024, 6, 1), dt.time(23, 59, 1, 5), dt.timedelta(days=-1, seconds=5),
+    dt.time(12, tzinfo=ZoneInfo("Europe/Paris")), dt.time(1, 30, fold=1), 10**5000, -(2**20_000),
     Decimal("1.10"), uuid.UUID(int=7), pathlib.Path("/data/in.csv"),
     Color.RED, Color.BLUE, Point(-3, (1, 2)), Pair(1, "x"),
     {"nested": [{"set": {1}, "when": dt.date(2024, 1, 1), "p": Point(1, ())}]},
@@ -88,6 +90,57 @@ def test_a_zoneinfo_zone_is_kept_by_name() -> None:
     value = dt.datetime(2024, 1, 1, tzinfo=ZoneInfo("America/New_York"))
     back = s.loads(s.dumps(value))
     assert isinstance(back, dt.datetime) and back.tzinfo == ZoneInfo("America/New_York")
+
+
+def test_the_second_of_a_repeated_wall_clock_time_is_kept() -> None:
+    # 01:30 happens twice in New York on 2024-11-03: fold=1 is the second, an hour later.
+    s = JSONSerializer()
+    second = dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))
+    back = s.loads(s.dumps(second))
+    assert isinstance(back, dt.datetime)
+    assert (back.fold, back.timestamp()) == (1, second.timestamp())
+    assert back.timestamp() - second.replace(fold=0).timestamp() == 3600
+
+
+def test_old_stored_zoned_datetimes_still_load() -> None:
+    text = '{"__fw__":"datetime","v":["2024-01-01T00:00:00","Europe/Paris"]}'
+    back = JSONSerializer().loads(text)
+    assert back == dt.datetime(2024, 1, 1, tzinfo=ZoneInfo("Europe/Paris"))
+
+
+def test_a_dataclass_with_a_required_init_var_has_no_stored_form() -> None:
+    @dataclass
+    class Scaled:
+        value: int
+        factor: InitVar[int]
+
+        def __post_init__(self, factor: int) -> None:
+            self.value *= factor
+
+    with pytest.raises(SerializationError) as info:
+        JSONSerializer().dumps(Scaled(2, 3))
+    assert "needs 'factor', which is not a stored field (an InitVar)" in str(info.value)
+
+
+def test_sets_of_unorderable_items_store_the_same_under_any_hash_seed() -> None:
+    script = (
+        "from flowweaver import JSONSerializer\n"
+        "print(JSONSerializer().dumps({('a', 1), ('b', 2), ('c', 3), ('d', 4), (5, 'e')}))\n"
+    )
+    texts = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(texts) == 1
+
+
+def test_a_number_too_long_for_python_to_read_is_a_typed_error() -> None:
+    with pytest.raises(SerializationError) as info:
+        JSONSerializer().loads("1" * 5000)
+    assert str(info.value).startswith("cannot restore a value of type 'str': cannot be read")
 
 
 def test_plain_json_is_stored_as_itself() -> None:
