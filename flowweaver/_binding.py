@@ -209,8 +209,8 @@ def bind(task_name: str, params: Params, upstream: Sequence[str]) -> ArgSpec:
             task_name, f"no upstream result for parameter(s) {names} (upstream tasks: {have})"
         )
     if leftover:
-        if params.var_positional and not keywords:
-            positional.extend(leftover)
+        if params.var_positional and len(positional) == len(params.positional):
+            positional.extend(leftover)  # after every positional parameter: into *args
         elif params.var_keyword:
             keywords.extend((upstream[i], i) for i in leftover)
         else:

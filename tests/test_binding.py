@@ -85,6 +85,13 @@ def test_extra_upstreams_go_to_var_positional_then_var_keyword() -> None:
     assert apply(kw, {"a": 1, "b": 2, "c": 3}) == (1, {"b": 2, "c": 3})
 
 
+def test_var_positional_still_takes_extras_when_a_keyword_only_is_named() -> None:
+    def f(a: object, *rest: object, k: object) -> tuple[object, ...]:
+        return a, rest, k
+
+    assert apply(f, {"k": 1, "x": 2, "y": 3}) == (2, (3,), 1)  # f(2, 3, k=1)
+
+
 def test_too_many_upstreams_is_a_binding_error() -> None:
     with pytest.raises(BindingError) as info:
         spec(lambda x: x, ["a", "b"])
