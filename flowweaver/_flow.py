@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any, Self
 
 from ._dag import AuthoredGraph
-from ._errors import ConfigurationError, DuplicateTaskError
+from ._errors import ConfigurationError, DuplicateTaskError, TaskNameCollisionError
+from ._graph import describe
 from ._task import Task
 
 __all__ = ["Flow"]
@@ -84,6 +85,15 @@ class Flow(AuthoredGraph):
         """Start parallel branches: each task depends on the current tip(s). Returns the flow."""
         if not tasks:
             raise ConfigurationError(f"flow {self.name!r}: branch() needs at least one task")
+        new: dict[str, Task[Any, Any]] = {}
+        for task in tasks:  # all checked first: a refused branch() leaves the flow as it was
+            self._check_new(task)
+            other = new.get(task.name) or self._graph.get(task.name)
+            if other is task:
+                raise DuplicateTaskError(task.name, self.name)
+            if other is not None:
+                raise TaskNameCollisionError(task.name, self.name, describe(other), describe(task))
+            new[task.name] = task
         for task in tasks:
             self._attach(task, self._tips)
         self._tips = list(tasks)
@@ -95,12 +105,15 @@ class Flow(AuthoredGraph):
         self._tips = [task]
         return self
 
-    def _attach(self, task: object, upstream: list[Task[..., Any]]) -> None:
+    def _check_new(self, task: object) -> None:
         if not isinstance(task, Task):
             raise ConfigurationError(f"flow {self.name!r}: expected a Task, got {task!r}")
-        graph = self._graph
-        if task in graph:
+        if task in self._graph:
             raise DuplicateTaskError(task.name, self.name)
+
+    def _attach(self, task: Task[Any, Any], upstream: list[Task[..., Any]]) -> None:
+        self._check_new(task)
+        graph = self._graph
         graph.add_task(task)
         for up in upstream:
             graph.add_edge(up, task)

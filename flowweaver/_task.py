@@ -36,6 +36,7 @@ RetryCallback = Callable[[str, int], object]
 
 _DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (Exception,)
 _DEFAULT_RETRY_FIELDS = (0, 1.0, 2.0, 60.0, 0.1, _DEFAULT_RETRY_ON)
+_DEFAULT_RETRY_TYPES = tuple(map(type, _DEFAULT_RETRY_FIELDS))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,11 +119,14 @@ class Task(Generic[P, R]):
         if self.timeout is not None:
             check_number(f"task {name!r}", "timeout", self.timeout, strict=True)
         # Building a million tasks should not pay for checking defaults (a tuple compare is
-        # identity-first, so this costs one allocation).
+        # identity-first). Types too: `delay=True` equals 1.0 and must still be refused.
         retry_fields = (
             self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
         )  # fmt: skip
-        if retry_fields != _DEFAULT_RETRY_FIELDS or type(self.retries) is not int:
+        if (
+            retry_fields != _DEFAULT_RETRY_FIELDS
+            or tuple(map(type, retry_fields)) != _DEFAULT_RETRY_TYPES
+        ):
             check_retry_fields(f"task {name!r}", *retry_fields)
         if self.on_status_change is not None or self.on_retry is not None or self.when is not None:
             for label in ("on_status_change", "on_retry", "when"):

@@ -104,6 +104,19 @@ def test_a_tip_whose_result_has_nowhere_to_go_is_a_binding_error() -> None:
     )
 
 
+def test_a_refused_branch_leaves_the_flow_as_it_was() -> None:
+    x, y = t("x"), t("y")
+    flow = Flow("f").add(x)
+    with pytest.raises(DuplicateTaskError):
+        flow.branch(y, x)
+    with pytest.raises(DuplicateTaskError):
+        flow.branch(y, y)
+    with pytest.raises(TaskNameCollisionError):
+        flow.branch(y, t("y"))
+    assert deps(flow) == {"x": []}
+    assert deps(flow.branch(y)) == {"x": [], "y": ["x"]}
+
+
 def test_what_a_flow_refuses() -> None:
     a = t("a")
     flow = Flow("f").add(a)

@@ -37,6 +37,8 @@ def test_depends_on_is_stored_as_a_tuple() -> None:
         ({"timeout": 0}, "task 't': timeout must be a finite number > 0, got 0"),
         ({"timeout": -1.0}, "task 't': timeout must be a finite number > 0, got -1.0"),
         ({"delay": -1}, "task 't': delay must be a finite number >= 0, got -1"),
+        ({"delay": True}, "task 't': delay must be a finite number >= 0, got True"),
+        ({"retries": False}, "task 't': retries must be an int >= 0, got False"),
         ({"jitter": 2.0}, "task 't': jitter must be between 0 and 1, got 2.0"),
         ({"on_retry": "x"}, "task 't': on_retry must be callable, got 'x'"),
         ({"on_status_change": 1}, "task 't': on_status_change must be callable, got 1"),
