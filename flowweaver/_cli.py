@@ -23,7 +23,7 @@ from . import _scope
 from ._dag import DAG, EXECUTOR_NAMES, AuthoredGraph, resolve_executor
 from ._errors import FlowWeaverError, WorkflowFailedError
 from ._logging import LogLevel, configure_logging
-from ._state_manager import _open_store
+from ._state_manager import open_store
 from ._status import FailurePolicy, TaskStatus
 from ._workflow import Workflow
 
@@ -127,7 +127,7 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
     store = None
     if args.state is not None:
         try:
-            store = _open_store(args.state, None, None)
+            store = open_store(args.state, what="the store's file name")
         except FlowWeaverError as error:
             raise UsageError(f"--state {args.state!r}: {error}") from None
     try:
@@ -143,6 +143,8 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
         executor.execute(workflow, **options)
     except WorkflowFailedError:
         failed = True
+    except FlowWeaverError as error:  # the run could not start (a bad --run-id, say)
+        raise UsageError(str(error)) from None
     finally:
         if release is not None:
             release()
@@ -190,6 +192,9 @@ def _load(target: str) -> tuple[str, Workflow]:
         if isinstance(value, Workflow | AuthoredGraph) and not attribute.startswith("_"):
             found.setdefault(id(value), (attribute, value))
     candidates = list(found.values())
+    if not candidates and edges:  # the seed's style: `a >> b` at module level, no DAG object
+        stem = Path(file).stem
+        candidates = [(stem, DAG(stem, edges=edges))]
     if name:
         chosen = [(a, v) for a, v in candidates if name in (a, v.name)]
         if not chosen:
@@ -197,9 +202,6 @@ def _load(target: str) -> tuple[str, Workflow]:
             raise UsageError(f"no workflow named {name!r} in {file!r} (found: {have})")
     elif candidates:
         chosen = candidates
-    elif edges:  # the seed's style: `a >> b` at module level, no DAG object
-        stem = Path(file).stem
-        chosen = [(stem, DAG(stem, edges=edges))]
     else:
         raise UsageError(f"no workflow, DAG or Flow found in {file!r}")
     if len(chosen) > 1:

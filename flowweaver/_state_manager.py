@@ -96,7 +96,7 @@ class StateManager(Closing):
                 )
             self.store: StateStore = store
         else:
-            self.store = _open_store(storage_path, serializer, clock)
+            self.store = open_store(storage_path, serializer, clock)
 
     def __repr__(self) -> str:
         return f"StateManager(store={self.store!r}, namespace={self.namespace!r})"
@@ -197,22 +197,25 @@ def _check_key(key: object) -> None:
         raise ConfigurationError(f"StateManager: keys must be str, got {key!r}")
 
 
-def _open_store(
+def open_store(
     path: str | os.PathLike[str] | None,
-    serializer: Serializer | None,
-    clock: Callable[[], float] | None,
+    serializer: Serializer | None = None,
+    clock: Callable[[], float] | None = None,
+    *,
+    what: str = "StateManager: storage_path",
 ) -> StateStore:
-    """The store for a ``storage_path`` (see :class:`StateManager`)."""
+    """The store for a ``storage_path`` (see :class:`StateManager`); ``what`` names the path
+    in errors."""
     if path is None:
         return MemoryStore(serializer=serializer, clock=clock)
     if not isinstance(path, str | os.PathLike):
-        raise ConfigurationError(f"StateManager: storage_path must be a str or path, got {path!r}")
+        raise ConfigurationError(f"{what} must be a str or path, got {path!r}")
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix == ".json":
         return JSONFileStore(path, serializer=serializer, clock=clock)
     if suffix in _SQLITE_SUFFIXES:
         return SQLiteStore(path, serializer=serializer, clock=clock)
     raise ConfigurationError(
-        f"StateManager: storage_path must end in .json (JSON file) or "
+        f"{what} must end in .json (JSON file) or "
         f"{', '.join(_SQLITE_SUFFIXES)} (SQLite), got {os.fspath(path)!r}"
     )

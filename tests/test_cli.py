@@ -86,6 +86,13 @@ def test_run_a_file_of_bare_edges_as_a_dag(files: Path) -> None:
     assert done.stderr == ""
 
 
+def test_a_file_of_bare_edges_can_be_named_by_its_dag(files: Path) -> None:
+    done = flowweaver(files, "plan", "seed.py:seed")
+    assert (done.returncode, done.stdout) == (
+        0, "layer 0: extract\nlayer 1: transform\nlayer 2: load\n",
+    ), done.stderr  # fmt: skip
+
+
 @pytest.mark.parametrize("executor", ["sequential", "thread", "async", "process"])
 def test_run_on_every_executor(files: Path, executor: str) -> None:
     done = flowweaver(files, "run", "flow.py", "--executor", executor, "--workers", "2")
@@ -161,8 +168,9 @@ def test_state_and_run_id_resume_a_failed_run(files: Path) -> None:
     [
         (["--state", "runs.db"], "--state and --run-id go together: the store, and the run in it"),
         (["--state", "runs.txt", "--run-id", "x"],
-         "--state 'runs.txt': StateManager: storage_path must end in .json (JSON file) or "
+         "--state 'runs.txt': the store's file name must end in .json (JSON file) or "
          ".db, .sqlite, .sqlite3 (SQLite), got 'runs.txt'"),
+        (["--state", "runs.db", "--run-id", ""], "run_id must be a non-empty str, got ''"),
     ],
 )  # fmt: skip
 def test_state_options_are_checked(files: Path, args: list[str], message: str) -> None:
