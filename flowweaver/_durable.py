@@ -169,7 +169,7 @@ class DurableEngine(Engine):
             logger.warning(
                 "task %r: code or inputs changed since run %s committed its result; "
                 "running it again",
-                task.name, run.run_id, extra={"task": task.name},
+                task.name, run.run_id, extra={**self.log_fields, "task": task.name},
             )  # fmt: skip
             return False
         try:
@@ -214,7 +214,10 @@ class DurableEngine(Engine):
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _COMPLETED)
         if self._debug:
-            logger.debug("task %r: reused its stored result", task.name, extra={"task": task.name})
+            logger.debug(
+                "task %r: reused its stored result", task.name,
+                extra={**self.log_fields, "task": task.name},
+            )  # fmt: skip
         self._release(i)
 
     # -- commit ------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Engine:
         "deps",
         "errors",
         "finished",
+        "log_fields",
         "monitors",
         "n",
         "pending",
@@ -158,6 +159,8 @@ class Engine:
         self.stopping = False
         self._muted: set[tuple[int, str]] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        #: Record fields of every log line of this run (JSON lines carry them).
+        self.log_fields = {"workflow": run.workflow, "run_id": run.run_id}
         for i in range(n):
             object.__setattr__(self.tasks[i], "_latest", (run, i))
         workflow._last_run = run
@@ -178,7 +181,10 @@ class Engine:
         self._awaiter = awaiter
         self._wake = wake
         run = self.run
-        logger.info("workflow %r: run %s starting, %d tasks", run.workflow, run.run_id, self.n)
+        logger.info(
+            "workflow %r: run %s starting, %d tasks", run.workflow, run.run_id, self.n,
+            extra=self.log_fields,
+        )  # fmt: skip
         for monitor in list(self.monitors):
             self._call_monitor(monitor, "on_run_start", run)
 
@@ -211,8 +217,8 @@ class Engine:
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _RUNNING)
         if self._debug:
-            logger.debug("task %r: attempt %d started", task.name, attempt,
-                         extra={"task": task.name})  # fmt: skip
+            fields = {**self.log_fields, "task": task.name, "attempt": attempt}
+            logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
         return task.fn, args, kwargs
 
     def succeed(self, i: int, value: object) -> None:
@@ -224,7 +230,8 @@ class Engine:
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _COMPLETED)
         if self._debug:
-            logger.debug("task %r: completed", task.name, extra={"task": task.name})
+            logger.debug("task %r: completed", task.name,
+                         extra={**self.log_fields, "task": task.name})  # fmt: skip
         # Inlined _release(): this is the hot path, and a method call is ~10% of a task's cost.
         pending, ready, n = self.pending, self.ready, self.n
         for child in self.children[i]:
@@ -256,7 +263,7 @@ class Engine:
             logger.info(
                 "task %r: attempt %d failed (%s: %s); retry %d of %d in %.3g s",
                 task.name, attempt, type(error).__name__, error, attempt, task.retries, delay,
-                extra={"task": task.name},
+                extra={**self.log_fields, "task": task.name, "attempt": attempt},
             )  # fmt: skip
             if task.on_retry is not None and (i, "on_retry") not in self._muted:
                 self._call_task_callback(i, "on_retry", task.on_retry, task.name, attempt)
@@ -300,6 +307,7 @@ class Engine:
             "%d upstream_failed, %d cancelled",
             run.workflow, run.run_id, stats["total_time_seconds"], stats["completed"],
             stats["failed"], stats["skipped"], stats["upstream_failed"], stats["cancelled"],
+            extra=self.log_fields,
         )  # fmt: skip
         for monitor in list(self.monitors):
             self._call_monitor(monitor, "on_run_end", run)
@@ -380,7 +388,10 @@ class Engine:
         self.run.failures.append(failure)
         # INFO, not WARNING: the run raises WorkflowFailedError with this failure in it, and
         # unconfigured logging would print warnings to stderr a second time.
-        logger.info("%s", failure, extra={"task": task.name})
+        logger.info(
+            "%s", failure,
+            extra={**self.log_fields, "task": task.name, "attempt": failure.attempts},
+        )  # fmt: skip
         self._settle(i, _FAILED)
         # Everything downstream can no longer run: say so now, not at the end.
         statuses, children, n = self.statuses, self.children, self.n

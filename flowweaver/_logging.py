@@ -5,9 +5,10 @@ handler of its own: importing it prints nothing. :func:`configure_logging` is th
 attaches output, and only to the ``flowweaver`` logger; calling it again replaces that output
 instead of duplicating it.
 
-Levels: the standard ones plus ``SUCCESS`` (25, a run or task that ended well) and ``SYSTEM``
-(21, lifecycle of executors and workers), both shown at ``INFO``. Their names are registered
-with :mod:`logging` when :func:`configure_logging` is first called, not at import.
+Levels: the standard ones plus ``SUCCESS`` (25) and ``SYSTEM`` (21) for an application's own
+messages (flowweaver itself logs at the standard levels); both show at ``INFO``. Their names
+are registered with :mod:`logging` when :func:`configure_logging` is first called, not at
+import.
 """
 
 from __future__ import annotations

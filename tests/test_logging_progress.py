@@ -72,13 +72,14 @@ def test_json_lines_carry_context(restore_logging: None) -> None:
     configure_logging(level=LogLevel.DEBUG, json_output=True, stream=stream)
     wf = Workflow("etl")
     wf.add_task(Task(name="load", fn=lambda: 1))
-    SequentialExecutor().execute(wf)
+    run = SequentialExecutor().execute(wf)
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert {"timestamp", "level", "logger", "message"} <= set(entries[0])
+    assert all((e["workflow"], e["run_id"]) == ("etl", run.run_id) for e in entries)
     task_lines = [e for e in entries if e.get("task") == "load"]
-    assert [e["message"] for e in task_lines] == [
-        "task 'load': attempt 1 started",
-        "task 'load': completed",
+    assert [(e["message"], e.get("attempt")) for e in task_lines] == [
+        ("task 'load': attempt 1 started", 1),
+        ("task 'load': completed", None),
     ]
     assert all(e["logger"].startswith("flowweaver") for e in entries)
 
