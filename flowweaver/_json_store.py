@@ -66,7 +66,8 @@ class JSONFileStore(Closing):
         >>> store = JSONFileStore(".flowkit/state.json")  # doctest: +SKIP
 
     Args:
-        path: The file; created (0o600, folder 0o700) on the first write.
+        path: The file, created (0o600) on the first write; its folder (0o700) when the store
+            is made.
         serializer: How values become text (default :class:`~flowweaver.JSONSerializer`).
         timeout: Seconds a write waits for another process's lock before
             :class:`StateLockedError`.
