@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from flowweaver import DaskExecutor, Task, Workflow
+from flowweaver._dask import SEND_INTERVAL
 
 from ._harness import Row, best_of
 from .engine import shape
@@ -68,7 +69,9 @@ def run(quick: bool) -> list[Row]:
             ) as cluster,
             Client(cluster, set_as_default=False) as client,
         ):
-            executor = DaskExecutor(client)
+            # The interval an executor sets on a client it starts itself; set on this one
+            # too, so the raw baseline runs on the same client.
+            executor = DaskExecutor(client, send_interval=SEND_INTERVAL)
             client.submit(noop, pure=False).result()  # warm the workers up
             for kind in ("independent", "chain", "diamond", "random"):
                 deps = shape(kind, n)

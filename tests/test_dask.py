@@ -78,6 +78,9 @@ def test_arguments_are_validated(dask_threads: DaskExecutor) -> None:
     with pytest.raises(ConfigurationError) as info:
         DaskExecutor(client, max_workers=0)
     assert str(info.value) == "DaskExecutor: max_workers must be an int >= 1, got 0"
+    with pytest.raises(ConfigurationError) as info:
+        DaskExecutor(client, send_interval=-0.001)
+    assert str(info.value) == "DaskExecutor: send_interval must be a finite number >= 0, got -0.001"
 
 
 @needs_dask
@@ -225,11 +228,32 @@ def test_max_workers_bounds_the_calls_in_flight(dask_threads: DaskExecutor) -> N
 @needs_dask
 def test_the_current_client_is_used_and_stays_open(dask_threads: DaskExecutor) -> None:
     client = dask_threads.client
+    batching = client.scheduler_comm.interval  # type: ignore[union-attr]
     with client.as_current():
         executor = DaskExecutor()
     assert executor.client is client
+    executor.execute(diamond())
+    assert client.scheduler_comm.interval == batching  # type: ignore[union-attr]  # not ours
     executor.shutdown()
     assert client.status == "running"
+
+
+@needs_dask
+def test_send_interval_sets_the_clients_batching_before_each_run(
+    dask_threads: DaskExecutor,
+) -> None:
+    client = dask_threads.client
+    comm = client.scheduler_comm
+    assert comm is not None
+    batching = comm.interval
+    try:
+        executor = DaskExecutor(client, send_interval=0.001)
+        assert comm.interval == 0.001
+        comm.interval = 0.05  # as a reconnected client's new comm would be
+        assert executor.execute(diamond()).result("join") == (11, 20)
+        assert comm.interval == 0.001
+    finally:
+        comm.interval = batching
 
 
 @needs_dask
@@ -243,6 +267,8 @@ def test_an_address_connects_a_client_that_the_executor_owns(
     assert address.startswith("tcp://")
     with DaskExecutor(address=address) as executor:
         assert executor.execute(diamond()).result("join") == (11, 20)
+        # An owned client sends to the scheduler every 2 ms, not Dask's default 10 ms.
+        assert executor.client.scheduler_comm.interval == 0.002  # type: ignore[union-attr]
     assert executor.client.status == "closed"
     assert dask_processes.client.status == "running"  # the cluster is not ours to stop
 
