@@ -18,7 +18,7 @@ from ._errors import TaskTimeoutError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["INTERRUPTS", "AwaitRunner", "bounded", "invoke", "run_awaitable"]
+__all__ = ["INTERRUPTS", "AwaitRunner", "awaitable_error", "bounded", "invoke", "run_awaitable"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,20 @@ T = TypeVar("T")
 #: the failure of the task (item, pool call, observer) that raised it; a worker's *own*
 #: cancellation stops that worker. Every place that runs user code follows this rule.
 INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
+
+def awaitable_error(error: BaseException) -> BaseException:
+    """``error`` as an asyncio future can hold it.
+
+    An asyncio future refuses ``StopIteration`` (it would end the coroutine awaiting it
+    silently); like a coroutine that raises one (PEP 479), it becomes a ``RuntimeError`` whose
+    cause is the original.
+    """
+    if isinstance(error, StopIteration):
+        wrapped = RuntimeError(f"task raised StopIteration: {error}".rstrip(": "))
+        wrapped.__cause__ = error
+        return wrapped
+    return error
 
 
 async def bounded(

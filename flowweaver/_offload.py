@@ -33,7 +33,7 @@ import itertools
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._calls import bounded
+from ._calls import awaitable_error, bounded
 from ._errors import TaskTimeoutError
 from ._lanes import WorkerThreads
 
@@ -114,7 +114,7 @@ class Offload:
         if ok:
             future.set_result(value)
         else:
-            future.set_exception(value)
+            future.set_exception(awaitable_error(value))
 
     async def call(
         self,

@@ -25,7 +25,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._binding import is_coroutine_callable
-from ._calls import INTERRUPTS
+from ._calls import INTERRUPTS, awaitable_error
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
@@ -203,7 +203,7 @@ class AsyncPool:
                 future.cancel()  # Ctrl-C, sys.exit(), or the call was cancelled: it did not end
                 raise
             if not future.done():  # the call's failure, whatever its type
-                future.set_exception(error)
+                future.set_exception(awaitable_error(error))
         else:
             if not future.done():
                 future.set_result(value)

@@ -25,6 +25,7 @@ from flowweaver import (
     Task,
     ThreadedExecutor,
     Workflow,
+    WorkflowFailedError,
 )
 
 from .conftest import WAIT, run
@@ -207,6 +208,32 @@ def test_a_base_exception_from_a_pool_call_settles_its_future() -> None:
                     pass
 
     run(main())
+
+
+def first_of_nothing(*_: object) -> object:
+    return next(iter([]))  # StopIteration: an asyncio future refuses to hold it
+
+
+def test_stop_iteration_from_a_sync_call_on_the_event_loop_is_a_failure_not_a_hang() -> None:
+    wf = Workflow("w")
+    wf.add_task(Task(name="a", fn=first_of_nothing))
+    with pytest.raises(WorkflowFailedError):
+        run(AsyncExecutor(max_workers=2).execute_async(wf))
+    assert wf.last_run is not None
+    error = wf.last_run.error("a")
+    # As PEP 479 does for a coroutine: a RuntimeError caused by the StopIteration.
+    assert isinstance(error, RuntimeError) and isinstance(error.__cause__, StopIteration)
+
+    async def pool() -> None:
+        async with AsyncExecutor(max_workers=2) as executor:
+            with pytest.raises(RuntimeError, match="task raised StopIteration"):
+                await executor.submit(first_of_nothing)
+
+    run(pool())
+    pipeline = Pipeline([Stage("S", 1, [first_of_nothing], task_attempts=1)])
+    assert run(pipeline.run([1])) == []
+    (failure,) = pipeline.get_error_summary().failed_items
+    assert isinstance(failure.error, RuntimeError)
 
 
 def test_a_pool_calls_own_cancelled_error_is_its_failure() -> None:
