@@ -194,7 +194,9 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
                 token = next(tokens)
                 try:
                     lane.send(token, *call, task.name, task.timeout)
-                except Exception as error:  # e.g. the function cannot be pickled for a process
+                except INTERRUPTS:
+                    raise
+                except BaseException as error:  # e.g. the function cannot be pickled for a process
                     timers.add(engine, i, engine.fail(i, error))
                     continue
                 inflight[token] = i
@@ -358,6 +360,10 @@ async def drive_async(engine: Engine, threads: int, capacity: int | None) -> Non
 
     def retire(worker: asyncio.Task[None]) -> None:
         workers.discard(worker)
+        error = None if worker.cancelled() else worker.exception()
+        if error is not None and not finished.done():  # a bug of ours: never lost, never hung
+            finished.set_exception(error)
+            return
         check_done()
 
     def stop(me: asyncio.Task[Any] | None, *, sync_calls_too: bool) -> None:

@@ -49,6 +49,7 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from ._calls import INTERRUPTS
 from ._engine import Call, Engine
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
@@ -197,7 +198,9 @@ class DurableEngine(Engine):
         except SerializationError as error:
             self._refuse(i, error if error.task_name else error.for_task(task.name))
             return True
-        except Exception as error:  # a raising cache_key, a locked or broken store
+        except INTERRUPTS:
+            raise
+        except BaseException as error:  # a raising cache_key, a locked or broken store
             self._refuse(i, error)
             return True
         self._digests[i] = digest(entry.data)
@@ -236,7 +239,9 @@ class DurableEngine(Engine):
             text = self._serializer.dumps(stored)
         except SerializationError as error:
             return error.for_task(task.name)
-        except Exception as error:  # the cluster lost it
+        except INTERRUPTS:
+            raise
+        except BaseException as error:  # the cluster lost it
             return error
         self._digests[i] = digest(text)
         try:
@@ -248,7 +253,9 @@ class DurableEngine(Engine):
             if store is not None:
                 entry = StateEntry(text, store.now(), None, self._fingerprint(i))
                 store.put(self._namespace, task.name, entry)
-        except Exception as error:  # a locked or broken store (a custom one may raise anything)
+        except INTERRUPTS:
+            raise
+        except BaseException as error:  # a locked or broken store (a custom one may raise anything)
             return error
         return None
 

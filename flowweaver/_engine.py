@@ -43,6 +43,7 @@ from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
 from ._binding import NO_ARGS, params_of
+from ._calls import INTERRUPTS
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, await_safely, call_safely
 from ._options import check_options
@@ -350,7 +351,9 @@ class Engine:
                 raise ConfigurationError(
                     f"task {task.name!r}: when= must be a sync predicate; it returned {verdict!r}"
                 )
-        except Exception as error:
+        except INTERRUPTS:
+            raise
+        except BaseException as error:
             self._refuse(i, error)
             return True
         if verdict:

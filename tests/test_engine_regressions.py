@@ -267,6 +267,37 @@ def test_a_base_exception_from_a_task_is_that_task_s_failure(executor: Any) -> N
         assert wf.last_run.statuses == {"bad": S.FAILED, "after": S.UPSTREAM_FAILED}
 
 
+def test_a_base_exception_from_a_when_predicate_is_that_task_s_failure(executor: Any) -> None:
+    def refuse() -> bool:
+        raise Abort("no verdict")
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="gated", fn=lambda: 1, when=refuse))
+    wf.add_task(Task(name="after", fn=lambda gated: gated), depends_on=["gated"])
+    with pytest.raises(WorkflowFailedError) as info:
+        executor.execute(wf)
+    assert isinstance(info.value.failures[0].__cause__, Abort)
+    assert wf.last_run is not None
+    assert wf.last_run.statuses == {"gated": S.FAILED, "after": S.UPSTREAM_FAILED}
+
+
+def test_an_error_inside_the_async_driver_surfaces_instead_of_vanishing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowweaver import _engine
+
+    def broken(self: Any, i: int) -> None:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(_engine.Engine, "begin", broken)
+    wf = Workflow("w")
+    wf.add_task(Task(name="a", fn=lambda: 1))
+    with pytest.raises(RuntimeError, match="engine bug"):
+        AsyncExecutor().execute(wf)
+    assert wf.last_run is not None
+    assert wf.last_run.statuses == {"a": S.CANCELLED}
+
+
 @pytest.mark.not_on_dask("SystemExit in a task stops its Dask worker, as Dask decides")
 def test_a_task_raising_system_exit_stops_the_run_and_it_propagates(executor: Any) -> None:
     wf = Workflow("w")
