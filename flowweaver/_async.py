@@ -146,7 +146,7 @@ class AsyncExecutor:
         pool = self._calls
         if pool is None:
             size = self.max_workers or default_workers()
-            pool = self._calls = AsyncPool(size, size)
+            pool = self._calls = AsyncPool(size)
         return pool
 
     @overload

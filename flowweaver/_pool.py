@@ -117,9 +117,8 @@ class _Shutdown:
 class AsyncPool:
     """The pool of one :class:`AsyncExecutor`; see the module docstring."""
 
-    def __init__(self, limit: int, threads: int) -> None:
-        self.limit = limit
-        self._thread_count = threads
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # calls at once, and threads for the sync ones
         self._threads: Offload | None = None  # made on first sync call, on the pool's loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[
@@ -211,7 +210,7 @@ class AsyncPool:
     def _offload(self) -> Offload:
         if self._threads is None:
             assert self._loop is not None
-            self._threads = Offload(self._loop, self._thread_count, "flowweaver-async-pool")
+            self._threads = Offload(self._loop, self.limit, "flowweaver-async-pool")
         return self._threads
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -221,6 +220,8 @@ class AsyncPool:
             future, fn, args, kwargs = queue.popleft()
             if not future.cancelled():
                 self._start(future, fn, args, kwargs)
+        if self.closed and self.idle:  # shut down without waiting: the last call frees threads
+            self._release()
 
     # -- map / as_completed ----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from flowweaver import (
     Workflow,
 )
 
-from .conftest import Recorder, run, settle
+from .conftest import WAIT, Recorder, run, settle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -295,6 +295,32 @@ def test_shutdown_refuses_new_calls_and_waits_for_running_ones() -> None:
         gated.open(1)
         await closing
         assert await running == 10
+
+    run(main())
+
+
+def test_shutdown_without_waiting_frees_the_threads_once_the_last_call_ends() -> None:
+    release = threading.Event()
+
+    def blocked(x: int) -> int:
+        release.wait(WAIT)
+        return x
+
+    def pool_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("flowweaver-async-pool")]
+
+    async def main() -> None:
+        executor = AsyncExecutor(max_workers=2)
+        futures = [executor.submit(blocked, i) for i in range(2)]
+        await settle()
+        threads = pool_threads()
+        assert len(threads) == 2
+        executor.shutdown(wait=False)
+        release.set()
+        assert [await f for f in futures] == [0, 1]
+        for thread in threads:  # told to stop when the pool went idle; they end on their own
+            await asyncio.to_thread(thread.join, WAIT)
+        assert not any(t.is_alive() for t in threads)
 
     run(main())
 
