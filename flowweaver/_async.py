@@ -52,8 +52,8 @@ class AsyncExecutor:
     awaitable they return is awaited on the loop (so the seed's
     ``fn=lambda uid=uid: fetch_user(uid)`` runs concurrently). A timed-out async task is
     cancelled; a timed-out sync task's thread cannot be, so its late result is discarded and a
-    fresh thread takes its place. Under fail-fast, the tasks in flight are cancelled when a
-    task fails for good.
+    fresh thread takes its place. Under fail-fast, when a task fails for good, the coroutines
+    in flight are cancelled and the sync calls in flight run to their end.
 
     Example:
         >>> import asyncio

@@ -98,7 +98,8 @@ def run_awaitable(
 
 
 class AwaitRunner:
-    """One event loop, reused for every awaitable of a sequential run; created on first use."""
+    """One event loop for the awaitables of one thread (the sequential driver, a worker
+    thread, the pool driver's callbacks), reused; created on first use."""
 
     __slots__ = ("_runner",)
 

@@ -17,8 +17,8 @@ Rules every driver keeps:
 
 * Outcomes are reported to the engine only from the driving thread (or loop).
 * When the run stops (fail-fast, Ctrl-C, cancellation), calls not yet started are cancelled;
-  running sync calls are let finish (fail-fast) or abandoned (interrupts); running coroutines
-  are cancelled.
+  running sync calls are let finish (fail-fast; on Dask their futures are cancelled, which a
+  running call ignores) or abandoned (interrupts); running coroutines are cancelled.
 * A task raising ``KeyboardInterrupt`` or ``SystemExit`` stops the run and the exception
   propagates; any other exception, ``BaseException`` subclasses included, is the task's
   failure.

@@ -11,7 +11,7 @@ Design:
 * **Only the driver thread mutates run state.** A driver (``_drivers``: inline, pool, asyncio)
   pops ready tasks, asks :meth:`Engine.begin` for the call, runs it wherever its executor says,
   and reports the outcome back with :meth:`Engine.succeed` or :meth:`Engine.fail`. Workers
-  never touch the engine: they report through futures, as dask's local scheduler does. So run
+  never touch the engine: they post outcomes to a queue the driver reads (``_lanes``). So run
   state needs no locks and every callback fires on one thread, in one place.
 * **Retries** are decided by :meth:`Engine.fail` from the task's retry settings; the driver only
   waits the returned delay (through the run's :class:`Clock`) and calls :meth:`Engine.requeue`.

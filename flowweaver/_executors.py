@@ -1,8 +1,9 @@
 """Executors decide *where* a call runs; the engine decides everything else.
 
 ``Executor`` is the whole protocol a backend needs: ``submit(fn, *args, **kwargs) -> Future``,
-the shape of ``concurrent.futures.Executor.submit``. Every flowweaver executor implements it,
-so the pipeline and users can send single calls to any of them, and any
+the shape of ``concurrent.futures.Executor.submit``. Every flowweaver executor but
+:class:`AsyncExecutor` (whose ``submit`` returns an awaitable ``AsyncFuture`` on the running
+loop) implements it, so the pipeline and users can send single calls to any of them, and any
 ``concurrent.futures.Executor`` (loky, mpi4py, a Dask client's ``get_executor(pure=False)``) can
 run a workflow through :class:`PoolExecutor`. :class:`BaseExecutor` turns a ``submit`` into a
 workflow runner by handing it to the engine's pool driver.

@@ -68,7 +68,8 @@ class Lane(Protocol):
         ...
 
     def close(self, wait: bool) -> None:
-        """Stop accepting calls; with ``wait``, wait for running (not abandoned) calls."""
+        """Stop accepting calls. ``wait`` is a hint: a lane that owns its workers waits for
+        running (not abandoned) calls; one over someone else's pool or cluster returns."""
         ...
 
 
@@ -126,7 +127,7 @@ class WorkerThreads:
         name: Thread name prefix.
         report: Where outcomes go; default: put them on :attr:`outbox`.
         finish_awaitables: Run an awaitable returned by a sync call to completion on the
-            thread (with the call's timeout). The async executor turns this off: it awaits
+            thread (with the call's timeout). ``Offload`` turns this off: it awaits
             such results on its own event loop.
     """
 
@@ -149,6 +150,7 @@ class WorkerThreads:
         # One lock makes "has it started?" and "cancel it", and "which thread runs it?" and
         # "abandon it", single steps.
         self._lock = threading.Lock()
+        self._queued: set[int] = set()
         self._running: dict[int, threading.Thread] = {}
         self._cancelled: set[int] = set()
         self._abandoned: set[threading.Thread] = set()
@@ -163,6 +165,8 @@ class WorkerThreads:
         name: str,
         timeout: float | None,
     ) -> None:
+        with self._lock:
+            self._queued.add(token)
         self._inbox.put((token, fn, args, kwargs, name, timeout))
         if len(self._threads) - len(self._abandoned) < self._size:
             self._start_thread()
@@ -178,7 +182,7 @@ class WorkerThreads:
     def _work(self) -> None:
         me = threading.current_thread()
         inbox, report, lock = self._inbox, self._report, self._lock
-        running, cancelled = self._running, self._cancelled
+        queued, running, cancelled = self._queued, self._running, self._cancelled
         runner = AwaitRunner() if self._finish_awaitables else None
         try:
             while True:
@@ -187,6 +191,7 @@ class WorkerThreads:
                     return
                 token, fn, args, kwargs, name, timeout = item
                 with lock:
+                    queued.discard(token)
                     skip = token in cancelled
                     if skip:
                         cancelled.discard(token)
@@ -215,8 +220,9 @@ class WorkerThreads:
 
     def cancel(self, token: int) -> bool:
         with self._lock:
-            if token in self._running:
-                return False
+            if token not in self._queued:
+                return False  # running, or already returned
+            self._queued.discard(token)
             self._cancelled.add(token)
             return True
 

@@ -1,8 +1,9 @@
 """Worker processes for :class:`~flowweaver.ProcessExecutor`: the pool, the worker, pickling.
 
-See ``_process`` for the design. Only :class:`WorkerPool` and :class:`Call` are used outside:
-a pool runs calls (pickled payloads) on up to ``size`` processes, reports every outcome through
-the call's ``report``, and can cancel a queued call or kill a running one.
+See ``_process`` for the design. What ``_process`` uses: :class:`WorkerPool` and
+:class:`Call`, :func:`payload` (pickling a call) and :func:`cancel`. A pool runs calls
+(pickled payloads) on up to ``size`` processes, reports every outcome through the call's
+``report``, and can cancel a queued call or kill a running one.
 """
 
 from __future__ import annotations

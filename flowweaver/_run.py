@@ -29,8 +29,9 @@ class Remote:
 
     An executor that keeps results away from the driving process stores a subclass of this as a
     task's result. The engine passes it unread to downstream calls (the executor swaps in its
-    own handle), and reads it only for a ``when=`` predicate; :class:`WorkflowRun` fetches it
-    when the result is read and keeps the value.
+    own handle). It is fetched only where the value itself is needed: for a ``when=``
+    predicate, and by a durable run to store it or compute a cache key;
+    :class:`WorkflowRun` fetches it when the result is read and keeps the value.
     """
 
     __slots__ = ()

@@ -12,7 +12,8 @@ class TaskStatus(StrEnum):
 
     ``pending → running → completed``, or ``running → retrying → running …`` while attempts
     remain, ending ``failed`` when they run out. A task that never runs ends ``skipped`` (its
-    ``when`` predicate said no), ``upstream_failed`` (something it needs failed) or
+    ``when`` predicate said no, or every upstream was skipped and it has
+    ``skip_if_upstream_skipped``), ``upstream_failed`` (something it needs failed) or
     ``cancelled`` (the run stopped first: fail-fast, Ctrl-C, cancellation).
     """
 
@@ -38,7 +39,9 @@ class FailurePolicy(StrEnum):
     """What a run does once a task has failed for good.
 
     ``FAIL_FAST`` (the default): start nothing new, let running calls finish — except
-    coroutines on :class:`AsyncExecutor`'s event loop, which are cancelled — end every task
+    coroutines on :class:`AsyncExecutor`'s event loop, which are cancelled, and calls on a
+    Dask cluster, whose futures are cancelled (a running one runs on, its result discarded)
+    — end every task
     that never started ``cancelled`` (``upstream_failed``
     if it needed the failed task), then raise. ``CONTINUE``: independent branches run to the
     end; only the failed task's dependants are left out (``upstream_failed``); the run raises

@@ -334,3 +334,21 @@ def test_an_unhashable_callable_is_a_fine_task_function(executor: Any) -> None:
     wf = Workflow("w")
     wf.add_task(Task(name="fetch", fn=Fetch("http://x/data")))
     assert executor.execute(wf).result("fetch") == "http://x/data"
+
+
+def test_worker_threads_cancel_only_a_call_that_has_not_started() -> None:
+    from flowweaver._lanes import WorkerThreads
+
+    lane = WorkerThreads(1)
+    gate = threading.Event()
+    try:
+        lane.send(1, gate.wait, (WAIT,), None, "blocker", None)
+        lane.send(2, lambda: 2, (), None, "queued", None)
+        assert lane.cancel(2)  # still queued behind the blocker: it never runs
+        gate.set()
+        outcomes = {lane.outbox.get(timeout=WAIT)[:2] for _ in range(2)}  # type: ignore[index]
+        assert outcomes == {(1, True), (2, False)}
+        assert not lane.cancel(1)  # it ran: too late, and nothing is kept for it
+        assert not lane._cancelled
+    finally:
+        lane.close(wait=True)
