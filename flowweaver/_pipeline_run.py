@@ -110,7 +110,8 @@ class PipelineRun:
         self.finished = False
         self.drained = asyncio.Event()
         self.drained.set()
-        self._stopped = asyncio.Event()  # set once a shutdown has settled every item
+        # Set once the run is over: join() finished it, or a shutdown settled every item.
+        self._over = asyncio.Event()
         self.timers: dict[asyncio.Task[None], tuple[Item, StageRun]] = {}
         self.workers: list[asyncio.Task[None]] = []
         self._muted: set[tuple[str, str]] = set()
@@ -384,24 +385,24 @@ class PipelineRun:
             await self.abort()
             raise
         if self.stopping:
-            await self._stopped.wait()
+            await self._over.wait()
         else:
             self._finish()
 
     async def abort(self) -> None:
         """Stop now: cancel workers and timers, then fail every item still inside.
 
-        Idempotent; a second caller waits for the first to finish.
+        Idempotent; a second caller waits for the first to finish. After :meth:`join`
+        finished the run there is nothing left to stop: it returns at once.
         """
         if self.stopping or self.finished:
-            await self._stopped.wait()
+            await self._over.wait()  # already set when join() finished the run
             return
         self.stopping = True
         try:
             await self._stop()
         finally:
             self._finish()
-            self._stopped.set()
 
     async def _stop(self) -> None:
         me = asyncio.current_task()
@@ -440,14 +441,19 @@ class PipelineRun:
         if self.finished:
             return
         self.finished = True
-        if self.outbox is not None:
-            self.outbox.close()
-        if self.results is not None:
-            self.results.sort(key=_seq)
-        if self.sync_calls is not None:
-            self.sync_calls.close()
-        if self.checkpoint is not None:
-            self.checkpoint.finish(self.restored)
+        try:
+            if self.outbox is not None:
+                self.outbox.close()
+            if self.results is not None:
+                self.results.sort(key=_seq)
+            if self.sync_calls is not None:
+                self.sync_calls.close()
+            if self.checkpoint is not None:
+                self.checkpoint.finish(self.restored)
+        finally:
+            # Whoever ended the run (join or abort), later callers of abort() and join() wait
+            # on this: it must be set, or they would wait forever.
+            self._over.set()
 
 
 def _limiters(

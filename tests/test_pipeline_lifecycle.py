@@ -473,3 +473,45 @@ def test_cancelling_a_stream_consumer_stops_the_pipeline() -> None:
     run(main())
     assert accounted(pipeline, 10) == (0, 10)
     assert sorted(blocked.cancelled.items) == [0, 1]  # type: ignore[type-var]
+
+
+def test_abort_after_join_finished_the_run_returns_at_once() -> None:
+    # Two tasks join; the first, once joined, cancels the second before it resumes: the
+    # second's join() then aborts a run that join() has already finished.
+    pipeline = Pipeline([Stage("S", 1, [inc])])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2])
+        tasks: list[asyncio.Future[None]] = []
+
+        async def first() -> None:
+            await pipeline.join()
+            tasks[1].cancel()
+
+        tasks.append(asyncio.ensure_future(first()))
+        tasks.append(asyncio.ensure_future(pipeline.join()))
+        await tasks[0]
+        # Awaited through wait(): a hang must fail the test, not be mistaken for the
+        # cancellation that run()'s deadline delivers.
+        done, _ = await asyncio.wait([tasks[1]], timeout=WAIT / 2)
+        assert done == {tasks[1]} and tasks[1].cancelled()
+        assert others() == set()
+
+    run(main())
+    assert accounted(pipeline, 2) == (2, 0)
+
+
+def test_a_second_shutdown_waits_for_the_first_to_settle_every_item() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 1, [blocked])])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2, 3])
+        await settle()
+        first = asyncio.ensure_future(pipeline.shutdown())
+        await asyncio.sleep(0)  # the first shutdown is under way: it waits for the worker
+        await pipeline.shutdown()
+        assert accounted(pipeline, 3) == (0, 3)  # settled when the second one returns
+        await first
+
+    run(main())
