@@ -195,8 +195,10 @@ class StageRun:
                     return
             slot.item = item
             slot.since = start = perf_counter()
+            ran = False  # whether it ran the tasks (not skipped): the stage then reports completed
             try:
                 if skip_if is None or not await self._skips(item, slot):
+                    ran = True
                     if tracker is not None:
                         pending = tracker._status(item.id, name, _IN_PROGRESS, worker, None)
                         if pending is not None:
@@ -211,10 +213,12 @@ class StageRun:
                             item.value = await self._retry(0, value, item, slot, error, None)
                     else:
                         item.value = await self._run_tasks(item, slot)
-                    if tracker is not None:
-                        pending = tracker._status(item.id, name, _COMPLETED, worker, None)
-                        if pending is not None:
-                            await run.settle(pending, "on_status_change")
+                if checkpoint is not None and not item.ended:
+                    # Before the item counts, is collected or is reported anywhere as done: a
+                    # commit that fails makes it a failure of this stage, and nothing else.
+                    trouble = checkpoint.commit(item)
+                    if trouble is not None:
+                        raise _Failed(trouble, item.attempt, -1, None)
             except _Failed as failed:
                 end = perf_counter()
                 slot.busy += end - start
@@ -229,6 +233,12 @@ class StageRun:
             slot.processed += 1
             slot.busy += end - start
             slot.last = end
+            # The last stage ends the item (a result, committed) before anyone hears of it.
+            result = run.complete(item) if nxt is None else None
+            if ran and tracker is not None:
+                pending = tracker._status(item.id, name, _COMPLETED, worker, None)
+                if pending is not None:
+                    await run.settle(pending, "on_status_change")
             if on_success is not None:
                 await run.stage_callback(self, "on_success", on_success, item, item.value)
             if nxt is not None:
@@ -244,16 +254,8 @@ class StageRun:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
-            else:
-                if checkpoint is not None and not item.ended:
-                    trouble = checkpoint.commit(item)  # before the item counts as a result
-                    if trouble is not None:
-                        slot.item = None
-                        await run.fail(item, self, trouble, item.attempt)
-                        continue
-                result = run.complete(item)
-                if result is not None and (run.outbox is not None or tracker is not None):
-                    await run.deliver(item, result)
+            elif result is not None and (run.outbox is not None or tracker is not None):
+                await run.deliver(item, result)
             slot.item = None
             streak += 1
             if streak >= _YIELD_EVERY:
