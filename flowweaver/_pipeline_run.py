@@ -39,7 +39,7 @@ from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
 from ._events import await_safely, call_safely
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
-from ._stage_run import Item, StageRun
+from ._stage_run import Item, StageRun, WorkerSlot
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -273,12 +273,25 @@ class PipelineRun:
             if tracker.on_success is not None:
                 await self.item_callback("on_success", tracker.on_success, item, item.value)
 
-    async def fail(self, item: Item, stage: StageRun, error: BaseException, attempts: int) -> None:
-        """``item`` failed in ``stage``: record it everywhere a failure is reported."""
+    async def fail(
+        self,
+        item: Item,
+        stage: StageRun,
+        error: BaseException,
+        attempts: int,
+        slot: WorkerSlot | None = None,
+    ) -> None:
+        """``item`` failed in ``stage``: record it everywhere a failure is reported.
+
+        The one place a failure is counted — in total, by type, by stage, and for ``slot``, the
+        worker that held the item (None: none did; it was queued or waiting for a retry).
+        """
         if item.ended:
             return
         item.ended = True
         self.open -= 1
+        if slot is not None:
+            slot.failed += 1
         if self.checkpoint is not None:
             self.checkpoint.forget(item)
         try:
@@ -425,15 +438,18 @@ class PipelineRun:
                 logger.error("pipeline worker %s ended with %r", task.get_name(), task.exception())
         cancelled = 0
         for stage in self.stages:
-            leftovers = [slot.item for slot in stage.slots if slot.item is not None]
+            leftovers: list[tuple[Item, WorkerSlot | None]] = []
             for slot in stage.slots:
-                slot.item = None
-            leftovers += stage.inbox.drain()
-            leftovers += [item for item, where in timers.values() if where is stage]
-            for item in leftovers:
+                if slot.item is not None:
+                    leftovers.append((slot.item, slot))
+                    slot.item = None
+            leftovers += [(item, None) for item in stage.inbox.drain()]
+            leftovers += [(item, None) for item, where in timers.values() if where is stage]
+            for item, holder in leftovers:
                 if not item.ended:
                     cancelled += 1
-                    await self.fail(item, stage, ItemCancelledError(item.id, stage.name), 0)
+                    error = ItemCancelledError(item.id, stage.name)
+                    await self.fail(item, stage, error, 0, holder)
         if cancelled:
             logger.info("pipeline stopped: %d unfinished item(s) recorded as cancelled", cancelled)
 

@@ -179,7 +179,17 @@ class TaskEvent:
 
 @dataclass(frozen=True, slots=True)
 class StageStats:
-    """One stage's counts at the time of the snapshot."""
+    """One stage's counts at the time of the snapshot.
+
+    Attributes:
+        stage_name: The stage's name.
+        pending_items: Items waiting in its queue.
+        in_progress_items: Items its workers hold (running, or waiting for a retry or for room
+            in the next stage).
+        completed_items: Items it processed successfully (its workers' ``items_processed``).
+        failed_items: Items that failed in it, however they failed (cancelled by a shutdown
+            included): the count of :attr:`ErrorSummary.errors_by_stage`.
+    """
 
     stage_name: str
     pending_items: int

@@ -174,7 +174,7 @@ class StageRun:
                 logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
                 item, slot.item = slot.item, None
                 if item is not None:
-                    await self.run.fail(item, self, error, 0)
+                    await self.run.fail(item, self, error, 0, slot)
 
     async def _loop(self, slot: WorkerSlot) -> None:
         run, inbox, nxt = self.run, self.inbox, self.next
@@ -395,12 +395,11 @@ class StageRun:
                     await run.settle(pending, "on_status_change")
             run.requeue(self, item, policy.delay_before(item.attempt - 1))
             return
-        slot.failed += 1
         if observed and failed.task >= 0:
             await self._event(
                 item, slot, failed.task, _FAIL, failed.attempts, error, failed.duration
             )
-        await run.fail(item, self, error, failed.attempts)
+        await run.fail(item, self, error, failed.attempts, slot)
 
     async def _event(
         self,

@@ -43,6 +43,8 @@ def accounted(pipeline: Pipeline, fed: int) -> None:
     assert summary.total_failed == stats.items_failed == len(summary.failed_items)
     failed = [f.item_id for f in summary.failed_items]
     assert len(set(failed)) == len(failed)
+    per_stage = {name: s.failed_items for name, s in stats.stage_stats.items() if s.failed_items}
+    assert per_stage == dict(summary.errors_by_stage)
 
 
 # -- results, ids, order -------------------------------------------------------------------

@@ -47,6 +47,8 @@ def accounted(pipeline: Pipeline, fed: int) -> tuple[int, int]:
     assert stats.items_in_flight == 0
     ids = [f.item_id for f in summary.failed_items]
     assert len(ids) == len(set(ids)) == summary.total_failed
+    per_stage = {name: s.failed_items for name, s in stats.stage_stats.items() if s.failed_items}
+    assert per_stage == dict(summary.errors_by_stage)
     assert {s.status for s in pipeline.get_worker_states().values()} == {"idle"}
     return stats.items_processed, stats.items_failed
 
@@ -143,6 +145,22 @@ def test_shutdown_reports_cancelled_items_everywhere() -> None:
     assert str(first.error) == (
         "item 0 was cancelled in stage 'S': the pipeline stopped before it finished"
     )
+
+
+def test_items_a_shutdown_cancels_count_as_failures_of_their_stage_and_worker() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 2, [blocked])])
+
+    async def main() -> None:
+        await pipeline.feed(range(5))
+        await settle()  # two running, three queued
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 5) == (0, 5)  # the stage's failed count agrees too
+    assert pipeline.get_stats().stage_stats["S"].failed_items == 5
+    metrics = pipeline.get_worker_metrics()
+    assert (metrics["S-W0"].items_failed, metrics["S-W1"].items_failed) == (1, 1)
 
 
 def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None:
@@ -309,6 +327,8 @@ def test_a_worker_survives_a_failure_of_our_own(
         results = run(pipeline.run([1, 2, 3]))
     assert [r.value for r in results] == [3, 4]  # the worker carried on
     assert [f.item_id for f in pipeline.get_error_summary().failed_items] == [0]
+    assert pipeline.get_stats().stage_stats["S"].failed_items == 1
+    assert pipeline.get_worker_metrics()["S-W0"].items_failed == 1
     assert (
         caplog.records[0].getMessage() == "pipeline worker S-W0 failed unexpectedly; it carries on"
     )
