@@ -5,7 +5,7 @@
 * ``dashboard="compact"``: :class:`CompactDashboard`, one panel: progress bar, the stages
   that are busy, rate and ETA, counts.
 * ``dashboard="detailed"``: :class:`DetailedDashboard`, the same overview and a table of the
-  stages (workers busy, queued, done, failed, time per item).
+  stages (workers busy, queued, done, failed, time per successful item).
 * ``dashboard="full"``: :class:`FullDashboard`, that and a table of the workers (what each is
   doing and has done) and the latest failures.
 
@@ -270,13 +270,16 @@ class DetailedDashboard(_Dashboard):
     """``dashboard="detailed"``: the overview and one row per stage.
 
     The stage table shows, for each stage: workers busy of its pool, items queued, done and
-    failed in it, and the mean time per item. Arguments as :class:`CompactDashboard`.
+    failed in it, and the mean time its workers spent on an item they processed successfully
+    (as :attr:`WorkerMetrics.avg_processing_time`, over the whole stage). Arguments as
+    :class:`CompactDashboard`.
     """
 
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         return (self._overview(snapshot), self._stages(snapshot))
 
     def _stages(self, snapshot: DashboardSnapshot) -> Grid:
+        # time/item: time on successful items over successes, the stage's avg_processing_time.
         busy_time: dict[str, float] = {}
         processed: dict[str, int] = {}
         workers: dict[str, int] = {}
@@ -308,9 +311,10 @@ class FullDashboard(DetailedDashboard):
     """``dashboard="full"``: the overview, the stages, the workers and the latest failures.
 
     The worker table lists busy workers first (what item and task each is on, and for how
-    long), then idle ones, each with items done and failed and the mean time per item; the
-    failure table lists the latest failures (item, stage, error, attempts), newest last. No
-    :class:`StatusTracker` is needed: failures come with every snapshot.
+    long), then idle ones, each with items done and failed and the mean time per successful
+    item (:attr:`WorkerMetrics.avg_processing_time`); the failure table lists the latest
+    failures (item, stage, error, attempts), newest last. No :class:`StatusTracker` is
+    needed: failures come with every snapshot.
 
     Args:
         stream: Where to draw (default: standard error at the time the run starts).

@@ -235,18 +235,29 @@ class WorkerState:
 
 @dataclass(frozen=True, slots=True)
 class WorkerMetrics:
-    """What one worker has done in the current (or latest) run."""
+    """What one worker has done in the current (or latest) run.
+
+    Attributes:
+        worker_name: The worker's name (``"Fetch-W3"``).
+        stage: Its stage's name.
+        items_processed: Items it processed successfully.
+        items_failed: Items that failed while it held them (a shutdown's included).
+        total_processing_time: Seconds it spent on the items it processed successfully, from
+            taking each one to the end of its tasks (the time of failed items is not in it).
+        last_active: ``time.time()`` when it last finished an item, or None.
+    """
 
     worker_name: str
     stage: str
     items_processed: int = 0
     items_failed: int = 0
     total_processing_time: float = 0.0
-    last_active: float | None = None  # time.time() when it last finished an item
+    last_active: float | None = None
 
     @property
     def avg_processing_time(self) -> float:
-        """Seconds per successfully processed item (0.0 before the first one)."""
+        """Seconds per successfully processed item: ``total_processing_time`` divided by
+        ``items_processed`` (0.0 before the first one)."""
         if not self.items_processed:
             return 0.0
         return self.total_processing_time / self.items_processed

@@ -88,7 +88,8 @@ class Item:
 
 class WorkerSlot:
     """One worker's state and counters (``get_worker_states`` / ``get_worker_metrics`` read
-    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand."""
+    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
+    ``busy`` is the time spent on the items it processed successfully."""
 
     __slots__ = ("busy", "failed", "item", "last", "name", "processed", "since", "stage", "task")
 
@@ -220,9 +221,7 @@ class StageRun:
                     if trouble is not None:
                         raise _Failed(trouble, item.attempt, -1, None)
             except _Failed as failed:
-                end = perf_counter()
-                slot.busy += end - start
-                slot.last = end
+                slot.last = perf_counter()  # busy counts successes only (WorkerMetrics)
                 await self._failed(item, slot, failed)
                 slot.item = None
                 continue
