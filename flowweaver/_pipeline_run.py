@@ -237,6 +237,11 @@ class PipelineRun:
     async def _requeue_later(self, stage: StageRun, item: Item, delay: float) -> None:
         await self.clock.sleep_async(delay)
         stage.inbox.put_nowait(item, item.priority, force=True)
+        # In the same step: the item is the channel's now, and no longer the timer's (the
+        # done-callback would forget the timer only later, and a shutdown looks in both).
+        timer = asyncio.current_task()
+        if timer is not None:
+            self.timers.pop(timer, None)
 
     def _timer_done(self, timer: asyncio.Task[None]) -> None:
         self.timers.pop(timer, None)
@@ -438,18 +443,21 @@ class PipelineRun:
                 logger.error("pipeline worker %s ended with %r", task.get_name(), task.exception())
         cancelled = 0
         for stage in self.stages:
-            leftovers: list[tuple[Item, WorkerSlot | None]] = []
+            # (item, the worker that held it, attempts it had started in this stage)
+            leftovers: list[tuple[Item, WorkerSlot | None, int]] = []
             for slot in stage.slots:
                 if slot.item is not None:
-                    leftovers.append((slot.item, slot))
+                    leftovers.append((slot.item, slot, slot.attempts))
                     slot.item = None
-            leftovers += [(item, None) for item in stage.inbox.drain()]
-            leftovers += [(item, None) for item, where in timers.values() if where is stage]
-            for item, holder in leftovers:
+            # Queued or waiting for a per-stage retry: item.attempt is the next attempt.
+            waiting = stage.inbox.drain()
+            waiting += [item for item, where in timers.values() if where is stage]
+            leftovers += [(item, None, item.attempt - 1) for item in waiting]
+            for item, holder, attempts in leftovers:
                 if not item.ended:
                     cancelled += 1
                     error = ItemCancelledError(item.id, stage.name)
-                    await self.fail(item, stage, error, 0, holder)
+                    await self.fail(item, stage, error, attempts, holder)
         if cancelled:
             logger.info("pipeline stopped: %d unfinished item(s) recorded as cancelled", cancelled)
 

@@ -295,8 +295,9 @@ class FailedItem:
         stage: The stage it failed in.
         error: The exception of its last attempt (:class:`ItemCancelledError` when the
             pipeline stopped before it finished).
-        attempts: Attempts made by the failing task (per-task retry) or of the whole stage
-            (per-stage retry); 0 when it never ran (cancelled while queued, ``skip_if`` raised).
+        attempts: Attempts started by the failing task (per-task retry) or of the whole stage
+            (per-stage retry); for an item a shutdown cancelled, those started before it did.
+            0 when none was (cancelled while queued, ``skip_if`` raised).
         timestamp: ``time.time()`` of the failure.
     """
 

@@ -12,9 +12,12 @@ Design:
 * Per-task retries happen inside the worker, which keeps the item (but no concurrency-limit
   permit) while it waits through the run's :class:`Clock`. Per-stage retries send the item back
   to its own stage's queue with a forced put: waiting for room in one's own queue can deadlock.
-* An item is always somewhere the run can find it: in a channel, in a worker's slot (running,
-  waiting for a permit, a retry delay or room downstream), or in a retry timer. Shutdown looks
-  there, so nothing is lost.
+* An item that has not ended is in exactly one place the run can find: a channel, a worker's
+  slot (running, waiting for a permit, a retry delay or room downstream), or a pending retry
+  timer. A worker clears its slot in the same step (no ``await`` between) as it puts the item
+  into a channel, so a shutdown, which looks in all three, records each item once and in the
+  stage that holds it. (``item.ended`` covers the rest: a worker abandoned by a shutdown that
+  finishes late finds its item already recorded.)
 * Exceptions follow the rule of every place that runs user code (``_calls.INTERRUPTS``):
   ``KeyboardInterrupt`` and ``SystemExit`` propagate and stop the run; the worker's own
   cancellation (``current_task().cancelling()``) stops the worker; anything else a task raises
@@ -91,13 +94,18 @@ class WorkerSlot:
     them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
     ``busy`` is the time spent on the items it processed successfully."""
 
-    __slots__ = ("busy", "failed", "item", "last", "name", "processed", "since", "stage", "task")
+    __slots__ = (
+        "attempts", "busy", "failed", "item", "last", "name", "processed", "since", "stage", "task"
+    )  # fmt: skip
 
     def __init__(self, name: str, stage: str) -> None:
         self.name = name
         self.stage = stage
         self.item: Item | None = None
         self.task = 0  # index of the task it is running (multi-task stages)
+        #: Attempts started on the current item: of the running task (per-task retry) or of
+        #: the stage (per-stage retry); 0 until a task starts. A shutdown reports it.
+        self.attempts = 0
         self.since = 0.0
         self.last = 0.0
         self.busy = 0.0
@@ -175,7 +183,7 @@ class StageRun:
                 logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
                 item, slot.item = slot.item, None
                 if item is not None:
-                    await self.run.fail(item, self, error, 0, slot)
+                    await self.run.fail(item, self, error, slot.attempts, slot)
 
     async def _loop(self, slot: WorkerSlot) -> None:
         run, inbox, nxt = self.run, self.inbox, self.next
@@ -195,6 +203,7 @@ class StageRun:
                 if item is None:
                     return
             slot.item = item
+            slot.attempts = 0
             slot.since = start = perf_counter()
             ran = False  # whether it ran the tasks (not skipped): the stage then reports completed
             try:
@@ -206,6 +215,7 @@ class StageRun:
                             await run.settle(pending, "on_status_change")
                     if fast:
                         value = item.value
+                        slot.attempts = item.attempt
                         try:
                             item.value = await fn(value)
                         except BaseException as error:
@@ -249,6 +259,9 @@ class StageRun:
                     slot.item = None
                     await run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
                     return
+                # In the step that put it there: the item is the next stage's now, and only
+                # there (a shutdown during the callback below records it in that stage).
+                slot.item = None
                 if tracker is not None:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
@@ -289,6 +302,7 @@ class StageRun:
         attempt = item.attempt
         for k in range(len(fns)):
             slot.task = k
+            slot.attempts = attempt
             if observed:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()
@@ -333,6 +347,7 @@ class StageRun:
             if delay > 0:
                 await clock.sleep_async(delay)
             attempt += 1
+            slot.attempts = attempt
             if observed:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()

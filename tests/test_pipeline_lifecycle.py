@@ -163,6 +163,59 @@ def test_items_a_shutdown_cancels_count_as_failures_of_their_stage_and_worker() 
     assert (metrics["S-W0"].items_failed, metrics["S-W1"].items_failed) == (1, 1)
 
 
+def test_an_item_passed_on_is_the_next_stages_even_while_a_callback_hears_of_it() -> None:
+    # A's worker waits in the tracker's callback for "queued in B" while B already runs the
+    # item: a shutdown then must record it in B, not in A (where it succeeded).
+    blocked = Forever()
+
+    async def on_status_change(event: Any) -> None:
+        if (event.stage, event.status) == ("B", "queued"):
+            await asyncio.Event().wait()  # until the shutdown cancels A's worker
+
+    tracker = StatusTracker(on_status_change=on_status_change)
+    pipeline = Pipeline([Stage("A", 1, [inc]), Stage("B", 1, [blocked])], status_tracker=tracker)
+
+    async def main() -> None:
+        await pipeline.feed([1])
+        await settle()
+        assert blocked.started.items == [2]
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 1) == (0, 1)
+    [failure] = pipeline.get_error_summary().failed_items
+    assert (failure.stage, type(failure.error)) == ("B", ItemCancelledError)
+    stages = pipeline.get_stats().stage_stats
+    assert (stages["A"].completed_items, stages["A"].failed_items) == (1, 0)
+    metrics = pipeline.get_worker_metrics()
+    assert (metrics["A-W0"].items_failed, metrics["B-W0"].items_failed) == (0, 1)
+
+
+def test_a_cancelled_item_counts_the_attempts_it_had_started() -> None:
+    calls = Recorder()
+    blocked = Forever()
+
+    async def second_try_hangs(x: int) -> int:
+        calls(x)
+        if calls.count(x) == 1:
+            raise OSError("down")
+        return await blocked(x)
+
+    stage = Stage("S", 1, [second_try_hangs], task_attempts=3, task_wait_seconds=0)
+    pipeline = Pipeline([stage])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2])
+        await settle()
+        assert blocked.started.items == [1]  # its second attempt; the other item is queued
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 2) == (0, 2)
+    failures = pipeline.get_error_summary().failed_items
+    assert sorted((f.item_id, f.attempts) for f in failures) == [(0, 2), (1, 0)]
+
+
 def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None:
     from .conftest import FakeClock
 
@@ -188,6 +241,8 @@ def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None
 
     run(main())
     assert accounted(pipeline, 2) == (0, 2)
+    # Each had made one attempt of the stage before the shutdown caught it waiting.
+    assert [f.attempts for f in pipeline.get_error_summary().failed_items] == [1, 1]
 
 
 def test_a_join_in_progress_ends_quietly_when_another_task_shuts_down() -> None:
