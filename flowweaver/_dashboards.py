@@ -171,8 +171,8 @@ class _Dashboard:
 
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         """What this dashboard shows for ``snapshot`` (a pure function of it and the run's
-        total and start time)."""
-        return (self._overview(snapshot),)
+        total and start time): each dashboard draws its own."""
+        raise NotImplementedError
 
     def render(self, snapshot: DashboardSnapshot, width: int = 80) -> str:
         """The text of one frame, as it is written to a non-terminal (``rich`` without colour

@@ -142,8 +142,8 @@ class PipelineRun:
 
     async def feed(
         self, items: Iterable[Any] | AsyncIterable[Any], stage: StageRun, priority: int
-    ) -> int:
-        """Put every item into ``stage``'s channel, waiting for room; returns how many.
+    ) -> None:
+        """Put every item into ``stage``'s channel, waiting for room.
 
         Raises:
             PipelineError: The run stopped (shutdown) before every item was accepted.
@@ -193,7 +193,6 @@ class PipelineRun:
             self.feeding -= 1
             if not self.open and not self.feeding:
                 self.drained.set()
-        return count
 
     async def _accept(self, item: Item, inbox: Channel[Item], name: str) -> None:
         await inbox.put(item, item.priority)

@@ -94,13 +94,10 @@ class WorkerSlot:
     them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
     ``busy`` is the time spent on the items it processed successfully."""
 
-    __slots__ = (
-        "attempts", "busy", "failed", "item", "last", "name", "processed", "since", "stage", "task"
-    )  # fmt: skip
+    __slots__ = ("attempts", "busy", "failed", "item", "last", "name", "processed", "since", "task")
 
-    def __init__(self, name: str, stage: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.stage = stage
         self.item: Item | None = None
         self.task = 0  # index of the task it is running (multi-task stages)
         #: Attempts started on the current item: of the running task (per-task retry) or of
@@ -156,7 +153,7 @@ class StageRun:
         self.name = stage.name
         self.inbox: Channel[Item] = Channel(plan.capacity)
         self.next: StageRun | None = None
-        self.slots = [WorkerSlot(f"{stage.name}-W{i}", stage.name) for i in range(stage.workers)]
+        self.slots = [WorkerSlot(f"{stage.name}-W{i}") for i in range(stage.workers)]
         self.fns = tuple(stage.tasks)
         self.names = plan.names
         self.is_async = plan.is_async
