@@ -36,6 +36,7 @@ from ._dashboard_render import (
     resolve_rich,
 )
 from ._errors import ConfigurationError
+from ._pipeline_types import WorkerStatus
 from ._progress import ProgressLine
 from ._progress import _duration as _clock_time
 
@@ -352,15 +353,16 @@ class FullDashboard(DetailedDashboard):
 
     def _worker_grid(self, snapshot: DashboardSnapshot) -> Grid:
         states = snapshot.worker_states
-        busy = [name for name, state in states.items() if state.current_item_id is not None]
-        idle = [name for name, state in states.items() if state.current_item_id is None]
+        # By status, not by item id: an item's id may be None (a dict item's "id").
+        busy = [name for name, state in states.items() if state.status is WorkerStatus.BUSY]
+        idle = [name for name, state in states.items() if state.status is not WorkerStatus.BUSY]
         shown = (busy + idle)[: self.max_workers_shown]
         rows = []
         for name in shown:
             state = states[name]
             metrics = snapshot.worker_metrics.get(name)
             since = state.processing_since
-            doing = state.current_item_id is not None
+            doing = state.status is WorkerStatus.BUSY
             rows.append(
                 (
                     Span(name, "strong"),
