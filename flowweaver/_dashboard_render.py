@@ -361,7 +361,8 @@ class Screen:
                 self._rich_live = _start_rich_live(self.stream)
             self._rich_live.update(_rich_renderable(frame), refresh=True)
             return
-        text = render_rich(frame, self._columns()) if self.use_rich else render_plain(frame)
+        # Not a terminal here (a live screen with rich returned above): the fixed width.
+        text = render_rich(frame, self._width) if self.use_rich else render_plain(frame)
         if self.live:
             # Redraw in place: back to the frame's first line, clear below, write. Lines are
             # cut to the terminal's size so that none wraps or scrolls and the count stays right.
@@ -382,11 +383,6 @@ class Screen:
         for line in lines:
             self.stream.write(line + "\n")
         self.stream.flush()
-
-    def _columns(self) -> int:
-        if not self.live:
-            return self._width
-        return shutil.get_terminal_size((self._width, 24)).columns
 
 
 def _start_rich_live(stream: TextIO) -> Any:

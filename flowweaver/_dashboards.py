@@ -5,7 +5,7 @@
 * ``dashboard="compact"``: :class:`CompactDashboard`, one panel: progress bar, the stages
   that are busy, rate and ETA, counts.
 * ``dashboard="detailed"``: :class:`DetailedDashboard`, the same overview and a table of the
-  stages (workers busy, queued, done, failed, time per item).
+  stages (workers busy, queued, done, failed, time per successful item).
 * ``dashboard="full"``: :class:`FullDashboard`, that and a table of the workers (what each is
   doing and has done) and the latest failures.
 
@@ -36,6 +36,7 @@ from ._dashboard_render import (
     resolve_rich,
 )
 from ._errors import ConfigurationError
+from ._pipeline_types import WorkerStatus
 from ._progress import ProgressLine
 from ._progress import _duration as _clock_time
 
@@ -171,8 +172,8 @@ class _Dashboard:
 
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         """What this dashboard shows for ``snapshot`` (a pure function of it and the run's
-        total and start time)."""
-        return (self._overview(snapshot),)
+        total and start time): each dashboard draws its own."""
+        raise NotImplementedError
 
     def render(self, snapshot: DashboardSnapshot, width: int = 80) -> str:
         """The text of one frame, as it is written to a non-terminal (``rich`` without colour
@@ -270,13 +271,16 @@ class DetailedDashboard(_Dashboard):
     """``dashboard="detailed"``: the overview and one row per stage.
 
     The stage table shows, for each stage: workers busy of its pool, items queued, done and
-    failed in it, and the mean time per item. Arguments as :class:`CompactDashboard`.
+    failed in it, and the mean time its workers spent on an item they processed successfully
+    (as :attr:`WorkerMetrics.avg_processing_time`, over the whole stage). Arguments as
+    :class:`CompactDashboard`.
     """
 
     def frame(self, snapshot: DashboardSnapshot) -> Frame:
         return (self._overview(snapshot), self._stages(snapshot))
 
     def _stages(self, snapshot: DashboardSnapshot) -> Grid:
+        # time/item: time on successful items over successes, the stage's avg_processing_time.
         busy_time: dict[str, float] = {}
         processed: dict[str, int] = {}
         workers: dict[str, int] = {}
@@ -308,9 +312,10 @@ class FullDashboard(DetailedDashboard):
     """``dashboard="full"``: the overview, the stages, the workers and the latest failures.
 
     The worker table lists busy workers first (what item and task each is on, and for how
-    long), then idle ones, each with items done and failed and the mean time per item; the
-    failure table lists the latest failures (item, stage, error, attempts), newest last. No
-    :class:`StatusTracker` is needed: failures come with every snapshot.
+    long), then idle ones, each with items done and failed and the mean time per successful
+    item (:attr:`WorkerMetrics.avg_processing_time`); the failure table lists the latest
+    failures (item, stage, error, attempts), newest last. No :class:`StatusTracker` is
+    needed: failures come with every snapshot.
 
     Args:
         stream: Where to draw (default: standard error at the time the run starts).
@@ -348,15 +353,16 @@ class FullDashboard(DetailedDashboard):
 
     def _worker_grid(self, snapshot: DashboardSnapshot) -> Grid:
         states = snapshot.worker_states
-        busy = [name for name, state in states.items() if state.current_item_id is not None]
-        idle = [name for name, state in states.items() if state.current_item_id is None]
+        # By status, not by item id: an item's id may be None (a dict item's "id").
+        busy = [name for name, state in states.items() if state.status is WorkerStatus.BUSY]
+        idle = [name for name, state in states.items() if state.status is not WorkerStatus.BUSY]
         shown = (busy + idle)[: self.max_workers_shown]
         rows = []
         for name in shown:
             state = states[name]
             metrics = snapshot.worker_metrics.get(name)
             since = state.processing_since
-            doing = state.current_item_id is not None
+            doing = state.status is WorkerStatus.BUSY
             rows.append(
                 (
                     Span(name, "strong"),

@@ -4,8 +4,9 @@ Design (the parts live in their own modules; this one wires them together):
 
 * ``_stage``: the :class:`Stage` definition, validated and compiled once.
 * ``_channel``: each stage's input queue — bounded by default, closable, priority-ordered.
-* ``_stage_run``: the workers (async-native: async tasks run on the loop, sync ones on the
-  pipeline's executor through its ``submit``), per-task and per-stage retries.
+* ``_stage_run``: the workers (async-native: async tasks run on the loop; sync ones through
+  ``_offload``, on flowweaver's own daemon threads by default, or through the ``submit`` of the
+  ``executor=`` given), per-task and per-stage retries.
 * ``_pipeline_run``: one run — items in (``feed``), items out (``complete`` / ``fail``: the only
   two places an item ends), ``join`` and ``abort``.
 * ``_tracker``, ``_dashboard``, ``_pipeline_stats``: observing a run.

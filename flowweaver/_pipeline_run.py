@@ -39,7 +39,7 @@ from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
 from ._events import await_safely, call_safely
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
-from ._stage_run import Item, StageRun
+from ._stage_run import Item, StageRun, WorkerSlot
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -110,7 +110,8 @@ class PipelineRun:
         self.finished = False
         self.drained = asyncio.Event()
         self.drained.set()
-        self._stopped = asyncio.Event()  # set once a shutdown has settled every item
+        # Set once the run is over: join() finished it, or a shutdown settled every item.
+        self._over = asyncio.Event()
         self.timers: dict[asyncio.Task[None], tuple[Item, StageRun]] = {}
         self.workers: list[asyncio.Task[None]] = []
         self._muted: set[tuple[str, str]] = set()
@@ -141,8 +142,8 @@ class PipelineRun:
 
     async def feed(
         self, items: Iterable[Any] | AsyncIterable[Any], stage: StageRun, priority: int
-    ) -> int:
-        """Put every item into ``stage``'s channel, waiting for room; returns how many.
+    ) -> None:
+        """Put every item into ``stage``'s channel, waiting for room.
 
         Raises:
             PipelineError: The run stopped (shutdown) before every item was accepted.
@@ -192,7 +193,6 @@ class PipelineRun:
             self.feeding -= 1
             if not self.open and not self.feeding:
                 self.drained.set()
-        return count
 
     async def _accept(self, item: Item, inbox: Channel[Item], name: str) -> None:
         await inbox.put(item, item.priority)
@@ -236,6 +236,11 @@ class PipelineRun:
     async def _requeue_later(self, stage: StageRun, item: Item, delay: float) -> None:
         await self.clock.sleep_async(delay)
         stage.inbox.put_nowait(item, item.priority, force=True)
+        # In the same step: the item is the channel's now, and no longer the timer's (the
+        # done-callback would forget the timer only later, and a shutdown looks in both).
+        timer = asyncio.current_task()
+        if timer is not None:
+            self.timers.pop(timer, None)
 
     def _timer_done(self, timer: asyncio.Task[None]) -> None:
         self.timers.pop(timer, None)
@@ -272,12 +277,25 @@ class PipelineRun:
             if tracker.on_success is not None:
                 await self.item_callback("on_success", tracker.on_success, item, item.value)
 
-    async def fail(self, item: Item, stage: StageRun, error: BaseException, attempts: int) -> None:
-        """``item`` failed in ``stage``: record it everywhere a failure is reported."""
+    async def fail(
+        self,
+        item: Item,
+        stage: StageRun,
+        error: BaseException,
+        attempts: int,
+        slot: WorkerSlot | None = None,
+    ) -> None:
+        """``item`` failed in ``stage``: record it everywhere a failure is reported.
+
+        The one place a failure is counted — in total, by type, by stage, and for ``slot``, the
+        worker that held the item (None: none did; it was queued or waiting for a retry).
+        """
         if item.ended:
             return
         item.ended = True
         self.open -= 1
+        if slot is not None:
+            slot.failed += 1
         if self.checkpoint is not None:
             self.checkpoint.forget(item)
         try:
@@ -384,24 +402,24 @@ class PipelineRun:
             await self.abort()
             raise
         if self.stopping:
-            await self._stopped.wait()
+            await self._over.wait()
         else:
             self._finish()
 
     async def abort(self) -> None:
         """Stop now: cancel workers and timers, then fail every item still inside.
 
-        Idempotent; a second caller waits for the first to finish.
+        Idempotent; a second caller waits for the first to finish. After :meth:`join`
+        finished the run there is nothing left to stop: it returns at once.
         """
         if self.stopping or self.finished:
-            await self._stopped.wait()
+            await self._over.wait()  # already set when join() finished the run
             return
         self.stopping = True
         try:
             await self._stop()
         finally:
             self._finish()
-            self._stopped.set()
 
     async def _stop(self) -> None:
         me = asyncio.current_task()
@@ -424,15 +442,21 @@ class PipelineRun:
                 logger.error("pipeline worker %s ended with %r", task.get_name(), task.exception())
         cancelled = 0
         for stage in self.stages:
-            leftovers = [slot.item for slot in stage.slots if slot.item is not None]
+            # (item, the worker that held it, attempts it had started in this stage)
+            leftovers: list[tuple[Item, WorkerSlot | None, int]] = []
             for slot in stage.slots:
-                slot.item = None
-            leftovers += stage.inbox.drain()
-            leftovers += [item for item, where in timers.values() if where is stage]
-            for item in leftovers:
+                if slot.item is not None:
+                    leftovers.append((slot.item, slot, slot.attempts))
+                    slot.item = None
+            # Queued or waiting for a per-stage retry: item.attempt is the next attempt.
+            waiting = stage.inbox.drain()
+            waiting += [item for item, where in timers.values() if where is stage]
+            leftovers += [(item, None, item.attempt - 1) for item in waiting]
+            for item, holder, attempts in leftovers:
                 if not item.ended:
                     cancelled += 1
-                    await self.fail(item, stage, ItemCancelledError(item.id, stage.name), 0)
+                    error = ItemCancelledError(item.id, stage.name)
+                    await self.fail(item, stage, error, attempts, holder)
         if cancelled:
             logger.info("pipeline stopped: %d unfinished item(s) recorded as cancelled", cancelled)
 
@@ -440,14 +464,19 @@ class PipelineRun:
         if self.finished:
             return
         self.finished = True
-        if self.outbox is not None:
-            self.outbox.close()
-        if self.results is not None:
-            self.results.sort(key=_seq)
-        if self.sync_calls is not None:
-            self.sync_calls.close()
-        if self.checkpoint is not None:
-            self.checkpoint.finish(self.restored)
+        try:
+            if self.outbox is not None:
+                self.outbox.close()
+            if self.results is not None:
+                self.results.sort(key=_seq)
+            if self.sync_calls is not None:
+                self.sync_calls.close()
+            if self.checkpoint is not None:
+                self.checkpoint.finish(self.restored)
+        finally:
+            # Whoever ended the run (join or abort), later callers of abort() and join() wait
+            # on this: it must be set, or they would wait forever.
+            self._over.set()
 
 
 def _limiters(

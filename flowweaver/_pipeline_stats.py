@@ -99,7 +99,8 @@ def pipeline_stats(stages: Sequence[Stage], run: PipelineRun | None) -> Pipeline
             len(stage.inbox),
             sum(1 for slot in slots if slot.item is not None),
             sum(slot.processed for slot in slots),
-            sum(slot.failed for slot in slots),
+            # The run's own count: it includes failures no worker held (cancelled while queued).
+            run.failed_by_stage[stage.name],
         )
     return PipelineStats(
         items_processed=run.processed,

@@ -179,7 +179,17 @@ class TaskEvent:
 
 @dataclass(frozen=True, slots=True)
 class StageStats:
-    """One stage's counts at the time of the snapshot."""
+    """One stage's counts at the time of the snapshot.
+
+    Attributes:
+        stage_name: The stage's name.
+        pending_items: Items waiting in its queue.
+        in_progress_items: Items its workers hold (running, or waiting for a retry or for room
+            in the next stage).
+        completed_items: Items it processed successfully (its workers' ``items_processed``).
+        failed_items: Items that failed in it, however they failed (cancelled by a shutdown
+            included): the count of :attr:`ErrorSummary.errors_by_stage`.
+    """
 
     stage_name: str
     pending_items: int
@@ -225,18 +235,29 @@ class WorkerState:
 
 @dataclass(frozen=True, slots=True)
 class WorkerMetrics:
-    """What one worker has done in the current (or latest) run."""
+    """What one worker has done in the current (or latest) run.
+
+    Attributes:
+        worker_name: The worker's name (``"Fetch-W3"``).
+        stage: Its stage's name.
+        items_processed: Items it processed successfully.
+        items_failed: Items that failed while it held them (a shutdown's included).
+        total_processing_time: Seconds it spent on the items it processed successfully, from
+            taking each one to the end of its tasks (the time of failed items is not in it).
+        last_active: ``time.time()`` when it last finished an item, or None.
+    """
 
     worker_name: str
     stage: str
     items_processed: int = 0
     items_failed: int = 0
     total_processing_time: float = 0.0
-    last_active: float | None = None  # time.time() when it last finished an item
+    last_active: float | None = None
 
     @property
     def avg_processing_time(self) -> float:
-        """Seconds per successfully processed item (0.0 before the first one)."""
+        """Seconds per successfully processed item: ``total_processing_time`` divided by
+        ``items_processed`` (0.0 before the first one)."""
         if not self.items_processed:
             return 0.0
         return self.total_processing_time / self.items_processed
@@ -274,8 +295,9 @@ class FailedItem:
         stage: The stage it failed in.
         error: The exception of its last attempt (:class:`ItemCancelledError` when the
             pipeline stopped before it finished).
-        attempts: Attempts made by the failing task (per-task retry) or of the whole stage
-            (per-stage retry); 0 when it never ran (cancelled while queued, ``skip_if`` raised).
+        attempts: Attempts started by the failing task (per-task retry) or of the whole stage
+            (per-stage retry); for an item a shutdown cancelled, those started before it did.
+            0 when none was (cancelled while queued, ``skip_if`` raised).
         timestamp: ``time.time()`` of the failure.
     """
 

@@ -1,8 +1,8 @@
 """Progress for long work, standard library only.
 
 :class:`ProgressLine` renders ``done/total``, rate, ETA and failures. On a terminal it is one
-line rewritten in place (at most ``refresh`` times a second, so rendering cost does not grow
-with the number of items); elsewhere (CI logs, files) it prints a plain line every
+line rewritten in place (at most ten times a second, so rendering cost does not grow with the
+number of items); elsewhere (CI logs, files) it prints a plain line every
 ``plain_every`` seconds and a last one at the end. :class:`ProgressMonitor` drives it from a
 workflow run's status changes (``execute(..., progress=True)``).
 """
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["ProgressLine", "ProgressMonitor"]
 
 _WIDTH = 24
+#: Most redraws per second on a terminal.
+_REFRESH = 10.0
 
 
 def _duration(seconds: float) -> str:
@@ -39,7 +41,6 @@ class ProgressLine:
         total: Units expected, or None.
         stream: Where to write (default: standard error).
         unit: What a unit is called in the rate ("tasks", "items").
-        refresh: Most redraws per second on a terminal.
         plain_every: Seconds between lines when the stream is not a terminal.
         clock: Time source (tests inject one).
     """
@@ -51,7 +52,6 @@ class ProgressLine:
         stream: TextIO | None = None,
         *,
         unit: str = "tasks",
-        refresh: float = 10.0,
         plain_every: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,7 +61,7 @@ class ProgressLine:
         self.unit = unit
         isatty = getattr(self.stream, "isatty", None)
         self.live = bool(isatty and isatty())
-        self._interval = 1.0 / refresh if self.live else plain_every
+        self._interval = 1.0 / _REFRESH if self.live else plain_every
         self._clock = clock
         self._start = clock()
         self._last = -float("inf")

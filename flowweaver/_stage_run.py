@@ -12,9 +12,12 @@ Design:
 * Per-task retries happen inside the worker, which keeps the item (but no concurrency-limit
   permit) while it waits through the run's :class:`Clock`. Per-stage retries send the item back
   to its own stage's queue with a forced put: waiting for room in one's own queue can deadlock.
-* An item is always somewhere the run can find it: in a channel, in a worker's slot (running,
-  waiting for a permit, a retry delay or room downstream), or in a retry timer. Shutdown looks
-  there, so nothing is lost.
+* An item that has not ended is in exactly one place the run can find: a channel, a worker's
+  slot (running, waiting for a permit, a retry delay or room downstream), or a pending retry
+  timer. A worker clears its slot in the same step (no ``await`` between) as it puts the item
+  into a channel, so a shutdown, which looks in all three, records each item once and in the
+  stage that holds it. (``item.ended`` covers the rest: a worker abandoned by a shutdown that
+  finishes late finds its item already recorded.)
 * Exceptions follow the rule of every place that runs user code (``_calls.INTERRUPTS``):
   ``KeyboardInterrupt`` and ``SystemExit`` propagate and stop the run; the worker's own
   cancellation (``current_task().cancelling()``) stops the worker; anything else a task raises
@@ -88,15 +91,18 @@ class Item:
 
 class WorkerSlot:
     """One worker's state and counters (``get_worker_states`` / ``get_worker_metrics`` read
-    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand."""
+    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
+    ``busy`` is the time spent on the items it processed successfully."""
 
-    __slots__ = ("busy", "failed", "item", "last", "name", "processed", "since", "stage", "task")
+    __slots__ = ("attempts", "busy", "failed", "item", "last", "name", "processed", "since", "task")
 
-    def __init__(self, name: str, stage: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.stage = stage
         self.item: Item | None = None
         self.task = 0  # index of the task it is running (multi-task stages)
+        #: Attempts started on the current item: of the running task (per-task retry) or of
+        #: the stage (per-stage retry); 0 until a task starts. A shutdown reports it.
+        self.attempts = 0
         self.since = 0.0
         self.last = 0.0
         self.busy = 0.0
@@ -147,7 +153,7 @@ class StageRun:
         self.name = stage.name
         self.inbox: Channel[Item] = Channel(plan.capacity)
         self.next: StageRun | None = None
-        self.slots = [WorkerSlot(f"{stage.name}-W{i}", stage.name) for i in range(stage.workers)]
+        self.slots = [WorkerSlot(f"{stage.name}-W{i}") for i in range(stage.workers)]
         self.fns = tuple(stage.tasks)
         self.names = plan.names
         self.is_async = plan.is_async
@@ -174,7 +180,7 @@ class StageRun:
                 logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
                 item, slot.item = slot.item, None
                 if item is not None:
-                    await self.run.fail(item, self, error, 0)
+                    await self.run.fail(item, self, error, slot.attempts, slot)
 
     async def _loop(self, slot: WorkerSlot) -> None:
         run, inbox, nxt = self.run, self.inbox, self.next
@@ -194,15 +200,19 @@ class StageRun:
                 if item is None:
                     return
             slot.item = item
+            slot.attempts = 0
             slot.since = start = perf_counter()
+            ran = False  # whether it ran the tasks (not skipped): the stage then reports completed
             try:
                 if skip_if is None or not await self._skips(item, slot):
+                    ran = True
                     if tracker is not None:
                         pending = tracker._status(item.id, name, _IN_PROGRESS, worker, None)
                         if pending is not None:
                             await run.settle(pending, "on_status_change")
                     if fast:
                         value = item.value
+                        slot.attempts = item.attempt
                         try:
                             item.value = await fn(value)
                         except BaseException as error:
@@ -211,14 +221,14 @@ class StageRun:
                             item.value = await self._retry(0, value, item, slot, error, None)
                     else:
                         item.value = await self._run_tasks(item, slot)
-                    if tracker is not None:
-                        pending = tracker._status(item.id, name, _COMPLETED, worker, None)
-                        if pending is not None:
-                            await run.settle(pending, "on_status_change")
+                if checkpoint is not None and not item.ended:
+                    # Before the item counts, is collected or is reported anywhere as done: a
+                    # commit that fails makes it a failure of this stage, and nothing else.
+                    trouble = checkpoint.commit(item)
+                    if trouble is not None:
+                        raise _Failed(trouble, item.attempt, -1, None)
             except _Failed as failed:
-                end = perf_counter()
-                slot.busy += end - start
-                slot.last = end
+                slot.last = perf_counter()  # busy counts successes only (WorkerMetrics)
                 await self._failed(item, slot, failed)
                 slot.item = None
                 continue
@@ -229,6 +239,12 @@ class StageRun:
             slot.processed += 1
             slot.busy += end - start
             slot.last = end
+            # The last stage ends the item (a result, committed) before anyone hears of it.
+            result = run.complete(item) if nxt is None else None
+            if ran and tracker is not None:
+                pending = tracker._status(item.id, name, _COMPLETED, worker, None)
+                if pending is not None:
+                    await run.settle(pending, "on_status_change")
             if on_success is not None:
                 await run.stage_callback(self, "on_success", on_success, item, item.value)
             if nxt is not None:
@@ -240,20 +256,15 @@ class StageRun:
                     slot.item = None
                     await run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
                     return
+                # In the step that put it there: the item is the next stage's now, and only
+                # there (a shutdown during the callback below records it in that stage).
+                slot.item = None
                 if tracker is not None:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
-            else:
-                if checkpoint is not None and not item.ended:
-                    trouble = checkpoint.commit(item)  # before the item counts as a result
-                    if trouble is not None:
-                        slot.item = None
-                        await run.fail(item, self, trouble, item.attempt)
-                        continue
-                result = run.complete(item)
-                if result is not None and (run.outbox is not None or tracker is not None):
-                    await run.deliver(item, result)
+            elif result is not None and (run.outbox is not None or tracker is not None):
+                await run.deliver(item, result)
             slot.item = None
             streak += 1
             if streak >= _YIELD_EVERY:
@@ -288,6 +299,7 @@ class StageRun:
         attempt = item.attempt
         for k in range(len(fns)):
             slot.task = k
+            slot.attempts = attempt
             if observed:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()
@@ -332,6 +344,7 @@ class StageRun:
             if delay > 0:
                 await clock.sleep_async(delay)
             attempt += 1
+            slot.attempts = attempt
             if observed:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()
@@ -393,12 +406,11 @@ class StageRun:
                     await run.settle(pending, "on_status_change")
             run.requeue(self, item, policy.delay_before(item.attempt - 1))
             return
-        slot.failed += 1
         if observed and failed.task >= 0:
             await self._event(
                 item, slot, failed.task, _FAIL, failed.attempts, error, failed.duration
             )
-        await run.fail(item, self, error, failed.attempts)
+        await run.fail(item, self, error, failed.attempts, slot)
 
     async def _event(
         self,

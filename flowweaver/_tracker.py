@@ -4,8 +4,14 @@ Design: the pipeline reports each change as plain values (:meth:`StatusTracker._
 tracker keeps them as compact records and exact per-status counters, and only builds
 :class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1),
 the hot path allocates one small tuple per change, and a tracker with no callbacks costs the
-pipeline no event objects at all. Callbacks may be sync or async; the pipeline awaits an async
-one before the item moves on, so one item's events arrive in order.
+pipeline no event objects at all.
+
+Callbacks may be sync or async. A change is recorded, and a sync callback called, in the step
+that makes it, so an item's history, and what a sync callback hears, is in order. An async
+callback is awaited before the item moves on — except for ``queued``: that change is reported
+once the item is in the stage's queue, where a worker may take it at once, so for one item an
+async callback may hear of ``in_progress`` (or later changes) while its ``queued`` call still
+runs.
 """
 
 from __future__ import annotations

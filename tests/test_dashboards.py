@@ -183,6 +183,24 @@ def test_without_a_total_the_overview_counts_items(rich_mode: bool) -> None:
     assert "ok 30 failed 6 in flight 8" in words(board.render(snapshot()))
 
 
+def test_a_worker_busy_with_an_item_whose_id_is_none_is_shown_busy() -> None:
+    # Dict items may carry any id, None included: a worker's status says whether it is busy.
+    snap = snapshot()
+    states = dict(snap.worker_states)
+    states["Save-W0"] = WorkerState("Save-W0", "Save", WorkerStatus.BUSY, None, T0 + 9.5, "save")
+    board = board_for("full", use_rich=False, clock=lambda: T0, max_workers_shown=2)
+    text = board.render(
+        DashboardSnapshot(states, snap.worker_metrics, snap.pipeline_stats, T0 + 10.0)
+    )
+    workers = text.split("Workers\n")[1].splitlines()
+    assert [line.split() for line in workers] == [
+        ["worker", "state", "item", "task", "for", "done", "failed", "time/item"],
+        ["Fetch-W0", "busy", "url-7", "fetch", "2.0", "s", "20", "4", "0.250", "s"],
+        ["Save-W0", "busy", "None", "save", "0.5", "s", "30", "0", "0.050", "s"],
+        ["+", "1", "more", "workers", "(2", "busy", "in", "all)"],
+    ]
+
+
 @pytest.mark.parametrize("kind", ["compact", "detailed", "full"])
 def test_a_run_draws_the_last_frame_and_a_summary(
     kind: str, rich_mode: bool, capsys: pytest.CaptureFixture[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from flowweaver import (
     AsyncExecutor,
     ConfigurationError,
+    DetailedDashboard,
     ItemCancelledError,
     Pipeline,
     PipelineError,
@@ -21,6 +23,7 @@ from flowweaver import (
     StageValidationError,
     StatusTracker,
     TaskTimeoutError,
+    _stage_run,
 )
 
 from .conftest import WAIT, FakeClock, Recorder, run, settle
@@ -43,6 +46,8 @@ def accounted(pipeline: Pipeline, fed: int) -> None:
     assert summary.total_failed == stats.items_failed == len(summary.failed_items)
     failed = [f.item_id for f in summary.failed_items]
     assert len(set(failed)) == len(failed)
+    per_stage = {name: s.failed_items for name, s in stats.stage_stats.items() if s.failed_items}
+    assert per_stage == dict(summary.errors_by_stage)
 
 
 # -- results, ids, order -------------------------------------------------------------------
@@ -755,6 +760,31 @@ def test_worker_states_and_metrics() -> None:
         m.avg_processing_time > 0 and m.last_active for m in metrics.values() if m.items_processed
     )
     assert {s.status for s in pipeline.get_worker_states().values()} == {"idle"}
+
+
+def test_time_per_item_is_time_on_successful_items_per_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The workers' clock is driven by the tasks: a success takes 1 s, a failure 100 s.
+    now = [0.0]
+    monkeypatch.setattr(_stage_run, "perf_counter", lambda: now[0])
+
+    async def work(x: int) -> int:
+        now[0] += 100.0 if x else 1.0
+        if x:
+            raise ValueError("bad")
+        return x
+
+    pipeline = Pipeline([Stage("S", 1, [work], task_attempts=1)])
+    run(pipeline.run([0, 1, 0]))
+    metrics = pipeline.get_worker_metrics()["S-W0"]
+    assert (metrics.items_processed, metrics.items_failed) == (2, 1)
+    assert (metrics.total_processing_time, metrics.avg_processing_time) == (2.0, 1.0)
+    board = DetailedDashboard(io.StringIO(), use_rich=False)
+    board.on_start(pipeline, 3)
+    assert board.render(pipeline.get_dashboard_snapshot()).splitlines()[-1].split() == [
+        "S", "0/1", "0", "2", "1", "1.000", "s",
+    ]  # fmt: skip
 
 
 def test_quick_and_the_builder() -> None:

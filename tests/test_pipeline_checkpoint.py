@@ -368,6 +368,45 @@ def test_a_result_with_no_stored_form_fails_its_item_and_is_not_committed() -> N
     assert calls.items == [1]  # it runs again: it was never committed
 
 
+def test_a_failed_commit_is_only_a_failure_never_first_a_success() -> None:
+    seen = Recorder()
+    tracker = StatusTracker(
+        on_success=lambda item_id, value, meta: seen("tracker success", item_id),
+        on_failure=lambda item_id, error, meta: seen("tracker failure", item_id),
+    )
+
+    async def make(x: int) -> Any:
+        return Opaque() if x == 1 else x
+
+    stage = Stage(
+        "Make",
+        1,
+        [make],
+        on_success=lambda item_id, value, meta: seen("success", item_id),
+        on_failure=lambda item_id, error, meta: seen("failure", item_id, type(error).__name__),
+    )
+    pipeline = Pipeline([stage], status_tracker=tracker)
+    results = run(pipeline.run([0, 1], store=MemoryStore(), run_id="r1"))
+    assert [r.id for r in results] == [0]
+    assert sorted(seen.items) == [  # type: ignore[type-var]
+        ("failure", 1, "SerializationError"),
+        ("success", 0),
+        ("tracker failure", 1),
+        ("tracker success", 0),
+    ]
+    assert [event.status for event in tracker.get_history(1)] == [
+        "queued",
+        "in_progress",
+        "failed",
+    ]
+    stats = pipeline.get_stats()
+    assert (stats.items_processed, stats.items_failed) == (1, 1)
+    make_stats = stats.stage_stats["Make"]
+    assert (make_stats.completed_items, make_stats.failed_items) == (1, 1)
+    metrics = pipeline.get_worker_metrics()["Make-W0"]
+    assert (metrics.items_processed, metrics.items_failed) == (1, 1)
+
+
 def test_an_id_with_no_stored_form_fails_that_item_before_it_runs() -> None:
     calls, store = Recorder(), MemoryStore()
     odd = Opaque()

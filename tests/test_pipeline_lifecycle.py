@@ -47,6 +47,8 @@ def accounted(pipeline: Pipeline, fed: int) -> tuple[int, int]:
     assert stats.items_in_flight == 0
     ids = [f.item_id for f in summary.failed_items]
     assert len(ids) == len(set(ids)) == summary.total_failed
+    per_stage = {name: s.failed_items for name, s in stats.stage_stats.items() if s.failed_items}
+    assert per_stage == dict(summary.errors_by_stage)
     assert {s.status for s in pipeline.get_worker_states().values()} == {"idle"}
     return stats.items_processed, stats.items_failed
 
@@ -145,6 +147,75 @@ def test_shutdown_reports_cancelled_items_everywhere() -> None:
     )
 
 
+def test_items_a_shutdown_cancels_count_as_failures_of_their_stage_and_worker() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 2, [blocked])])
+
+    async def main() -> None:
+        await pipeline.feed(range(5))
+        await settle()  # two running, three queued
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 5) == (0, 5)  # the stage's failed count agrees too
+    assert pipeline.get_stats().stage_stats["S"].failed_items == 5
+    metrics = pipeline.get_worker_metrics()
+    assert (metrics["S-W0"].items_failed, metrics["S-W1"].items_failed) == (1, 1)
+
+
+def test_an_item_passed_on_is_the_next_stages_even_while_a_callback_hears_of_it() -> None:
+    # A's worker waits in the tracker's callback for "queued in B" while B already runs the
+    # item: a shutdown then must record it in B, not in A (where it succeeded).
+    blocked = Forever()
+
+    async def on_status_change(event: Any) -> None:
+        if (event.stage, event.status) == ("B", "queued"):
+            await asyncio.Event().wait()  # until the shutdown cancels A's worker
+
+    tracker = StatusTracker(on_status_change=on_status_change)
+    pipeline = Pipeline([Stage("A", 1, [inc]), Stage("B", 1, [blocked])], status_tracker=tracker)
+
+    async def main() -> None:
+        await pipeline.feed([1])
+        await settle()
+        assert blocked.started.items == [2]
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 1) == (0, 1)
+    [failure] = pipeline.get_error_summary().failed_items
+    assert (failure.stage, type(failure.error)) == ("B", ItemCancelledError)
+    stages = pipeline.get_stats().stage_stats
+    assert (stages["A"].completed_items, stages["A"].failed_items) == (1, 0)
+    metrics = pipeline.get_worker_metrics()
+    assert (metrics["A-W0"].items_failed, metrics["B-W0"].items_failed) == (0, 1)
+
+
+def test_a_cancelled_item_counts_the_attempts_it_had_started() -> None:
+    calls = Recorder()
+    blocked = Forever()
+
+    async def second_try_hangs(x: int) -> int:
+        calls(x)
+        if calls.count(x) == 1:
+            raise OSError("down")
+        return await blocked(x)
+
+    stage = Stage("S", 1, [second_try_hangs], task_attempts=3, task_wait_seconds=0)
+    pipeline = Pipeline([stage])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2])
+        await settle()
+        assert blocked.started.items == [1]  # its second attempt; the other item is queued
+        await pipeline.shutdown()
+
+    run(main())
+    assert accounted(pipeline, 2) == (0, 2)
+    failures = pipeline.get_error_summary().failed_items
+    assert sorted((f.item_id, f.attempts) for f in failures) == [(0, 2), (1, 0)]
+
+
 def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None:
     from .conftest import FakeClock
 
@@ -170,6 +241,8 @@ def test_per_stage_retry_timers_are_cancelled_and_their_items_recorded() -> None
 
     run(main())
     assert accounted(pipeline, 2) == (0, 2)
+    # Each had made one attempt of the stage before the shutdown caught it waiting.
+    assert [f.attempts for f in pipeline.get_error_summary().failed_items] == [1, 1]
 
 
 def test_a_join_in_progress_ends_quietly_when_another_task_shuts_down() -> None:
@@ -309,6 +382,8 @@ def test_a_worker_survives_a_failure_of_our_own(
         results = run(pipeline.run([1, 2, 3]))
     assert [r.value for r in results] == [3, 4]  # the worker carried on
     assert [f.item_id for f in pipeline.get_error_summary().failed_items] == [0]
+    assert pipeline.get_stats().stage_stats["S"].failed_items == 1
+    assert pipeline.get_worker_metrics()["S-W0"].items_failed == 1
     assert (
         caplog.records[0].getMessage() == "pipeline worker S-W0 failed unexpectedly; it carries on"
     )
@@ -473,3 +548,45 @@ def test_cancelling_a_stream_consumer_stops_the_pipeline() -> None:
     run(main())
     assert accounted(pipeline, 10) == (0, 10)
     assert sorted(blocked.cancelled.items) == [0, 1]  # type: ignore[type-var]
+
+
+def test_abort_after_join_finished_the_run_returns_at_once() -> None:
+    # Two tasks join; the first, once joined, cancels the second before it resumes: the
+    # second's join() then aborts a run that join() has already finished.
+    pipeline = Pipeline([Stage("S", 1, [inc])])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2])
+        tasks: list[asyncio.Future[None]] = []
+
+        async def first() -> None:
+            await pipeline.join()
+            tasks[1].cancel()
+
+        tasks.append(asyncio.ensure_future(first()))
+        tasks.append(asyncio.ensure_future(pipeline.join()))
+        await tasks[0]
+        # Awaited through wait(): a hang must fail the test, not be mistaken for the
+        # cancellation that run()'s deadline delivers.
+        done, _ = await asyncio.wait([tasks[1]], timeout=WAIT / 2)
+        assert done == {tasks[1]} and tasks[1].cancelled()
+        assert others() == set()
+
+    run(main())
+    assert accounted(pipeline, 2) == (2, 0)
+
+
+def test_a_second_shutdown_waits_for_the_first_to_settle_every_item() -> None:
+    blocked = Forever()
+    pipeline = Pipeline([Stage("S", 1, [blocked])])
+
+    async def main() -> None:
+        await pipeline.feed([1, 2, 3])
+        await settle()
+        first = asyncio.ensure_future(pipeline.shutdown())
+        await asyncio.sleep(0)  # the first shutdown is under way: it waits for the worker
+        await pipeline.shutdown()
+        assert accounted(pipeline, 3) == (0, 3)  # settled when the second one returns
+        await first
+
+    run(main())
