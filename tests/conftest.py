@@ -6,6 +6,8 @@ import asyncio
 import concurrent.futures as cf
 import importlib.util
 import os
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
@@ -280,3 +282,14 @@ __all__ = [
     "run",
     "settle",
 ]
+
+
+def outputs_under_hash_seeds(script: str) -> set[str]:
+    """What ``python -c script`` prints under three string hash seeds (one text: stable)."""
+    return {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip

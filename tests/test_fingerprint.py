@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import subprocess
-import sys
 import textwrap
 
 from flowweaver._fingerprint import code_fingerprint
+
+from .conftest import outputs_under_hash_seeds
 
 fp = code_fingerprint
 
@@ -26,14 +25,7 @@ def test_stable_across_processes_and_hash_seeds() -> None:
         print(code_fingerprint(f), code_fingerprint(functools.partial(f, 1)), code_fingerprint(C()))
         """
     )
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2", "3")
-    }  # fmt: skip
-    assert len(outputs) == 1
+    assert len(outputs_under_hash_seeds(code)) == 1
 
 
 def test_same_code_same_fingerprint_wherever_it_is_defined() -> None:

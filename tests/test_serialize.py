@@ -6,7 +6,6 @@ import collections
 import datetime as dt
 import enum
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowweaver import ConfigurationError, JSONSerializer, SerializationError, Serializer
+
+from .conftest import outputs_under_hash_seeds
 
 
 class Color(enum.Enum):
@@ -127,14 +128,7 @@ def test_sets_of_unorderable_items_store_the_same_under_any_hash_seed() -> None:
         "from flowweaver import JSONSerializer\n"
         "print(JSONSerializer().dumps({('a', 1), ('b', 2), ('c', 3), ('d', 4), (5, 'e')}))\n"
     )
-    texts = {
-        subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2", "3")
-    }  # fmt: skip
-    assert len(texts) == 1
+    assert len(outputs_under_hash_seeds(script)) == 1
 
 
 def test_a_number_too_long_for_python_to_read_is_a_typed_error() -> None:
