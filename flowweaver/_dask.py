@@ -49,7 +49,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import uuid4
 
-from ._calls import invoke
+from ._calls import INTERRUPTS, invoke
 from ._drivers import drive_pool
 from ._errors import (
     ConfigurationError,
@@ -70,6 +70,11 @@ if TYPE_CHECKING:
 
     from ._engine import Engine
     from ._lanes import Outcome
+
+    #: A queued call: (token, task name, fn, args, kwargs, timeout).
+    _Call = tuple[
+        int, str, Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, float | None
+    ]
 
 __all__ = ["DaskExecutor", "DaskResult"]
 
@@ -109,6 +114,20 @@ def _root(error: BaseException) -> BaseException:
 def _describe(error: BaseException) -> str:
     root = _root(error)
     return f"{type(root).__name__}: {root}"
+
+
+def _transfer_error(name: str, error: BaseException) -> BaseException:
+    """Why a call could not be sent: a :class:`TransferError` when it does not pickle."""
+    if not isinstance(error, (TypeError, pickle.PicklingError)):
+        return error
+    transfer = TransferError(
+        name,
+        _describe(error),
+        destination="the cluster",
+        hint="a task's function, what it captures and its arguments must pickle with cloudpickle",
+    )
+    transfer.__cause__ = _root(error)
+    return transfer
 
 
 class DaskResult(Remote):
@@ -163,6 +182,7 @@ class DaskLane:
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._client = client
         self._futures: dict[int, Future[Any]] = {}
+        self._queued: list[_Call] = []
         self._funcname: Callable[[Any], str] = funcname
 
     def send(
@@ -174,25 +194,63 @@ class DaskLane:
         name: str,
         timeout: float | None,
     ) -> None:
+        """Queue the call; :meth:`flush` sends the queued calls to the scheduler at once."""
         if args:
             args = tuple([a.future if type(a) is DaskResult else a for a in args])
         if kwargs:
             kwargs = {k: v.future if type(v) is DaskResult else v for k, v in kwargs.items()}
-        # Keyed like Dask's own impure calls, by the function's name: the scheduler keeps
-        # statistics per key prefix; one prefix per task name cost ~40 % more per task.
-        key = f"{self._funcname(fn)}-{uuid4().hex}"
+        self._queued.append((token, name, fn, args, kwargs, timeout))
+
+    def flush(self) -> None:
+        """Send the queued calls as one graph: one message, one update of the scheduler.
+
+        Sending each call on its own costs the scheduler a graph update per call; on a wide
+        graph that made a run ~1.3x slower. If the batch cannot be sent (a call that does not
+        pickle fails the whole graph), each call is sent alone, and the ones that cannot be
+        report their :class:`TransferError` as their outcome.
+        """
+        calls, self._queued = self._queued, []
+        if not calls:
+            return
         try:
-            future = self._client.submit(
-                invoke, fn, args, kwargs, name, timeout, key=key, pure=False
-            )
-        except (TypeError, pickle.PicklingError) as error:
-            raise TransferError(
-                name,
-                _describe(error),
-                destination="the cluster",
-                hint="a task's function, what it captures and its arguments must pickle with "
-                "cloudpickle",
-            ) from _root(error)
+            futures = self._submit(calls)
+        except INTERRUPTS:
+            raise
+        except BaseException:
+            for call in calls:
+                try:
+                    (future,) = self._submit([call])
+                except INTERRUPTS:
+                    raise
+                except BaseException as error:
+                    self.outbox.put((call[0], False, _transfer_error(call[1], error)))
+                else:
+                    self._watch(call, future)
+            return
+        for call, future in zip(calls, futures, strict=True):
+            self._watch(call, future)
+
+    def _submit(self, calls: list[_Call]) -> list[Future[Any]]:
+        # Keyed like Dask's own impure calls, by the function's name: the scheduler keeps
+        # statistics per key prefix; one prefix per task name cost ~40 % more per task. New
+        # keys on every attempt to send: a graph that failed to send still leaves its keys
+        # in the client, and reusing one would tie a call to that graph's fate.
+        funcname = self._funcname
+        if len(calls) == 1:
+            _, name, fn, args, kwargs, timeout = calls[0]
+            key = f"{funcname(fn)}-{uuid4().hex}"
+            return [
+                self._client.submit(invoke, fn, args, kwargs, name, timeout, key=key, pure=False)
+            ]
+        _, names, fns, argss, kwargss, timeouts = zip(*calls, strict=True)
+        keys = [f"{funcname(fn)}-{uuid4().hex}" for fn in fns]
+        futures: list[Future[Any]] = self._client.map(
+            invoke, fns, argss, kwargss, names, timeouts, key=keys, pure=False
+        )
+        return futures
+
+    def _watch(self, call: _Call, future: Future[Any]) -> None:
+        token, name = call[0], call[1]
         self._futures[token] = future
         future.add_done_callback(partial(self._report, token, name))
 
@@ -215,7 +273,14 @@ class DaskLane:
         self.outbox.put(outcome)
 
     def cancel(self, token: int) -> bool:
-        """Ask Dask to drop the call. Dask cannot say whether it had started: report False."""
+        """Ask Dask to drop the call. Dask cannot say whether it had started: report False.
+
+        A call still queued here is dropped and reports its cancellation (True)."""
+        for k, call in enumerate(self._queued):
+            if call[0] == token:
+                del self._queued[k]
+                self.outbox.put((token, False, CancelledError()))
+                return True
         future = self._futures.get(token)
         if future is not None:
             self._cancel([future])
@@ -227,6 +292,7 @@ class DaskLane:
         return False
 
     def close(self, wait: bool) -> None:
+        self._queued.clear()
         futures = list(self._futures.values())
         if futures:
             self._cancel(futures)

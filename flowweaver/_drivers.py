@@ -203,6 +203,7 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
                 if task.timeout is not None:
                     due = monotonic() + task.timeout + _TIMEOUT_GRACE
                     heapq.heappush(deadlines, (due, token))
+            lane.flush()  # a lane may send a burst as one message (Dask: one graph)
             if engine.stopping and not stopped:
                 stopped = True
                 for token in list(inflight):

@@ -51,7 +51,14 @@ class Lane(Protocol):
         name: str,
         timeout: float | None,
     ) -> None:
-        """Start the call (may raise if it cannot be sent, e.g. it does not pickle)."""
+        """Start the call, or queue it until :meth:`flush` (may raise if it cannot be sent,
+        e.g. it does not pickle)."""
+        ...
+
+    def flush(self) -> None:
+        """Start the calls :meth:`send` queued. The driver calls it after each burst of sends,
+        before it waits for outcomes. A queued call that cannot be sent reports its error as
+        its outcome."""
         ...
 
     def cancel(self, token: int) -> bool:
@@ -96,6 +103,9 @@ class FutureLane:
         future = self._submit(invoke, fn, args, kwargs, name, timeout)
         self._futures[token] = future
         future.add_done_callback(partial(self._report, token))
+
+    def flush(self) -> None:
+        """Nothing to do: :meth:`send` submits at once."""
 
     def _report(self, token: int, future: Future[Any]) -> None:
         # Runs on the worker's thread, or inline if the future is already done.
@@ -170,6 +180,9 @@ class WorkerThreads:
         self._inbox.put((token, fn, args, kwargs, name, timeout))
         if len(self._threads) - len(self._abandoned) < self._size:
             self._start_thread()
+
+    def flush(self) -> None:
+        """Nothing to do: :meth:`send` queues the call for the threads at once."""
 
     def _start_thread(self) -> None:
         thread = threading.Thread(

@@ -80,6 +80,9 @@ class _RunLane:
         self._calls[token] = call
         self._pool.dispatch(call)
 
+    def flush(self) -> None:
+        """Nothing to do: :meth:`send` dispatches at once."""
+
     def _report(self, token: int, ok: bool, value: object) -> None:
         # On a reader thread. The dict operations are atomic; the driver only reads the outbox.
         self._calls.pop(token, None)

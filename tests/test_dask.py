@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ from flowweaver import (
     Workflow,
     WorkflowFailedError,
 )
+from flowweaver._dask import DaskLane
 
 from . import _payload
 from ._payload import Payload
@@ -154,7 +156,8 @@ def test_an_unserialisable_task_fails_with_a_typed_error(dask_threads: DaskExecu
     lock = threading.Lock()
     wf = Workflow("w")
     wf.add_task(Task(name="locked", fn=lambda: lock))
-    wf.add_task(Task(name="fine", fn=lambda: "ok"))
+    for k in range(5):  # ready with it, so sent in the same graph as it: they must still run
+        wf.add_task(Task(name=f"fine{k}", fn=lambda k=k: f"ok{k}"))
     with pytest.raises(WorkflowFailedError) as info:
         dask_threads.execute(wf, failure_policy="continue")
     (failure,) = info.value.failures
@@ -167,7 +170,50 @@ def test_an_unserialisable_task_fails_with_a_typed_error(dask_threads: DaskExecu
         "pickle with cloudpickle"
     )
     assert isinstance(error.__cause__, TypeError)
-    assert wf.last_run is not None and wf.last_run.result("fine") == "ok"
+    assert wf.last_run is not None
+    assert [wf.last_run.result(f"fine{k}") for k in range(5)] == [f"ok{k}" for k in range(5)]
+
+
+@needs_dask
+def test_calls_that_become_ready_together_go_to_the_scheduler_as_one_graph(
+    dask_threads: DaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = dask_threads.client
+    graphs: list[int] = []  # calls per message to the scheduler
+    submit, map_ = client.submit, client.map
+
+    def one(*args: Any, **kwargs: Any) -> Any:
+        graphs.append(1)
+        return submit(*args, **kwargs)
+
+    def many(fn: Any, *iterables: list[Any], **kwargs: Any) -> Any:
+        graphs.append(len(iterables[0]))
+        return map_(fn, *iterables, **kwargs)
+
+    monkeypatch.setattr(client, "submit", one)
+    monkeypatch.setattr(client, "map", many)
+    wf = Workflow("w")
+    for k in range(6):
+        wf.add_task(Task(name=f"t{k}", fn=lambda k=k: k))
+    wf.add_task(Task(name="sum", fn=lambda *xs: sum(xs)), depends_on=[f"t{k}" for k in range(6)])
+    run = dask_threads.execute(wf)
+    assert run.result("sum") == 15
+    assert graphs == [6, 1]
+
+
+@needs_dask
+def test_a_call_cancelled_before_it_was_sent_reports_its_cancellation(
+    dask_threads: DaskExecutor,
+) -> None:
+    lane = DaskLane(dask_threads.client)
+    lane.send(7, int, ("3",), None, "t", None)
+    assert lane.cancel(7) is True
+    outcome = lane.outbox.get_nowait()
+    assert outcome is not None and outcome[:2] == (7, False)
+    assert isinstance(outcome[2], cf.CancelledError)
+    lane.flush()  # nothing left to send
+    assert lane.outbox.empty()
+    lane.close(wait=False)
 
 
 @needs_dask
