@@ -5,12 +5,13 @@ pure=False)`` for every task in dependency order (Dask resolves the futures on t
 then ``client.gather`` of the results nothing depends on — what the workflow's run brings back
 too. The difference is what flowweaver adds: the engine decides what runs next, so each task
 is submitted when its dependencies are done (one round trip through this process per
-dependency level), instead of the whole graph up front.
+dependency level), instead of the whole graph up front; the calls that become ready together
+go as one graph.
 
-For the random DAG a second baseline separates that design's cost from flowweaver's own: a
-dozen-line client-side scheduler (``distributed.as_completed``, a dependency count per task,
-submit when it reaches zero) — what anyone gets who keeps deciding in this process what runs
-next, with no retries, callbacks or status.
+For the random DAG a second baseline shows what deciding in this process costs without that
+batching: a dozen-line client-side scheduler (``distributed.as_completed``, a dependency count
+per task, ``client.submit`` of a task when its count reaches zero), with no retries, callbacks
+or status.
 
 Two clusters: workers as threads of this process (``processes=False``) and as worker
 processes. Skipped, with a message, when ``distributed`` is not installed.
@@ -117,7 +118,7 @@ def run(quick: bool) -> list[Row]:
                 rows.append(Row("dask", f"{label}, {kind}", ours / n * 1e6, base / n * 1e6,
                                 "µs/task", TARGET, "vs raw client.submit"))  # fmt: skip
                 if reactive:
-                    note = "vs a minimal client-side scheduler (the design's floor)"
+                    note = "vs a minimal client-side scheduler (as_completed)"
                     rows.append(Row("dask", f"{label}, {kind}", ours / n * 1e6,
                                     reactive[0] / n * 1e6, "µs/task", None, note))  # fmt: skip
     return rows
