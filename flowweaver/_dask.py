@@ -3,9 +3,9 @@
 Design:
 
 * **The engine still decides what runs next.** :class:`DaskExecutor` gives the pool driver
-  (``_drivers.drive_pool``) a lane that submits each attempt as ``invoke(fn, ...)`` with
-  ``pure=False`` — ``pure=False`` because Dask would otherwise take a retry (same
-  function, same arguments) for the call it already has and never run it again. A Dask future's
+  (``_drivers.drive_pool``) a lane that submits each attempt under a fresh key (and
+  ``pure=False``): Dask would otherwise take a retry (same function, same arguments) for the
+  call it already has and never run it again. A Dask future's
   done-callback posts the outcome to the lane's outbox, which only the driver thread reads. So
   retries, timeouts, callbacks and the failure policy are the engine's, as on every executor.
 * **Results stay on the workers.** A completed call is reported as a :class:`DaskResult` (a
@@ -37,7 +37,11 @@ Design:
 * **One graph per burst.** ``send`` only queues a call; the driver calls ``flush`` after each
   burst of sends (every call made ready by the outcomes it just settled), and the burst goes
   as one ``client.map``: one message and one graph update on the scheduler instead of one per
-  call, which is what kept wide graphs at ~1.3x the time of raw ``client.submit``.
+  call, which is what kept wide graphs at ~1.3x the time of raw ``client.submit``. A graph
+  fails as a whole, so a call of a burst whose graph Dask failed or cancelled (the scheduler
+  could not rebuild another call of it; a dependency was lost) is sent again alone — unless
+  its error is its own: the worker runs :func:`call`, which marks what the call raised
+  (:class:`Raised`), so a call that ran is never run again by this.
 * ``distributed`` is imported here, when a :class:`DaskExecutor` is made: ``import flowweaver``
   never imports it.
 """
@@ -80,7 +84,7 @@ if TYPE_CHECKING:
         int, str, Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, float | None
     ]
 
-__all__ = ["DaskExecutor", "DaskResult"]
+__all__ = ["DaskExecutor", "DaskResult", "Raised", "call"]
 
 logger = logging.getLogger("flowweaver.dask")
 
@@ -177,17 +181,82 @@ class DaskResult(Remote):
         return values
 
 
+class Raised(Exception):
+    """What a call raised on a worker, as the worker reports it.
+
+    It tells an error of the call from one of Dask's own (a graph the scheduler could not
+    rebuild, a dependency lost with its worker): only the latter can hit a call that never
+    ran, and only then is a call of a batch worth sending again alone. ``error`` is what the
+    call raised; Dask rebuilds an exception whose text is too long as ``Raised(label, text)``.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        first = args[0] if len(args) == 1 else None
+        self.error = (
+            first if isinstance(first, BaseException) else RuntimeError(" ".join(map(str, args)))
+        )
+
+
+def _reported(error: BaseException) -> Raised:
+    """``error`` wrapped as the call's own, in a form Dask can send whole.
+
+    Dask sends an exception with its chain of causes and tracebacks; if any of that does not
+    pickle it sends a stand-in, which would no longer say that the call raised it. So the
+    wrapper is checked exactly as Dask will send it (``error_message``), and one that would
+    not arrive whole carries the error's type and text instead.
+    """
+    from distributed.core import error_message
+    from distributed.protocol.pickle import loads
+
+    raised = Raised(error)
+    raised.__cause__ = error  # Dask sends the causes' tracebacks: the error's own, too
+    try:
+        arrives = type(loads(error_message(raised)["exception"].data)) is Raised
+    except Exception:
+        arrives = False
+    if arrives:
+        return raised
+    return Raised(RuntimeError(f"{type(error).__name__}: {error}"))
+
+
+def call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    name: str,
+    timeout: float | None,
+) -> Any:
+    """What a worker runs for one attempt: :func:`invoke`, its error marked as the call's own."""
+    try:
+        return invoke(fn, args, kwargs, name, timeout)
+    except INTERRUPTS:
+        raise
+    except BaseException as error:
+        failure = error
+    # Raised here, not in the handler: it would take the error as its context, and Dask
+    # sends the context too.
+    raise _reported(failure)
+
+
 class DaskLane:
     """The pool driver's lane onto a Dask client (see the module docstring)."""
 
     def __init__(self, client: Client) -> None:
         from dask.utils import funcname
+        from distributed import KilledWorker
 
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._client = client
         self._futures: dict[int, Future[Any]] = {}
         self._queued: list[_Call] = []
+        #: Calls sent in a graph with others, until their outcome: sent again alone if Dask
+        #: fails or cancels the whole graph before they ran.
+        self._grouped: dict[int, _Call] = {}
+        self._cancelling: set[int] = set()  # calls this lane asked Dask to drop
+        self._closed = False
         self._funcname: Callable[[Any], str] = funcname
+        self._killed_worker: type[BaseException] = KilledWorker
 
     def send(
         self,
@@ -209,9 +278,11 @@ class DaskLane:
         """Send the queued calls as one graph: one message, one update of the scheduler.
 
         Sending each call on its own costs the scheduler a graph update per call; on a wide
-        graph that made a run ~1.3x slower. If the batch cannot be sent (a call that does not
-        pickle fails the whole graph), each call is sent alone, and the ones that cannot be
-        report their :class:`TransferError` as their outcome.
+        graph that made a run ~1.3x slower. A graph fails as a whole: if it cannot be sent (a
+        call that does not pickle), each call is sent alone, and one that cannot be reports
+        its error (a :class:`TransferError` when it does not pickle) as its outcome; if the
+        scheduler fails or cancels it before a call ran, :meth:`_report` sends that call again
+        alone.
         """
         calls, self._queued = self._queued, []
         if len(calls) > 1:
@@ -222,18 +293,28 @@ class DaskLane:
             except BaseException:
                 pass  # one call that does not pickle fails the whole graph: send them alone
             else:
-                for call, future in zip(calls, futures, strict=True):
-                    self._watch(call, future)
+                watched = 0
+                try:
+                    for c, future in zip(calls, futures, strict=True):
+                        self._grouped[c[0]] = c
+                        self._watch(c, future)
+                        watched += 1
+                finally:  # interrupted: no future may run unknown to cancel() and close()
+                    if watched < len(calls):
+                        self._cancel(futures[watched:])
                 return
-        for call in calls:
-            try:
-                (future,) = self._submit([call])
-            except INTERRUPTS:
-                raise
-            except BaseException as error:
-                self.outbox.put((call[0], False, _transfer_error(call[1], error)))
-            else:
-                self._watch(call, future)
+        for c in calls:
+            self._send_alone(c)
+
+    def _send_alone(self, c: _Call) -> None:
+        try:
+            (future,) = self._submit([c])
+        except INTERRUPTS:
+            raise
+        except BaseException as error:
+            self.outbox.put((c[0], False, _transfer_error(c[1], error)))
+        else:
+            self._watch(c, future)
 
     def _submit(self, calls: list[_Call]) -> list[Future[Any]]:
         # Keyed like Dask's own impure calls, by the function's name: the scheduler keeps
@@ -244,48 +325,67 @@ class DaskLane:
         if len(calls) == 1:
             _, name, fn, args, kwargs, timeout = calls[0]
             key = f"{funcname(fn)}-{uuid4().hex}"
-            return [
-                self._client.submit(invoke, fn, args, kwargs, name, timeout, key=key, pure=False)
-            ]
+            return [self._client.submit(call, fn, args, kwargs, name, timeout, key=key, pure=False)]
         _, names, fns, argss, kwargss, timeouts = zip(*calls, strict=True)
         keys = [f"{funcname(fn)}-{uuid4().hex}" for fn in fns]
         futures: list[Future[Any]] = self._client.map(
-            invoke, fns, argss, kwargss, names, timeouts, key=keys, pure=False
+            call, fns, argss, kwargss, names, timeouts, key=keys, pure=False
         )
         return futures
 
-    def _watch(self, call: _Call, future: Future[Any]) -> None:
-        token, name = call[0], call[1]
+    def _watch(self, c: _Call, future: Future[Any]) -> None:
+        token, name = c[0], c[1]
         self._futures[token] = future
         future.add_done_callback(partial(self._report, token, name))
 
     def _report(self, token: int, name: str, future: Future[Any]) -> None:
         # Runs on Dask's callback thread. The value stays on the worker: only its future is
         # posted; an error's exception object is already in this process. Every path posts
-        # exactly one outcome: the driver waits for it.
+        # exactly one outcome (or sends the call again, which will): the driver waits for it.
         self._futures.pop(token, None)
+        grouped = self._grouped.pop(token, None)
         outcome: Outcome
         try:
             status = future.status
             if status == "finished":
                 outcome = (token, True, DaskResult(future, name))
             elif status == "cancelled":
+                if grouped is not None and self._resend(grouped):
+                    return  # Dask dropped its graph (a lost dependency), not this lane
                 outcome = (token, False, CancelledError())
             else:
-                outcome = (token, False, future.exception())
+                error = future.exception()
+                if type(error) is Raised:
+                    outcome = (token, False, error.error)
+                elif (
+                    grouped is not None
+                    and not isinstance(error, self._killed_worker)
+                    and self._resend(grouped)
+                ):
+                    return  # the scheduler failed its graph, maybe for another call
+                else:
+                    outcome = (token, False, error)
         except BaseException as error:  # e.g. the client closed while we asked
             outcome = (token, False, error)
         self.outbox.put(outcome)
+
+    def _resend(self, c: _Call) -> bool:
+        """Send a call of a failed graph again, alone; False if this lane asked it to stop."""
+        if self._closed or c[0] in self._cancelling:
+            return False
+        self._send_alone(c)
+        return True
 
     def cancel(self, token: int) -> bool:
         """Ask Dask to drop the call. Dask cannot say whether it had started: report False.
 
         A call still queued here is dropped and reports its cancellation (True)."""
-        for k, call in enumerate(self._queued):
-            if call[0] == token:
+        for k, c in enumerate(self._queued):
+            if c[0] == token:
                 del self._queued[k]
                 self.outbox.put((token, False, CancelledError()))
                 return True
+        self._cancelling.add(token)
         future = self._futures.get(token)
         if future is not None:
             self._cancel([future])
@@ -297,6 +397,7 @@ class DaskLane:
         return False
 
     def close(self, wait: bool) -> None:
+        self._closed = True
         self._queued.clear()
         futures = list(self._futures.values())
         if futures:

@@ -171,6 +171,7 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
     inflight: dict[int, int] = {}  # token -> task index
     occupied: set[int] = set()  # abandoned calls that still hold a worker
     deadlines: list[tuple[float, int]] = []  # (due, token)
+    timed: list[tuple[int, float]] = []  # (token, timeout) of the burst being sent
     tokens = itertools.count()
     timers = RetryTimers(engine)
     ready, tasks, begin = engine.ready, engine.tasks, engine.begin
@@ -201,13 +202,17 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
                     continue
                 inflight[token] = i
                 if task.timeout is not None:
-                    due = monotonic() + task.timeout + _TIMEOUT_GRACE
-                    heapq.heappush(deadlines, (due, token))
-            lane.flush()  # a lane may send a burst as one message (Dask: one graph)
+                    timed.append((token, task.timeout))
             if engine.stopping and not stopped:
                 stopped = True
                 for token in list(inflight):
                     lane.cancel(token)  # a queued call reports CancelledError: it never ran
+            lane.flush()  # a lane may send a burst as one message (Dask: one graph)
+            if timed:  # a timeout's clock starts once its call has been sent
+                now = monotonic()
+                for token, timeout in timed:
+                    heapq.heappush(deadlines, (now + timeout + _TIMEOUT_GRACE, token))
+                timed.clear()
             if not inflight and (engine.stopping or not (ready or timers)):
                 break
             while deadlines and deadlines[0][1] not in inflight:

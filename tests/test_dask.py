@@ -34,7 +34,7 @@ from flowweaver._dask import DaskLane
 
 from . import _payload
 from ._payload import Payload
-from .conftest import HAVE_DASK, WAIT, InProcess, Recorder
+from .conftest import HAVE_DASK, WAIT, InProcess, Recorder, SharedEvent
 
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="the 'dask' extra is not installed")
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def test_calls_that_become_ready_together_go_to_the_scheduler_as_one_graph(
 
 @needs_dask
 def test_a_call_cancelled_before_it_was_sent_reports_its_cancellation(
-    dask_threads: DaskExecutor,
+    dask_threads: DaskExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lane = DaskLane(dask_threads.client)
     lane.send(7, int, ("3",), None, "t", None)
@@ -211,7 +211,107 @@ def test_a_call_cancelled_before_it_was_sent_reports_its_cancellation(
     outcome = lane.outbox.get_nowait()
     assert outcome is not None and outcome[:2] == (7, False)
     assert isinstance(outcome[2], cf.CancelledError)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a cancelled call was sent")
+
+    monkeypatch.setattr(dask_threads.client, "submit", refuse)
+    monkeypatch.setattr(dask_threads.client, "map", refuse)
     lane.flush()  # nothing left to send
+    assert lane.outbox.empty()
+    lane.close(wait=False)
+
+
+def _cannot_be_rebuilt() -> object:
+    raise RuntimeError("cannot be rebuilt on the scheduler")
+
+
+class Unbuildable:
+    """A task function that pickles but cannot be unpickled: the scheduler fails its graph."""
+
+    def __call__(self) -> str:
+        return "never"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_cannot_be_rebuilt, ())
+
+
+@needs_dask
+def test_a_graph_the_scheduler_fails_fails_only_the_call_that_broke_it(
+    dask_threads: DaskExecutor,
+) -> None:
+    wf = Workflow("w")
+    wf.add_task(Task(name="bad", fn=Unbuildable()))
+    for k in range(5):  # ready with it, so sent in the same graph as it
+        wf.add_task(Task(name=f"fine{k}", fn=lambda k=k: k))
+    with pytest.raises(WorkflowFailedError) as info:
+        dask_threads.execute(wf, failure_policy="continue")
+    (failure,) = info.value.failures
+    assert failure.task_name == "bad"
+    assert "Error during deserialization of the task graph" in str(failure.__cause__)
+    assert wf.last_run is not None
+    assert [wf.last_run.result(f"fine{k}") for k in range(5)] == list(range(5))
+
+
+class LockedError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self) -> None:
+        super().__init__("holding a lock")
+        self.lock = threading.Lock()
+
+
+@needs_dask
+def test_an_error_that_cannot_be_pickled_still_fails_its_task_once(
+    dask_threads: DaskExecutor, record: Recorder
+) -> None:
+    def fails() -> None:
+        record("ran")
+        raise LockedError
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="fails", fn=fails))
+    wf.add_task(Task(name="fine", fn=lambda: "ok"))  # in the same graph
+    with pytest.raises(WorkflowFailedError) as info:
+        dask_threads.execute(wf, failure_policy="continue")
+    (failure,) = info.value.failures
+    assert str(failure.__cause__) == "LockedError: holding a lock"
+    assert record.items == ["ran"]
+    assert wf.last_run is not None and wf.last_run.result("fine") == "ok"
+
+
+@needs_dask
+def test_a_call_dask_cancels_with_its_graph_is_sent_again_alone(
+    dask_threads: DaskExecutor,
+) -> None:
+    gate = SharedEvent()
+    lane = DaskLane(dask_threads.client)
+    lane.send(1, gate.wait, (WAIT,), None, "a", None)
+    lane.send(2, gate.wait, (WAIT,), None, "b", None)
+    lane.flush()
+    # As Dask does to a whole graph when a dependency of one of its calls is lost.
+    dask_threads.client.cancel([lane._futures[1]])
+    gate.set()
+    outcomes = [lane.outbox.get(timeout=WAIT) for _ in range(2)]
+    assert sorted((o[0], o[1]) for o in outcomes if o is not None) == [(1, True), (2, True)]
+    assert [o[2].fetch() for o in outcomes if o is not None] == [True, True]
+    lane.close(wait=False)
+
+
+@needs_dask
+def test_a_call_the_lane_cancels_is_not_sent_again(dask_threads: DaskExecutor) -> None:
+    gate = SharedEvent()
+    lane = DaskLane(dask_threads.client)
+    lane.send(1, gate.wait, (WAIT,), None, "a", None)
+    lane.send(2, gate.wait, (WAIT,), None, "b", None)
+    lane.flush()
+    assert lane.cancel(1) is False  # sent: Dask cannot say whether it started
+    outcome = lane.outbox.get(timeout=WAIT)
+    gate.set()
+    assert outcome is not None and outcome[0] == 1
+    assert isinstance(outcome[2], cf.CancelledError)
+    outcome = lane.outbox.get(timeout=WAIT)
+    assert outcome is not None and outcome[:2] == (2, True)
     assert lane.outbox.empty()
     lane.close(wait=False)
 
