@@ -38,10 +38,10 @@ Design:
   burst of sends (every call made ready by the outcomes it just settled), and the burst goes
   as one ``client.map``: one message and one graph update on the scheduler instead of one per
   call, which is what kept wide graphs at ~1.3x the time of raw ``client.submit``. A graph
-  fails as a whole, so a call of a burst whose graph Dask failed or cancelled (the scheduler
-  could not rebuild another call of it; a dependency was lost) is sent again alone — unless
-  its error is its own: the worker runs :func:`call`, which marks what the call raised
-  (:class:`Raised`), so a call that ran is never run again by this.
+  fails as a whole, so a call of a burst is sent again alone when the scheduler failed or
+  cancelled its whole graph before any call of it ran: it could not unpickle the graph
+  (another call of it may be the culprit), or one of its calls named a lost dependency.
+  Only those two, recognised by what Dask says: a call that ran is never run again.
 * ``distributed`` is imported here, when a :class:`DaskExecutor` is made: ``import flowweaver``
   never imports it.
 """
@@ -52,6 +52,7 @@ import logging
 import pickle
 import queue
 import sys
+import threading
 from concurrent.futures import CancelledError
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
         int, str, Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, float | None
     ]
 
-__all__ = ["DaskExecutor", "DaskResult", "Raised", "call"]
+__all__ = ["DaskExecutor", "DaskResult"]
 
 logger = logging.getLogger("flowweaver.dask")
 
@@ -181,62 +182,22 @@ class DaskResult(Remote):
         return values
 
 
-class Raised(Exception):
-    """What a call raised on a worker, as the worker reports it.
-
-    It tells an error of the call from one of Dask's own (a graph the scheduler could not
-    rebuild, a dependency lost with its worker): only the latter can hit a call that never
-    ran, and only then is a call of a batch worth sending again alone. ``error`` is what the
-    call raised; Dask rebuilds an exception whose text is too long as ``Raised(label, text)``.
-    """
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        first = args[0] if len(args) == 1 else None
-        self.error = (
-            first if isinstance(first, BaseException) else RuntimeError(" ".join(map(str, args)))
-        )
+#: The scheduler's error for a graph it could not unpickle: it fails every call of the graph,
+#: none of which ran.
+_GRAPH_NOT_REBUILT = "Error during deserialization of the task graph"
+#: Why the scheduler cancels every call of a new graph when one names a lost dependency.
+_LOST_DEPENDENCIES = "lost dependencies"
 
 
-def _reported(error: BaseException) -> Raised:
-    """``error`` wrapped as the call's own, in a form Dask can send whole.
+def _cancel_reason(future: Future[Any]) -> str | None:
+    """Why Dask cancelled ``future`` (its ``FutureCancelledError.reason``), if it says.
 
-    Dask sends an exception with its chain of causes and tracebacks; if any of that does not
-    pickle it sends a stand-in, which would no longer say that the call raised it. So the
-    wrapper is checked exactly as Dask will send it (``error_message``), and one that would
-    not arrive whole carries the error's type and text instead.
-    """
-    from distributed.core import error_message
-    from distributed.protocol.pickle import loads
-
-    raised = Raised(error)
-    raised.__cause__ = error  # Dask sends the causes' tracebacks: the error's own, too
+    Asks the client's event loop, which already holds the answer (the future is done)."""
     try:
-        arrives = type(loads(error_message(raised)["exception"].data)) is Raised
-    except Exception:
-        arrives = False
-    if arrives:
-        return raised
-    return Raised(RuntimeError(f"{type(error).__name__}: {error}"))
-
-
-def call(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any] | None,
-    name: str,
-    timeout: float | None,
-) -> Any:
-    """What a worker runs for one attempt: :func:`invoke`, its error marked as the call's own."""
-    try:
-        return invoke(fn, args, kwargs, name, timeout)
-    except INTERRUPTS:
-        raise
+        future.result(timeout=10)
     except BaseException as error:
-        failure = error
-    # Raised here, not in the handler: it would take the error as its context, and Dask
-    # sends the context too.
-    raise _reported(failure)
+        return getattr(error, "reason", None)
+    return None
 
 
 class DaskLane:
@@ -244,7 +205,6 @@ class DaskLane:
 
     def __init__(self, client: Client) -> None:
         from dask.utils import funcname
-        from distributed import KilledWorker
 
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._client = client
@@ -253,10 +213,11 @@ class DaskLane:
         #: Calls sent in a graph with others, until their outcome: sent again alone if Dask
         #: fails or cancels the whole graph before they ran.
         self._grouped: dict[int, _Call] = {}
-        self._cancelling: set[int] = set()  # calls this lane asked Dask to drop
+        self._cancelling: set[int] = set()  # sent calls this lane asked Dask to drop
         self._closed = False
+        # Makes "may it be sent again?" and sending it one step against cancel() and close().
+        self._lock = threading.Lock()
         self._funcname: Callable[[Any], str] = funcname
-        self._killed_worker: type[BaseException] = KilledWorker
 
     def send(
         self,
@@ -325,11 +286,13 @@ class DaskLane:
         if len(calls) == 1:
             _, name, fn, args, kwargs, timeout = calls[0]
             key = f"{funcname(fn)}-{uuid4().hex}"
-            return [self._client.submit(call, fn, args, kwargs, name, timeout, key=key, pure=False)]
+            return [
+                self._client.submit(invoke, fn, args, kwargs, name, timeout, key=key, pure=False)
+            ]
         _, names, fns, argss, kwargss, timeouts = zip(*calls, strict=True)
         keys = [f"{funcname(fn)}-{uuid4().hex}" for fn in fns]
         futures: list[Future[Any]] = self._client.map(
-            call, fns, argss, kwargss, names, timeouts, key=keys, pure=False
+            invoke, fns, argss, kwargss, names, timeouts, key=keys, pure=False
         )
         return futures
 
@@ -350,31 +313,38 @@ class DaskLane:
             if status == "finished":
                 outcome = (token, True, DaskResult(future, name))
             elif status == "cancelled":
-                if grouped is not None and self._resend(grouped):
-                    return  # Dask dropped its graph (a lost dependency), not this lane
+                if (
+                    grouped is not None
+                    and _cancel_reason(future) == _LOST_DEPENDENCIES
+                    and self._resend(grouped)
+                ):
+                    return  # another call of its graph named a lost dependency
                 outcome = (token, False, CancelledError())
             else:
                 error = future.exception()
-                if type(error) is Raised:
-                    outcome = (token, False, error.error)
-                elif (
+                if (
                     grouped is not None
-                    and not isinstance(error, self._killed_worker)
+                    and isinstance(error, RuntimeError)
+                    and str(error).startswith(_GRAPH_NOT_REBUILT)
                     and self._resend(grouped)
                 ):
-                    return  # the scheduler failed its graph, maybe for another call
-                else:
-                    outcome = (token, False, error)
+                    return  # the scheduler could not unpickle its graph, maybe another call
+                outcome = (token, False, error)
         except BaseException as error:  # e.g. the client closed while we asked
             outcome = (token, False, error)
+        self._cancelling.discard(token)
         self.outbox.put(outcome)
 
     def _resend(self, c: _Call) -> bool:
-        """Send a call of a failed graph again, alone; False if this lane asked it to stop."""
-        if self._closed or c[0] in self._cancelling:
-            return False
-        self._send_alone(c)
-        return True
+        """Send a call of a failed graph again, alone; False if this lane asked it to stop.
+
+        Only for the failures of a whole graph that happen before any call of it runs, so a
+        call that ran never runs again."""
+        with self._lock:
+            if self._closed or c[0] in self._cancelling:
+                return False
+            self._send_alone(c)
+            return True
 
     def cancel(self, token: int) -> bool:
         """Ask Dask to drop the call. Dask cannot say whether it had started: report False.
@@ -385,8 +355,9 @@ class DaskLane:
                 del self._queued[k]
                 self.outbox.put((token, False, CancelledError()))
                 return True
-        self._cancelling.add(token)
-        future = self._futures.get(token)
+        with self._lock:
+            self._cancelling.add(token)
+            future = self._futures.get(token)
         if future is not None:
             self._cancel([future])
         return False
@@ -397,9 +368,10 @@ class DaskLane:
         return False
 
     def close(self, wait: bool) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            futures = list(self._futures.values())
         self._queued.clear()
-        futures = list(self._futures.values())
         if futures:
             self._cancel(futures)
 
