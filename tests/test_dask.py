@@ -359,24 +359,6 @@ def test_a_running_call_cancelled_from_outside_is_not_run_again(
 
 
 @needs_dask
-def test_a_call_the_lane_cancels_is_not_sent_again(dask_threads: DaskExecutor) -> None:
-    gate = SharedEvent()
-    lane = DaskLane(dask_threads.client)
-    lane.send(1, gate.wait, (WAIT,), None, "a", None)
-    lane.send(2, gate.wait, (WAIT,), None, "b", None)
-    lane.flush()
-    assert lane.cancel(1) is False  # sent: Dask cannot say whether it started
-    outcome = lane.outbox.get(timeout=WAIT)
-    gate.set()
-    assert outcome is not None and outcome[0] == 1
-    assert isinstance(outcome[2], cf.CancelledError)
-    outcome = lane.outbox.get(timeout=WAIT)
-    assert outcome is not None and outcome[:2] == (2, True)
-    assert lane.outbox.empty()
-    lane.close(wait=False)
-
-
-@needs_dask
 def test_retries_and_timeouts_work_across_processes(
     dask_processes: DaskExecutor, tmp_path: Path
 ) -> None:
