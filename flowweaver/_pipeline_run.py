@@ -157,24 +157,18 @@ class PipelineRun:
             if isinstance(items, AsyncIterable):
                 async for raw in items:
                     item = self._item(raw, priority)
-                    if restore is not None:
-                        outcome = restore(item)
-                        if outcome is not None:
-                            await self._restored(item, outcome, stage)
-                            count += 1
-                            continue
+                    if restore is not None and await self._restored(item, restore, stage):
+                        count += 1
+                        continue
                     await self._accept(item, inbox, name)
                     count += 1
             else:
                 put_nowait = inbox.put_nowait
                 for raw in items:
                     item = self._item(raw, priority)
-                    if restore is not None:
-                        outcome = restore(item)
-                        if outcome is not None:
-                            await self._restored(item, outcome, stage)
-                            count += 1
-                            continue
+                    if restore is not None and await self._restored(item, restore, stage):
+                        count += 1
+                        continue
                     if put_nowait(item, priority):
                         self.open += 1  # counted once accepted: no await between
                         if tracker is not None:
@@ -204,15 +198,22 @@ class PipelineRun:
                 await self.settle(pending, "on_status_change")
 
     async def _restored(
-        self, item: Item, outcome: PipelineResult | BaseException, stage: StageRun
-    ) -> None:
-        """End an item as it is fed: with its restored result, or failed (checkpointing)."""
+        self,
+        item: Item,
+        restore: Callable[[Item], PipelineResult | BaseException | None],
+        stage: StageRun,
+    ) -> bool:
+        """End an item as it is fed if the checkpoint has it: with its restored result, or
+        failed (the store could not say). False if it is to be processed."""
+        outcome = restore(item)
+        if outcome is None:
+            return False
         if stage.inbox.closed:  # shut down: refused like an item put into the closed channel
             raise ChannelClosed
         if isinstance(outcome, BaseException):
             self.open += 1  # fail() closes it
             await self.fail(item, stage, outcome, 0)
-            return
+            return True
         item.ended = True
         self.processed += 1
         self.restored += 1
@@ -223,6 +224,7 @@ class PipelineRun:
             await outbox.put(outcome, 0)
         elif not self.restored % _YIELD_EVERY:
             await asyncio.sleep(0)  # a long run of restored items must not starve the loop
+        return True
 
     def requeue(self, stage: StageRun, item: Item, delay: float) -> None:
         """Send an item back to its stage for a per-stage retry, now or after ``delay``."""

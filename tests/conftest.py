@@ -23,7 +23,10 @@ from flowweaver import (
     PoolExecutor,
     ProcessExecutor,
     SequentialExecutor,
+    Task,
     ThreadedExecutor,
+    Workflow,
+    WorkflowRun,
     _scope,
 )
 
@@ -82,32 +85,29 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def dask_threads() -> Iterator[object]:
-    """A Dask cluster whose workers are threads of this process (starts in milliseconds)."""
+def _dask_cluster(processes: bool, workers: int, threads: int) -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(
-            processes=False, n_workers=1, threads_per_worker=4, dashboard_address=":0"
+            processes=processes, n_workers=workers, threads_per_worker=threads,
+            dashboard_address=":0",
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
-    ):
+    ):  # fmt: skip
         yield DaskExecutor(client)
+
+
+@pytest.fixture(scope="session")
+def dask_threads() -> Iterator[object]:
+    """A Dask cluster whose workers are threads of this process (starts in milliseconds)."""
+    yield from _dask_cluster(processes=False, workers=1, threads=4)
 
 
 @pytest.fixture(scope="session")
 def dask_processes() -> Iterator[object]:
     """A Dask cluster of two worker processes: every call and result crosses a process."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=2, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
-        yield DaskExecutor(client)
+    yield from _dask_cluster(processes=True, workers=2, threads=2)
 
 
 def _make(request: pytest.FixtureRequest, kind: str) -> Iterator[object]:
@@ -293,3 +293,21 @@ def outputs_under_hash_seeds(script: str) -> set[str]:
         ).stdout
         for seed in ("1", "2", "3")
     }  # fmt: skip
+
+
+def execute(executor: Any, workflow: Workflow, **options: Any) -> WorkflowRun:
+    """``executor.execute(workflow, **options)``, typed."""
+    result: WorkflowRun = executor.execute(workflow, **options)
+    return result
+
+
+def diamond() -> Workflow:
+    """src -> (left, right) -> join, passing values by name and by position."""
+    wf = Workflow("diamond")
+    wf.add_task(Task(name="src", fn=lambda: 10))
+    wf.add_task(Task(name="left", fn=lambda src: src + 1), depends_on=["src"])
+    wf.add_task(Task(name="right", fn=lambda x: x * 2), depends_on=["src"])
+    wf.add_task(
+        Task(name="join", fn=lambda right, left: (left, right)), depends_on=["left", "right"]
+    )
+    return wf

@@ -17,11 +17,11 @@ from flowweaver import (
     Task,
     Workflow,
     WorkflowFailedError,
-    WorkflowRun,
 )
 from flowweaver._store import CACHE_NAMESPACE
 
 from .conftest import FakeClock, Recorder
+from .conftest import execute as run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,11 +36,6 @@ def fetch_workflow(calls: Recorder, upstream: Any = 3, **cache: Any) -> Workflow
     wf.add_task(Task(name="n", fn=lambda: upstream))
     wf.add_task(Task(name="fetch", fn=fetch, cache=True, **cache), depends_on=["n"])
     return wf
-
-
-def run(executor: Any, workflow: Workflow, **options: Any) -> WorkflowRun:
-    result: WorkflowRun = executor.execute(workflow, **options)
-    return result
 
 
 def test_a_cached_result_is_reused_across_runs(executor: Any) -> None:

@@ -34,21 +34,10 @@ from flowweaver._dask import DaskLane
 
 from . import _payload
 from ._payload import Payload
-from .conftest import HAVE_DASK, WAIT, InProcess, Recorder, SharedEvent
+from .conftest import HAVE_DASK, WAIT, InProcess, Recorder, SharedEvent, diamond
 
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="the 'dask' extra is not installed")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def diamond() -> Workflow:
-    wf = Workflow("diamond")
-    wf.add_task(Task(name="src", fn=lambda: 10))
-    wf.add_task(Task(name="left", fn=lambda src: src + 1), depends_on=["src"])
-    wf.add_task(Task(name="right", fn=lambda x: x * 2), depends_on=["src"])
-    wf.add_task(
-        Task(name="join", fn=lambda right, left: (left, right)), depends_on=["left", "right"]
-    )
-    return wf
 
 
 def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,25 +28,10 @@ from flowweaver import (
     WorkflowRun,
 )
 
-from .conftest import WAIT, Box, FakeClock, Recorder, SharedEvent, is_sequential
+from .conftest import WAIT, Box, FakeClock, Recorder, SharedEvent, diamond, is_sequential
+from .conftest import execute as run
 
 S = TaskStatus
-
-
-def run(executor: Any, workflow: Workflow, **options: Any) -> WorkflowRun:
-    result: WorkflowRun = executor.execute(workflow, **options)
-    return result
-
-
-def diamond() -> Workflow:
-    wf = Workflow("diamond")
-    wf.add_task(Task(name="src", fn=lambda: 10))
-    wf.add_task(Task(name="left", fn=lambda src: src + 1), depends_on=["src"])
-    wf.add_task(Task(name="right", fn=lambda x: x * 2), depends_on=["src"])
-    wf.add_task(
-        Task(name="join", fn=lambda right, left: (left, right)), depends_on=["left", "right"]
-    )
-    return wf
 
 
 def test_results_flow_by_name_and_position(executor: Any) -> None:

@@ -27,11 +27,11 @@ from flowweaver import (
     TaskStatus,
     Workflow,
     WorkflowFailedError,
-    WorkflowRun,
 )
 from flowweaver._store import run_namespace
 
 from .conftest import Recorder
+from .conftest import execute as run
 from .test_engine import Tally
 
 if TYPE_CHECKING:
@@ -82,11 +82,6 @@ EXPECTED = {
     "extract": Batch((3, 1, 2)), "clean": (1, 2, 3), "count": {3},
     "report": ((1, 2, 3), {3}), "audit": "ok",
 }  # fmt: skip
-
-
-def run(executor: Any, workflow: Workflow, **options: Any) -> WorkflowRun:
-    result: WorkflowRun = executor.execute(workflow, **options)
-    return result
 
 
 def test_a_rerun_runs_only_what_did_not_complete(executor: Any, tmp_path: Path) -> None:
