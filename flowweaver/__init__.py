@@ -189,3 +189,11 @@ __all__ = [  # noqa: RUF022
     "configure_logging",
     "task",
 ]
+
+# Exported classes say they are `flowweaver.X` (reprs, pickles, stored type tags), not where they
+# are defined: private modules may move; this namespace is the public, persisted one.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

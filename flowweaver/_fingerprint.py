@@ -8,7 +8,9 @@ computed here, the same in every process and every run on one Python version:
   and comprehensions; frozenset constants in sorted order, so ``PYTHONHASHSEED`` does not
   matter), the global and attribute names it uses, its argument layout, and the values of its
   defaults and closure cells — each value by its JSON text when it has one, else by its type
-  name (a repr could hold a memory address that changes every run);
+  name (a repr could hold a memory address that changes every run); flowweaver's own classes
+  count by the names 0.3.0 gave them (``_serialize.stable_dumps``), so our refactors never
+  change a fingerprint;
 * ``functools.partial``: the function plus the bound arguments; a bound method: the function
   plus the type of ``self``; a decorated function (``__wrapped__``): both layers; any other
   callable object: its type and its ``__call__``; builtins: their qualified name.
@@ -42,11 +44,10 @@ import uuid
 from typing import Any
 
 from ._errors import SerializationError
-from ._serialize import JSONSerializer, type_name
+from ._serialize import stable_dumps, stable_type_name
 
 __all__ = ["code_fingerprint", "digest"]
 
-_TOKENS = JSONSerializer(allow_imported=False)
 _MAX_DEPTH = 8  # functions referring to functions referring to …: stop somewhere
 
 
@@ -87,14 +88,17 @@ def _feed_callable(feed: Any, fn: object, depth: int) -> None:
         _feed_values(feed, fn.args, depth)
         _feed_values(feed, fn.keywords, depth)
     elif isinstance(fn, types.MethodType):
-        feed(b"M" + type_name(type(fn.__self__)).encode())
+        feed(b"M" + stable_type_name(type(fn.__self__)).encode())
         _feed_callable(feed, fn.__func__, depth + 1)
-    elif isinstance(fn, types.BuiltinFunctionType | types.BuiltinMethodType | type):
+    elif isinstance(fn, type):  # spelled as 0.3.0 did: "builtins.int", "flowweaver._task.Task"
+        prefix = "builtins." if fn.__module__ == "builtins" else ""
+        feed(f"B{prefix}{stable_type_name(fn)}".encode())
+    elif isinstance(fn, types.BuiltinFunctionType | types.BuiltinMethodType):
         module = getattr(fn, "__module__", None) or ""
         feed(f"B{module}.{getattr(fn, '__qualname__', '?')}".encode())
     else:  # a callable object: its class decides what it does
         cls = type(fn)
-        feed(b"O" + type_name(cls).encode())
+        feed(b"O" + stable_type_name(cls).encode())
         call = getattr(cls, "__call__", None)  # noqa: B004 - the class attribute, not callable()
         if isinstance(call, types.FunctionType):
             _feed_callable(feed, call, depth + 1)
@@ -138,7 +142,7 @@ def _feed_values(feed: Any, values: tuple[Any, ...] | dict[str, Any] | None, dep
 
 def _feed_value(feed: Any, value: object, depth: int) -> None:
     if isinstance(value, type):  # a class by its name: `conv=int` and `conv=float` differ
-        feed(b"K" + type_name(value).encode())
+        feed(b"K" + stable_type_name(value).encode())
         return
     if type(value) is tuple and depth <= _MAX_DEPTH:  # item by item: it may hold classes
         feed(b"(")
@@ -153,12 +157,14 @@ def _feed_value(feed: Any, value: object, depth: int) -> None:
         return
     if _is_constant(value):
         try:
-            feed(b"V" + _TOKENS.dumps(value).encode("utf-8", "surrogatepass"))
+            feed(b"V" + stable_dumps(value).encode("utf-8", "surrogatepass"))
         except (SerializationError, ValueError):
             pass
         else:
             return
-    feed(b"T" + type_name(type(value)).encode())  # mutable or opaque: its type is what counts
+    feed(
+        b"T" + stable_type_name(type(value)).encode()
+    )  # mutable or opaque: its type is what counts
 
 
 _CONSTANT_TYPES = (

@@ -47,7 +47,7 @@ from ._errors import ConfigurationError, ItemMismatchError, SerializationError
 from ._fingerprint import code_fingerprint
 from ._options import check_state_options
 from ._pipeline_types import EMPTY, PipelineResult
-from ._serialize import JSONSerializer, type_name
+from ._serialize import JSONSerializer, stable_dumps, stable_type_name
 from ._status import ChangePolicy
 from ._store import StateEntry, StateStore, pipeline_namespace
 
@@ -61,10 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "make_checkpoint", "stages_fingerprint"]
 
 logger = logging.getLogger("flowweaver.state")
-
-#: Item ids become store keys through this (never the store's own serializer, which a user may
-#: replace: keys must not change with it). 3 and "3" stay apart: ``3`` and ``"3"``.
-_KEYS = JSONSerializer(allow_imported=False)
 
 
 def make_checkpoint(
@@ -152,7 +148,9 @@ class Checkpoint:
         """An item is being fed: its restored result, the error it fails with, or None when it
         must run (its key and fingerprint are then kept for :meth:`commit`)."""
         try:
-            key = _KEYS.dumps(item.id)
+            # Never the store's own serializer, which a user may replace: keys must not change with
+            # it, nor with flowweaver's releases (stable_dumps). 3 and "3" stay apart.
+            key = stable_dumps(item.id)
         except SerializationError as error:
             return SerializationError(
                 error.type_name,
@@ -217,9 +215,15 @@ class Checkpoint:
     def _fingerprint(self, value: object) -> str:
         hasher = hashlib.blake2b(self._code, digest_size=16)
         try:
-            text = self._serializer.dumps(value)
+            serializer = self._serializer
+            # The default serializer's text as 0.3.0 wrote it: its fingerprints still match.
+            text = (
+                stable_dumps(value)
+                if type(serializer) is JSONSerializer
+                else serializer.dumps(value)
+            )
         except Exception:  # no stored form: the type is all we can compare
-            hasher.update(b"|type:" + type_name(type(value)).encode())
+            hasher.update(b"|type:" + stable_type_name(type(value)).encode())
         else:
             hasher.update(b"|" + text.encode("utf-8", "surrogatepass"))
         return hasher.hexdigest()

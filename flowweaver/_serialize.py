@@ -20,7 +20,9 @@ tag                         types
 ``namedtuple``               rebuilt through their class (see below)
 ==========================  ============================================================
 
-Rebuilding a class instance needs the class. Stored data names it (``module:QualName``), but
+Rebuilding a class instance needs the class. Stored data names it (``module:QualName``;
+flowweaver's own classes by their public name, ``flowweaver:TaskStatus``, never the private
+module that defines them, so moving code never orphans a store), but
 importing a module because a file says so would run code chosen by whoever wrote the file. So
 :class:`JSONSerializer` only rebuilds classes you registered (``classes=``) and, unless you
 say ``allow_imported=False``, classes whose module is **already imported** in this process; it
@@ -28,6 +30,12 @@ never imports anything. A dataclass is rebuilt by calling the class with its ``i
 so its ``__post_init__`` runs (``init=False`` fields are recomputed, not restored); one whose
 ``__init__`` needs an argument that is not a field (an ``InitVar`` without a default) has no
 stored form.
+
+Releases up to 0.3.0 wrote flowweaver's classes under their private module
+(``flowweaver._status:TaskStatus``): those tags are read through a frozen table
+(:data:`LEGACY_TAGS`). Fingerprints (``_fingerprint``, pipeline item keys and inputs) hash
+:func:`stable_dumps`, which still spells flowweaver's classes the 0.3.0 way, so a resumed run's
+fingerprints match what that release committed.
 
 Anything else (a socket, a lock, a numpy array) has no stored form: :meth:`JSONSerializer.dumps`
 raises :class:`~flowweaver.SerializationError` naming the type. Plug in a :class:`Serializer`
@@ -54,7 +62,15 @@ from ._errors import ConfigurationError, SerializationError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["JSONSerializer", "Serializer", "type_name"]
+__all__ = [
+    "LEGACY_TAGS",
+    "JSONSerializer",
+    "Serializer",
+    "is_rebuildable",
+    "stable_dumps",
+    "stable_type_name",
+    "type_name",
+]
 
 TAG = "__fw__"
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -91,6 +107,67 @@ def _class_ref(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+#: Where each public class lived in 0.3.0, the last release whose stores named private modules.
+#: Frozen history: never edit it when code moves (that is what the public tags are for).
+_MODULES_0_3_0 = {
+    "_async": "AsyncExecutor",
+    "_dag": "DAG",
+    "_dashboard": "DashboardProtocol",
+    "_dashboards": "CompactDashboard DetailedDashboard FullDashboard",
+    "_dask": "DaskExecutor",
+    "_errors": "BindingError ConfigurationError CycleError DefinitionError DuplicateTaskError "
+    "EventLoopError ExecutionError ExecutorShutdownError FlowWeaverError ItemCancelledError "
+    "ItemMismatchError MissingDependencyError PipelineError ResultUnavailableError "
+    "SerializationError StageValidationError StateAccessError StateCorruptError StateError "
+    "StateLockedError StateMismatchError StateVersionError TaskFailedError "
+    "TaskNameCollisionError TaskTimeoutError TransferError UnknownDependencyError "
+    "UnknownTaskError WorkerDiedError WorkflowFailedError",
+    "_events": "Monitor",
+    "_executors": "BaseExecutor Executor PoolExecutor SequentialExecutor ThreadedExecutor",
+    "_flow": "Flow",
+    "_json_store": "JSONFileStore",
+    "_logging": "LogLevel",
+    "_options": "RunOptions",
+    "_pipeline": "Pipeline",
+    "_pipeline_builder": "PipelineBuilder",
+    "_pipeline_types": "DashboardSnapshot ErrorSummary FailedItem ItemStatus PipelineResult "
+    "PipelineStats StageStats StatusEvent TaskEvent TaskEventType WorkerMetrics WorkerState "
+    "WorkerStatus",
+    "_process": "ProcessExecutor",
+    "_retry": "Clock RetryPolicy SystemClock",
+    "_run": "WorkflowRun",
+    "_serialize": "JSONSerializer Serializer",
+    "_sqlite_store": "SQLiteStore",
+    "_stage": "Stage",
+    "_state_manager": "StateManager",
+    "_status": "ChangePolicy FailurePolicy TaskStatus",
+    "_store": "MemoryStore StateEntry StateStore",
+    "_task": "Task",
+    "_tracker": "StatusTracker",
+    "_workflow": "Workflow",
+}
+#: Old tag -> public tag: ``"flowweaver._status:TaskStatus" -> "flowweaver:TaskStatus"``.
+LEGACY_TAGS: dict[str, str] = {
+    f"flowweaver.{module}:{name}": f"flowweaver:{name}"
+    for module, names in _MODULES_0_3_0.items()
+    for name in names.split()
+}
+_OLD_REFS = {public: old for old, public in LEGACY_TAGS.items()}
+_OLD_NAMES = {public.replace(":", "."): old.replace(":", ".") for public, old in _OLD_REFS.items()}
+
+
+def _stable_ref(cls: type) -> str:
+    ref = _class_ref(cls)
+    return _OLD_REFS.get(ref, ref)
+
+
+def stable_type_name(cls: type) -> str:
+    """:func:`type_name` as fingerprints need it: flowweaver's classes as 0.3.0 spelled them,
+    so moving or publishing a class never changes the fingerprint of code that mentions it."""
+    name = type_name(cls)
+    return _OLD_NAMES.get(name, name)
+
+
 class JSONSerializer:
     """The default :class:`Serializer`: JSON with type tags (see the module docstring).
 
@@ -115,7 +192,7 @@ class JSONSerializer:
     def __init__(self, classes: Iterable[type] = (), *, allow_imported: bool = True) -> None:
         registered: dict[str, type] = {}
         for cls in classes:
-            if not (isinstance(cls, type) and _is_rebuildable(cls)):
+            if not (isinstance(cls, type) and is_rebuildable(cls)):
                 raise ConfigurationError(
                     f"JSONSerializer: classes must be dataclasses, enums or named tuples, "
                     f"got {cls!r}"
@@ -136,14 +213,7 @@ class JSONSerializer:
         Raises:
             SerializationError: ``value`` (or something inside it) has no stored form.
         """
-        if type(value) in _PLAIN and type(value) is not int:
-            return json.dumps(value)
-        try:
-            return json.dumps(_encode(value), separators=(",", ":"), check_circular=False)
-        except RecursionError:
-            raise SerializationError(
-                type_name(type(value)), "it nests too deeply or contains itself"
-            ) from None
+        return _dumps(value, _encode)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -200,7 +270,7 @@ class JSONSerializer:
         )
 
     def _find_class(self, ref: str) -> type:
-        cls = self._classes.get(ref)
+        cls = self._classes.get(LEGACY_TAGS.get(ref, ref))
         if cls is not None:
             return cls
         if not self._allow_imported:
@@ -208,7 +278,7 @@ class JSONSerializer:
                 ref.replace(":", "."), "the class is not registered (JSONSerializer(classes=...))",
                 restoring=True,
             )  # fmt: skip
-        module_name, _, qualname = ref.partition(":")
+        module_name, _, qualname = LEGACY_TAGS.get(ref, ref).partition(":")
         module = sys.modules.get(module_name)  # never import: that would run code named by data
         if module is None:
             raise SerializationError(
@@ -220,7 +290,7 @@ class JSONSerializer:
         found: object = module
         for part in qualname.split("."):
             found = getattr(found, part, None)
-        if not (isinstance(found, type) and _is_rebuildable(found)):
+        if not (isinstance(found, type) and is_rebuildable(found)):
             raise SerializationError(
                 ref.replace(":", "."),
                 "no such dataclass, enum or named tuple in its module",
@@ -233,17 +303,9 @@ def _is_namedtuple(cls: type) -> bool:
     return issubclass(cls, tuple) and hasattr(cls, "_fields") and hasattr(cls, "_make")
 
 
-def _is_rebuildable(cls: type) -> bool:
+def is_rebuildable(cls: type) -> bool:
+    """Whether the serializer can store instances of ``cls`` (through the class)."""
     return dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum) or _is_namedtuple(cls)
-
-
-def _sorted_items(items: Iterable[object]) -> list[Any]:
-    encoded = [_encode(item) for item in items]
-    try:
-        encoded.sort()
-    except TypeError:  # mixed types, tagged objects: order by their JSON text instead
-        encoded.sort(key=lambda e: json.dumps(e, sort_keys=True, separators=(",", ":")))
-    return encoded
 
 
 _INIT_ONLY: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
@@ -264,48 +326,86 @@ def _init_only_arguments(cls: type) -> tuple[str, ...]:
     return found
 
 
-def _encode(value: object) -> Any:
-    """A JSON-ready structure for ``value`` (the tagged form where needed)."""
-    cls = type(value)
-    if cls in _PLAIN:
-        if cls is int and value.bit_length() > _BIG_INT_BITS:  # type: ignore[attr-defined]
-            return {TAG: "int", "v": hex(value)}  # type: ignore[arg-type]
-        return value
-    if cls is list:
-        return [_encode(v) for v in value]  # type: ignore[attr-defined]
-    if cls is dict:
-        mapping: dict[Any, Any] = value  # type: ignore[assignment]
-        if TAG not in mapping and all(type(k) is str for k in mapping):
-            return {k: _encode(v) for k, v in mapping.items()}
-        return {TAG: "dict", "v": [[_encode(k), _encode(v)] for k, v in mapping.items()]}
-    if cls is tuple:
-        return {TAG: "tuple", "v": [_encode(v) for v in value]}  # type: ignore[attr-defined]
-    if cls is set or cls is frozenset:
-        return {TAG: cls.__name__, "v": _sorted_items(value)}  # type: ignore[arg-type]
-    encoder = _ENCODERS.get(cls)
-    if encoder is not None:
-        return encoder(value)
-    if isinstance(value, enum.Enum):
-        return {TAG: "enum", "cls": _class_ref(cls), "v": _encode(value.value)}
-    if dataclasses.is_dataclass(value):
-        missing = _init_only_arguments(cls)
-        if missing:
-            raise SerializationError(
-                type_name(cls),
-                f"its __init__ needs {', '.join(map(repr, missing))}, which is not a stored "
-                f"field (an InitVar): it could not be rebuilt",
-            )
-        fields = {
-            f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
-        }
-        return {TAG: "dataclass", "cls": _class_ref(cls), "v": fields}
-    if _is_namedtuple(cls):
-        return {TAG: "namedtuple", "cls": _class_ref(cls), "v": [_encode(v) for v in value]}  # type: ignore[attr-defined]
-    if isinstance(value, pathlib.PurePath):
-        return {TAG: "path", "v": str(value)}
-    raise SerializationError(
-        type_name(cls), "it has no JSON form (plug in a Serializer that can store it)"
-    )
+def _make_encoder(ref: Callable[[type], str]) -> Callable[[object], Any]:
+    """The function that turns a value into a JSON-ready structure (the tagged form where
+    needed), naming classes with ``ref``."""
+
+    def _sorted_items(items: Iterable[object]) -> list[Any]:
+        encoded = [_encode(item) for item in items]
+        try:
+            encoded.sort()
+        except TypeError:  # mixed types, tagged objects: order by their JSON text instead
+            encoded.sort(key=lambda e: json.dumps(e, sort_keys=True, separators=(",", ":")))
+        return encoded
+
+    def _encode(value: object) -> Any:
+        cls = type(value)
+        if cls in _PLAIN:
+            if cls is int and value.bit_length() > _BIG_INT_BITS:  # type: ignore[attr-defined]
+                return {TAG: "int", "v": hex(value)}  # type: ignore[arg-type]
+            return value
+        if cls is list:
+            return [_encode(v) for v in value]  # type: ignore[attr-defined]
+        if cls is dict:
+            mapping: dict[Any, Any] = value  # type: ignore[assignment]
+            if TAG not in mapping and all(type(k) is str for k in mapping):
+                return {k: _encode(v) for k, v in mapping.items()}
+            return {TAG: "dict", "v": [[_encode(k), _encode(v)] for k, v in mapping.items()]}
+        if cls is tuple:
+            return {TAG: "tuple", "v": [_encode(v) for v in value]}  # type: ignore[attr-defined]
+        if cls is set or cls is frozenset:
+            return {TAG: cls.__name__, "v": _sorted_items(value)}  # type: ignore[arg-type]
+        encoder = _ENCODERS.get(cls)
+        if encoder is not None:
+            return encoder(value)
+        if isinstance(value, enum.Enum):
+            return {TAG: "enum", "cls": ref(cls), "v": _encode(value.value)}
+        if dataclasses.is_dataclass(value):
+            missing = _init_only_arguments(cls)
+            if missing:
+                raise SerializationError(
+                    type_name(cls),
+                    f"its __init__ needs {', '.join(map(repr, missing))}, which is not a stored "
+                    f"field (an InitVar): it could not be rebuilt",
+                )
+            fields = {
+                f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+            }
+            return {TAG: "dataclass", "cls": ref(cls), "v": fields}
+        if _is_namedtuple(cls):
+            return {TAG: "namedtuple", "cls": ref(cls), "v": [_encode(v) for v in value]}  # type: ignore[attr-defined]
+        if isinstance(value, pathlib.PurePath):
+            return {TAG: "path", "v": str(value)}
+        raise SerializationError(
+            type_name(cls), "it has no JSON form (plug in a Serializer that can store it)"
+        )
+
+    return _encode
+
+
+_encode = _make_encoder(_class_ref)
+_encode_stable = _make_encoder(_stable_ref)
+
+
+def _dumps(value: object, encode: Callable[[object], Any]) -> str:
+    if type(value) in _PLAIN and type(value) is not int:
+        return json.dumps(value)
+    try:
+        return json.dumps(encode(value), separators=(",", ":"), check_circular=False)
+    except RecursionError:
+        raise SerializationError(
+            type_name(type(value)), "it nests too deeply or contains itself"
+        ) from None
+
+
+def stable_dumps(value: object) -> str:
+    """:meth:`JSONSerializer.dumps` with flowweaver's classes named as 0.3.0 named them: the
+    text that fingerprints hash, unchanged since that release (see the module docstring).
+
+    Raises:
+        SerializationError: ``value`` (or something inside it) has no stored form.
+    """
+    return _dumps(value, _encode_stable)
 
 
 def _encoder(tag: str) -> Callable[[dt.datetime | dt.time], dict[str, Any]]:
