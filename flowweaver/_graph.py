@@ -53,7 +53,9 @@ class TaskGraph:
         self.name = name
         self._by_name: dict[str, Task[..., Any]] = {}
         # Insertion-ordered; Task compares by identity (eq=False), so this is keyed by object.
-        self._ups: dict[Task[..., Any], list[Task[..., Any]]] = {}
+        # Each node's upstreams are an insertion-ordered dict too (values unused): a repeated
+        # edge is found in O(1), so ``[many] >> task`` stays linear in its upstreams.
+        self._ups: dict[Task[..., Any], dict[Task[..., Any], None]] = {}
         #: Bumped on every change, so a compiled workflow knows when it is stale.
         self.version = 0
 
@@ -85,7 +87,7 @@ class TaskGraph:
         if other is not None:
             raise TaskNameCollisionError(task.name, self.name, describe(other), describe(task))
         self._by_name[task.name] = task
-        self._ups[task] = []
+        self._ups[task] = {}
         self.version += 1
 
     def add_edge(self, upstream: Task[..., Any], downstream: Task[..., Any]) -> None:
@@ -94,7 +96,7 @@ class TaskGraph:
         self.add_task(downstream)
         ups = self._ups[downstream]
         if upstream not in ups:
-            ups.append(upstream)
+            ups[upstream] = None
             self.version += 1
 
     def compile(self, name: str) -> Workflow:
