@@ -47,6 +47,7 @@ from ._calls import INTERRUPTS
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
 from ._events import Monitor, await_safely, call_safely
 from ._options import check_options
+from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
 
@@ -253,7 +254,7 @@ class Engine:
         task = self.tasks[i]
         self.errors[i] = error
         attempt = self.attempts[i]
-        if attempt <= task.retries and isinstance(error, task.retry_on):
+        if attempt <= task.retries and is_retryable(error, task.retry_on):
             if self.stopping:  # it would be retried, but the run starts nothing new
                 self._settle(i, _CANCELLED)
                 return None

@@ -15,9 +15,21 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, ExecutorShutdownError, TransferError
 
-__all__ = ["Clock", "RetryPolicy", "SystemClock"]
+__all__ = ["NEVER_RETRIED", "Clock", "RetryPolicy", "SystemClock", "is_retryable"]
+
+#: Failures that would fail the same way on every attempt, so no retry setting retries them
+#: (``retry_on`` included): the call cannot be sent to its worker process or cluster, or its
+#: result cannot come back (:class:`TransferError`: a lambda, an open file, a lock); the
+#: executor was shut down (:class:`ExecutorShutdownError`). A worker that died, a timeout or a
+#: lost connection are retried as usual.
+NEVER_RETRIED: tuple[type[BaseException], ...] = (TransferError, ExecutorShutdownError)
+
+
+def is_retryable(error: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error`` is worth another attempt under ``retry_on`` (the one rule for it)."""
+    return isinstance(error, retry_on) and not isinstance(error, NEVER_RETRIED)
 
 
 @runtime_checkable
@@ -119,7 +131,8 @@ class RetryPolicy:
         backoff: Factor applied to the wait after each retry (1 = constant).
         max_delay: Upper bound of any wait.
         jitter: Relative spread of each wait, between 0 and 1.
-        retry_on: Exception types worth retrying; anything else fails at once.
+        retry_on: Exception types worth retrying; anything else fails at once, and so do
+            the failures of :data:`NEVER_RETRIED`, whatever ``retry_on`` says.
 
     Raises:
         ConfigurationError: An argument is out of range or of the wrong type.
@@ -150,7 +163,7 @@ class RetryPolicy:
 
     def should_retry(self, error: BaseException, attempts_made: int) -> bool:
         """Whether a call that raised ``error`` on attempt ``attempts_made`` runs again."""
-        return attempts_made <= self.retries and isinstance(error, self.retry_on)
+        return attempts_made <= self.retries and is_retryable(error, self.retry_on)
 
     def delay_before(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry).

@@ -67,7 +67,9 @@ class Task(Generic[P, R]):
         backoff: Multiplier of the delay after each retry.
         max_delay: Cap of any retry delay.
         jitter: Relative random spread of each delay (0 to 1), clamped to ``max_delay``.
-        retry_on: Exception types that are retried; others fail at once.
+        retry_on: Exception types that are retried; others fail at once, and so do the
+            failures that cannot succeed on retry (a call that cannot be sent to a process:
+            ``TransferError``, ``ExecutorShutdownError``).
         when: Predicate called with the task's inputs; the task is skipped when it is falsy.
         skip_if_upstream_skipped: Skip this task when every one of its upstream tasks was
             skipped, instead of running it with ``None`` inputs.
