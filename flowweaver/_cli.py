@@ -236,16 +236,16 @@ def _import(path: Path) -> tuple[Any, list[_scope.Edge]]:
     scope = _scope.open_scope()
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in the file must not end *us* silently
         sys.modules.pop(module_name, None)
         where = traceback.extract_tb(error.__traceback__)
         line = next((f" (line {f.lineno})" for f in reversed(where) if f.filename == str(path)), "")
-        message = str(error)
+        message = f"{type(error).__name__}: {error}"
         if isinstance(error, SyntaxError):  # its str() names the file and line already
-            message, line = str(error.msg), f" (line {error.lineno})"
-        raise UsageError(
-            f"cannot import {shown!r}: {type(error).__name__}: {message}{line}"
-        ) from None
+            message, line = f"SyntaxError: {error.msg}", f" (line {error.lineno})"
+        elif isinstance(error, SystemExit):
+            message = f"the file exited while being loaded (SystemExit({error.code!r}))"
+        raise UsageError(f"cannot import {shown!r}: {message}{line}") from None
     finally:
         edges = _scope.close_scope(scope)
     return module, edges

@@ -71,6 +71,8 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
     (tmp_path / "syntax.py").write_text("x = (\n")
     (tmp_path / "raises.py").write_text("\n\nraise ValueError('at import')\n")
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "quits.py").write_text("import sys\n\nsys.exit()\n")
     return tmp_path
 
 
@@ -210,12 +212,26 @@ def test_graph_in_every_format(files: Path, fmt: str, first_line: str) -> None:
         (["graph", "syntax.py"], "cannot import 'syntax.py': SyntaxError: '(' was never "
                                  "closed (line 1)"),
         (["run", "raises.py"], "cannot import 'raises.py': ValueError: at import (line 3)"),
+        (["run", "exits.py"], "cannot import 'exits.py': the file exited while being loaded "
+                              "(SystemExit(3)) (line 2)"),
+        (["plan", "quits.py"], "cannot import 'quits.py': the file exited while being loaded "
+                               "(SystemExit(None)) (line 3)"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_and_exit_two(files: Path, args: list[str], message: str) -> None:
     done = flowweaver(files, *args)
     assert (done.returncode, done.stdout, done.stderr) == (
         2, "", f"flowweaver: error: {message}\n",
+    )  # fmt: skip
+
+
+def test_a_state_file_no_parser_can_read_is_one_line_and_exit_two(files: Path) -> None:
+    (files / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    done = flowweaver(files, "run", "seed.py", "--state", "deep.json", "--run-id", "r")
+    path = str(files / "deep.json")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"flowweaver: error: --state 'deep.json': state store {path!r} is corrupt: "
+               "JSON nested too deeply to read\n",
     )  # fmt: skip
 
 
