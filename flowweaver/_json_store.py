@@ -5,7 +5,10 @@ Design:
 * **Atomic replace.** Every ``put``/``delete``/``clear`` writes the whole store to a temporary
   file in the same folder (created 0o600), fsyncs it, renames it over the store, then fsyncs
   the folder. A crash at any moment leaves either the old file or the new one, never a mix;
-  a leftover ``.<name>.*.tmp`` file is harmless.
+  a ``.<name>.*.tmp`` file a killed writer left behind is removed when the store is next
+  opened (only its own names, under the writers' lock).
+* **Expiry**: each rewrite leaves out the entries whose TTL has passed, so expired entries
+  never accumulate; :meth:`JSONFileStore.purge` removes them on demand.
 * **Cost**: each write rewrites the file, so a run of n tasks writes O(n²) bytes. Use
   :class:`~flowweaver.SQLiteStore` beyond a few hundred entries.
 * **Several processes**: writers take an exclusive ``flock`` on ``<file>.lock`` (POSIX; on
@@ -23,18 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import (
     ConfigurationError,
     StateAccessError,
     StateCorruptError,
+    StateError,
     StateLockedError,
     StateVersionError,
 )
@@ -57,6 +63,9 @@ _FORMAT = "flowweaver-state"
 _LOCK_POLL = 0.005  # seconds between attempts to take a held file lock
 
 Namespaces = dict[str, dict[str, StateEntry]]
+T = TypeVar("T")
+
+logger = logging.getLogger("flowweaver.state")
 
 
 class JSONFileStore(Closing):
@@ -120,6 +129,7 @@ class JSONFileStore(Closing):
             raise StateAccessError(self.path, error.strerror or str(error)) from error
         with self._lock:
             self._refresh()  # a corrupt or newer file is reported now, not at the first write
+        self._remove_leftovers()
 
     def __repr__(self) -> str:
         return f"JSONFileStore({self.path!r})"
@@ -162,7 +172,9 @@ class JSONFileStore(Closing):
             raise StateCorruptError(self.path, "the file is empty (truncated?)")
         try:
             doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except RecursionError:
+            raise StateCorruptError(self.path, "JSON nested too deeply to read") from None
+        except ValueError as error:  # not JSON, not UTF-8, or a number of 5,000 digits
             raise StateCorruptError(self.path, f"not valid JSON ({error})") from None
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
             raise StateCorruptError(self.path, "not a flowweaver state file")
@@ -204,18 +216,42 @@ class JSONFileStore(Closing):
 
     # -- writing the file --------------------------------------------------------------------
 
-    def _write(self, change: Callable[[Namespaces], tuple[bool, bool]]) -> bool:
+    def _write(self, change: Callable[[Namespaces], tuple[bool, T]]) -> T:
         """Apply ``change`` to the freshest contents; replace the file if it changed anything.
 
         ``change`` mutates a copy and returns ``(changed, result)``; ``result`` is returned.
+        A rewrite leaves out every expired entry: the file is rewritten whole anyway, so
+        purging on each write costs nothing more (TTL entries never pile up).
         """
         with self._lock, self._file_lock():
             self._refresh(force=True)  # under the lock: what we rewrite must be the latest
             data = {ns: dict(entries) for ns, entries in self._data.items()}
             changed, result = change(data)
             if changed:
+                _drop_expired(data, self._clock())
                 self._replace(data)
             return result
+
+    def _remove_leftovers(self) -> None:
+        """Delete this store's own temporary files that a killed writer left behind.
+
+        Only names ``_replace`` makes (``.<name>.`` + mkstemp's 8 characters + ``.tmp``),
+        only regular files, and only under the writers' file lock — a live writer creates and
+        renames its temporary file while holding it, so no one else's file is touched.
+        """
+        folder, name = os.path.split(self.path)
+        pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.tmp")
+        try:
+            if not any(map(pattern.fullmatch, os.listdir(folder))):
+                return  # the usual case: no lock taken, nothing created
+            with _FileLock(self.path + ".lock", 0.0):  # busy: someone is writing; next time
+                for entry in os.scandir(folder):
+                    if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                            logger.info("%r: removed leftover temporary file %r", self, entry.name)
+        except (OSError, StateError) as error:  # a read-only folder, a busy lock: harmless
+            logger.debug("%r: leftover temporary files not removed: %s", self, error)
 
     def _replace(self, data: Namespaces) -> None:
         doc = {
@@ -305,10 +341,36 @@ class JSONFileStore(Closing):
             items = list(self._data.get(namespace, {}).items())
         return {key: entry for key, entry in items if not entry.is_expired(now)}
 
+    def purge(self, namespace: str | None = None) -> int:
+        """Remove expired entries now; returns how many were removed.
+
+        Every write already leaves expired entries out of the file, of *every* namespace
+        (the file is rewritten whole), so this removes all of them whatever ``namespace``
+        says; it is accepted for the same signature as the other stores.
+        """
+        now = self._clock()
+
+        def change(data: Namespaces) -> tuple[bool, int]:
+            removed = _drop_expired(data, now)
+            return removed > 0, removed
+
+        return self._write(change)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._data = {}
+
+
+def _drop_expired(data: Namespaces, now: float) -> int:
+    """Remove expired entries from ``data``; how many went."""
+    removed = 0
+    for entries in data.values():
+        expired = [key for key, entry in entries.items() if entry.is_expired(now)]
+        for key in expired:
+            del entries[key]
+        removed += len(expired)
+    return removed
 
 
 def _is_number(value: object) -> bool:

@@ -15,8 +15,12 @@ Design:
   before an *operating-system* crash or power loss may be lost (never corrupted: the database
   rolls back to an earlier commit). ``"full"`` fsyncs the WAL on every commit and survives
   power loss, at the price of one fsync per task (milliseconds on many disks).
+* **Expiry**: entries with a TTL are in a partial index (``flowweaver_expiry``; rows without a
+  TTL, such as a run's results, are not), and every :data:`PURGE_EVERY` writes ``put``
+  deletes the expired ones through it; :meth:`SQLiteStore.purge` does it on demand.
 * **Schema version** lives in the ``flowweaver_meta`` table. A store written by a newer schema
-  raises :class:`StateVersionError` on open and is not touched. Tables are prefixed
+  raises :class:`StateVersionError` on open and is not touched (the version is read before the
+  file is switched to WAL, which would rewrite its header). Tables are prefixed
   ``flowweaver_``, so the store may share a database file with other tables.
 * **Errors**: a file that is not a database, or is truncated or damaged, raises
   :class:`StateCorruptError`; nothing is ever rewritten to "repair" it. A file that cannot be
@@ -34,13 +38,21 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ._errors import (
     ConfigurationError,
+    SerializationError,
     StateAccessError,
     StateCorruptError,
     StateLockedError,
     StateVersionError,
 )
 from ._retry import check_number
-from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
+from ._store import (
+    PURGE_EVERY,
+    Closing,
+    StateEntry,
+    check_clock,
+    check_serializer,
+    make_private_dirs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,11 +79,19 @@ CREATE TABLE IF NOT EXISTS flowweaver_entries (
     metadata TEXT,
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS flowweaver_expiry
+    ON flowweaver_entries (expires_at) WHERE expires_at IS NOT NULL;
 """
+# Added to schema version 1 files when they are opened (older releases keep it up to date
+# without knowing it: SQLite maintains every index), so it needs no version of its own.
+_PARTS = ("flowweaver_entries", "flowweaver_expiry")
+_PURGE = "DELETE FROM flowweaver_entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
 
 _SYNCHRONOUS = ("normal", "full", "extra")
 _COLUMNS = "data, created_at, expires_at, fingerprint, metadata"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# What a call on the connection may raise that _raise() turns into a typed error.
+_ERRORS = (sqlite3.Error, UnicodeEncodeError)
 
 # SQLite primary result codes (the low byte of an extended code).
 _BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
@@ -102,7 +122,9 @@ class SQLiteStore(Closing):
         ConfigurationError: An argument is invalid.
     """
 
-    __slots__ = ("_clock", "_conn", "_lock", "path", "serializer", "synchronous", "timeout")
+    __slots__ = (
+        "_clock", "_conn", "_lock", "_writes", "path", "serializer", "synchronous", "timeout"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -126,6 +148,7 @@ class SQLiteStore(Closing):
         self.serializer = check_serializer("SQLiteStore", serializer)
         self._clock = check_clock("SQLiteStore", clock)
         self._lock = threading.Lock()
+        self._writes = 0
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
 
@@ -145,13 +168,17 @@ class SQLiteStore(Closing):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as error:
+        except _ERRORS as error:
             self._raise(error)
         try:
+            # Read the version before changing anything: switching to WAL rewrites the file's
+            # header, and a file we refuse (newer schema, corrupt) must stay byte-for-byte.
+            version = self._checked_version(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            self._check_schema(conn)
-        except sqlite3.Error as error:
+            if version is None:
+                self._create_schema(conn)
+        except _ERRORS as error:
             conn.close()
             self._raise(error)
         except BaseException:
@@ -159,28 +186,48 @@ class SQLiteStore(Closing):
             raise
         return conn
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
+    def _checked_version(self, conn: sqlite3.Connection) -> str | None:
+        """The file's schema version, read without writing (None: the schema is missing or
+        incomplete, and is created next).
+
+        Raises:
+            StateCorruptError: The version is unreadable.
+            StateVersionError: The file was written by a newer schema.
+        """
         version = self._read_version(conn)
         if version is None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # One statement at a time: executescript() would COMMIT our transaction first.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT OR IGNORE INTO flowweaver_meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            version = self._read_version(conn)
-        if version is None or not version.isdigit():
+            return None
+        if not version.isdigit():
             raise StateCorruptError(self.path, f"unreadable schema version {version!r}")
         if int(version) > SCHEMA_VERSION:
             raise StateVersionError(self.path, int(version), SCHEMA_VERSION)
+        (parts,) = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)", _PARTS
+        ).fetchone()
+        if parts < len(_PARTS):
+            return None  # half made, or made before the expiry index: add what is missing
+        # Reads the table's root page: a damaged table is refused before anything is written.
+        conn.execute("SELECT data FROM flowweaver_entries LIMIT 1").fetchall()
+        return version
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # One statement at a time: executescript() would COMMIT our transaction first.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO flowweaver_meta VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # Another process may have created it first, with its own version.
+        if self._checked_version(conn) is None:
+            raise StateCorruptError(self.path, "unreadable schema version None")
 
     @staticmethod
     def _read_version(conn: sqlite3.Connection) -> str | None:
@@ -194,8 +241,16 @@ class SQLiteStore(Closing):
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def _raise(self, error: sqlite3.Error) -> NoReturn:
+    def _raise(self, error: sqlite3.Error | UnicodeEncodeError) -> NoReturn:
         """Re-raise a sqlite3 error as the typed state error it means."""
+        if isinstance(error, UnicodeEncodeError):
+            # SQLite text is UTF-8, which cannot hold a lone surrogate ("\ud800"): a key,
+            # task name or namespace with one is refused, naming it (JSONFileStore keeps it).
+            raise SerializationError(
+                "str",
+                f"{error.object!r} contains a lone surrogate at position {error.start}, and "
+                "SQLiteStore holds only valid Unicode text",
+            ) from None
         code = getattr(error, "sqlite_errorcode", 0) & 0xFF
         if code in (_BUSY, _LOCKED):
             raise StateLockedError(self.path, self.timeout) from error
@@ -232,21 +287,28 @@ class SQLiteStore(Closing):
                     )
                     .fetchone()
                 )
-            except sqlite3.Error as error:
+            except _ERRORS as error:
                 self._raise(error)
         return None if row is None else StateEntry(*row)
 
     def put(self, namespace: str, key: str, entry: StateEntry) -> None:
         with self._lock:
+            conn = self._connection()
             try:
-                self._connection().execute(
+                conn.execute(
                     "INSERT OR REPLACE INTO flowweaver_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         namespace, key, entry.data, entry.created_at, entry.expires_at,
                         entry.fingerprint, entry.metadata,
                     ),
                 )  # fmt: skip
-            except sqlite3.Error as error:
+                self._writes += 1
+                if self._writes >= PURGE_EVERY:
+                    # Amortised expiry: the partial index finds only entries with a TTL, so
+                    # this costs O(log n + expired) once every PURGE_EVERY writes.
+                    self._writes = 0
+                    conn.execute(_PURGE, (self._clock(),))
+            except _ERRORS as error:
                 self._raise(error)
 
     def delete(self, namespace: str, key: str) -> bool:
@@ -268,7 +330,7 @@ class SQLiteStore(Closing):
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as error:
+            except _ERRORS as error:
                 self._raise(error)
         return live > 0
 
@@ -278,7 +340,7 @@ class SQLiteStore(Closing):
                 self._connection().execute(
                     "DELETE FROM flowweaver_entries WHERE namespace = ?", (namespace,)
                 )
-            except sqlite3.Error as error:
+            except _ERRORS as error:
                 self._raise(error)
 
     def entries(self, namespace: str) -> dict[str, StateEntry]:
@@ -293,9 +355,26 @@ class SQLiteStore(Closing):
                     )
                     .fetchall()
                 )
-            except sqlite3.Error as error:
+            except _ERRORS as error:
                 self._raise(error)
         return {row[0]: StateEntry(*row[1:]) for row in rows}
+
+    def purge(self, namespace: str | None = None) -> int:
+        """Remove the expired entries of ``namespace`` (None: of every namespace); how many.
+
+        ``put`` also removes expired entries every :data:`PURGE_EVERY` writes.
+        """
+        with self._lock:
+            try:
+                if namespace is None:
+                    cursor = self._connection().execute(_PURGE, (self._clock(),))
+                else:
+                    cursor = self._connection().execute(
+                        _PURGE + " AND namespace = ?", (self._clock(), namespace)
+                    )
+            except _ERRORS as error:
+                self._raise(error)
+        return cursor.rowcount
 
     def close(self) -> None:
         with self._lock:

@@ -47,7 +47,8 @@ class StateManager(Closing):
     Values keep their types as the store's :class:`~flowweaver.Serializer` does (tuples, sets,
     datetimes, dataclasses … with the default one). A stored ``None`` is a value: ``has`` is
     True and ``get`` returns ``None``, not ``default``. An entry past its TTL is absent for
-    every method. Each ``set``/``delete``/``clear`` is durable when it returns.
+    every method, and is removed from the store as it is written (amortised) or by
+    :meth:`purge`. Each ``set``/``delete``/``clear`` is durable when it returns.
 
     Args:
         storage_path: Where to keep the state (see above).
@@ -179,6 +180,20 @@ class StateManager(Closing):
         """Every key that has not expired, with its value."""
         loads = self.store.serializer.loads
         return {key: loads(entry.data) for key, entry in self.store.entries(self._ns).items()}
+
+    def purge(self) -> int:
+        """Remove this manager's expired entries from the store now; returns how many.
+
+        Expired entries are absent whether or not they are purged; purging frees the space.
+        The built-in stores also purge as they are written (amortised), so a file never
+        grows without bound; this is for doing it at a moment of your choosing. A store of
+        your own is purged only if it has a ``purge(namespace)`` method (else 0).
+        """
+        purge = getattr(self.store, "purge", None)
+        if purge is None:
+            return 0
+        removed: int = purge(self._ns)
+        return removed
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.has(key)

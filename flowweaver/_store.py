@@ -14,7 +14,10 @@ namespace share one store and never see each other:
 Stores hold text (what their :class:`~flowweaver.Serializer` made of a value), never live
 objects, so every backend behaves the same. Each :meth:`StateStore.put` is durable on return
 (one transaction). Entries whose ``expires_at`` has passed by the store's clock are absent:
-``get`` and ``entries`` skip them and ``delete`` reports them as not found.
+``get`` and ``entries`` skip them and ``delete`` reports them as not found. The built-in stores
+also *remove* them, so TTL entries never pile up: each store sweeps expired entries as it is
+written (amortised, see each store) and has ``purge(namespace=None)`` to do it at once — an
+optional method a store of your own may offer too (:meth:`StateManager.purge` uses it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_NAMESPACE",
+    "PURGE_EVERY",
     "Closing",
     "MemoryStore",
     "StateEntry",
@@ -49,6 +53,9 @@ __all__ = [
 
 #: Where ``Task(cache=True)`` results live in a store.
 CACHE_NAMESPACE = "cache"
+
+#: Fewest writes between two sweeps for expired entries in a store that sweeps on write.
+PURGE_EVERY = 256
 
 
 def run_namespace(workflow: str, run_id: str) -> str:
@@ -208,7 +215,7 @@ class MemoryStore(Closing):
         clock: Wall-clock seconds for TTLs (default ``time.time``); inject one in tests.
     """
 
-    __slots__ = ("_clock", "_data", "_lock", "serializer")
+    __slots__ = ("_clock", "_data", "_lock", "_next_purge", "_writes", "serializer")
 
     def __init__(
         self, *, serializer: Serializer | None = None, clock: Callable[[], float] | None = None
@@ -217,6 +224,8 @@ class MemoryStore(Closing):
         self._clock = check_clock("MemoryStore", clock)
         self._data: dict[str, dict[str, StateEntry]] = {}
         self._lock = threading.Lock()
+        self._writes = 0
+        self._next_purge = PURGE_EVERY
 
     def __repr__(self) -> str:
         return f"MemoryStore({sum(map(len, self._data.values()))} entries)"
@@ -230,6 +239,8 @@ class MemoryStore(Closing):
     def __setstate__(self, state: tuple[Serializer, Callable[[], float], dict[str, Any]]) -> None:
         self.serializer, self._clock, self._data = state
         self._lock = threading.Lock()
+        self._writes = 0
+        self._next_purge = PURGE_EVERY
 
     def now(self) -> float:
         return self._clock()
@@ -242,6 +253,18 @@ class MemoryStore(Closing):
     def put(self, namespace: str, key: str, entry: StateEntry) -> None:
         with self._lock:
             self._data.setdefault(namespace, {})[key] = entry
+            self._writes += 1
+            if self._writes < self._next_purge:
+                return
+            # Amortised: a sweep of n entries at most every n writes, so O(1) per write.
+            self._writes = 0
+            now = self._clock()
+            live = 0
+            for entries in self._data.values():
+                for expired in [k for k, e in entries.items() if e.is_expired(now)]:
+                    del entries[expired]
+                live += len(entries)
+            self._next_purge = max(PURGE_EVERY, live)
 
     def delete(self, namespace: str, key: str) -> bool:
         with self._lock:
@@ -257,6 +280,21 @@ class MemoryStore(Closing):
         with self._lock:
             items = list(self._data.get(namespace, {}).items())
         return {key: entry for key, entry in items if not entry.is_expired(now)}
+
+    def purge(self, namespace: str | None = None) -> int:
+        """Remove the expired entries of ``namespace`` (None: of every namespace); how many.
+
+        ``put`` also sweeps expired entries now and then (amortised O(1) per write).
+        """
+        now = self._clock()
+        removed = 0
+        with self._lock:
+            for ns in [namespace] if namespace is not None else list(self._data):
+                entries = self._data.get(ns, {})
+                for expired in [k for k, e in entries.items() if e.is_expired(now)]:
+                    del entries[expired]
+                    removed += 1
+        return removed
 
     def close(self) -> None:
         return
