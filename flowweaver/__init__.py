@@ -52,6 +52,7 @@ from ._errors import TaskNameCollisionError as TaskNameCollisionError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransferError as TransferError
 from ._errors import UnknownDependencyError as UnknownDependencyError
+from ._errors import UnknownRunError as UnknownRunError
 from ._errors import UnknownTaskError as UnknownTaskError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkflowFailedError as WorkflowFailedError
@@ -62,6 +63,13 @@ from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
 from ._flow import Flow as Flow
+from ._history import RunDetail as RunDetail
+from ._history import RunKind as RunKind
+from ._history import RunRecord as RunRecord
+from ._history import RunStatus as RunStatus
+from ._history import StageRecord as StageRecord
+from ._history import TaskRecord as TaskRecord
+from ._history_read import RunHistory as RunHistory
 from ._json_store import JSONFileStore as JSONFileStore
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
@@ -148,12 +156,18 @@ __all__ = [  # noqa: RUF022
     "ProcessExecutor",
     "ResultUnavailableError",
     "RetryPolicy",
+    "RunDetail",
+    "RunHistory",
+    "RunKind",
     "RunOptions",
+    "RunRecord",
+    "RunStatus",
     "SQLiteStore",
     "SequentialExecutor",
     "SerializationError",
     "Serializer",
     "Stage",
+    "StageRecord",
     "StageStats",
     "StageValidationError",
     "StateAccessError",
@@ -173,11 +187,13 @@ __all__ = [  # noqa: RUF022
     "TaskEventType",
     "TaskFailedError",
     "TaskNameCollisionError",
+    "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadedExecutor",
     "TransferError",
     "UnknownDependencyError",
+    "UnknownRunError",
     "UnknownTaskError",
     "WorkerDiedError",
     "WorkerMetrics",

@@ -136,6 +136,7 @@ class AsyncExecutor:
             WorkflowFailedError: A task failed (a ``RuntimeError``).
         """
         engine = Engine(workflow, options)
+        engine.executor = type(self).__name__
         threads = self.max_workers or default_workers()
         await drive_async(engine, threads, self.max_workers)
         return engine.raise_for_failures()

@@ -53,7 +53,9 @@ from ._calls import INTERRUPTS
 from ._engine import Call, Engine
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
+from ._history import RunKind
 from ._options import check_state_options
+from ._recording import RunRecorder, error_fields, outcome_metadata, reused_metadata, run_status
 from ._run import Remote, fetched
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
@@ -86,6 +88,8 @@ class DurableEngine(Engine):
         "_digests",
         "_namespace",
         "_on_changed",
+        "_perf0",
+        "_recorder",
         "_records",
         "_serializer",
         "_store",
@@ -106,6 +110,13 @@ class DurableEngine(Engine):
         self._digests: list[str | None] = [None] * self.n
         self._code: dict[int, str] = {}  # id(callable) -> code fingerprint
         self._cache_keys: dict[int, str] = {}  # task index -> cache key, between begin/succeed
+        # Run history (a store's diary of its runs): perf_counter() readings become wall times.
+        self._perf0 = perf_counter()
+        self._recorder = (
+            None
+            if store is None
+            else RunRecorder(store, RunKind.WORKFLOW, workflow.name, self.run.run_id)
+        )
 
     # -- the driver protocol -----------------------------------------------------------------
 
@@ -120,6 +131,13 @@ class DurableEngine(Engine):
                 "workflow %r: resuming run %s from %r: %d task result(s) committed earlier",
                 run.workflow, run.run_id, self._store, len(self._records),
             )  # fmt: skip
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.start(self.run.started_at, self.executor, self.n)
+            tasks, deps = self.tasks, self.deps
+            recorder.graph(
+                [(tasks[i].name, [tasks[d].name for d in deps[i]]) for i in range(self.n)]
+            )
         super().start(awaiter, wake)
 
     def begin(self, i: int) -> Call | None:
@@ -141,12 +159,45 @@ class DurableEngine(Engine):
 
     def finish(self) -> WorkflowRun:
         run = super().finish()
+        if self._recorder is not None:
+            self._record_end(run)
         if run.restored or run.cached:
             logger.info(
                 "workflow %r: run %s reused %d committed and %d cached result(s)",
                 run.workflow, run.run_id, len(run.restored), len(run.cached),
             )  # fmt: skip
         return run
+
+    def _record_end(self, run: WorkflowRun) -> None:
+        """Tell the run's history how it ended and what every task that did not complete did."""
+        assert self._recorder is not None
+        outcomes: dict[str, object] = {}
+        counts: dict[str, int] = {}
+        started, finished, attempts = self.started, self.finished, self.attempts
+        reused = dict.fromkeys(run.restored, "restored") | dict.fromkeys(run.cached, "cached")
+        for i in range(self.n):
+            status = self.statuses[i].value
+            counts[status] = counts.get(status, 0) + 1
+            if status == "completed":
+                how = reused.get(self.tasks[i].name) if reused else None
+                if how is not None:
+                    outcomes[self.tasks[i].name] = {"status": status, "reused": how}
+                continue
+            outcome: dict[str, object] = {"status": status, "attempts": attempts[i]}
+            if started[i]:
+                outcome["started_at"] = self._wall(started[i])
+                if finished[i]:
+                    outcome["duration"] = finished[i] - started[i]
+            outcome.update(error_fields(self.errors[i]) if status == "failed" else {})
+            outcomes[self.tasks[i].name] = outcome
+        error = str(run.failures[0]) if run.failures else None
+        self._recorder.finish(
+            run_status(counts), run.finished_at or 0.0, counts, error, {"outcomes": outcomes}
+        )
+
+    def _wall(self, reading: float) -> float:
+        """A perf_counter() reading of this run as wall-clock time."""
+        return self.run.started_at + (reading - self._perf0)
 
     # -- reuse -------------------------------------------------------------------------------
 
@@ -193,7 +244,9 @@ class DurableEngine(Engine):
             value = cache.serializer.loads(entry.data)
             store = self._store
             if store is not None:  # commit it to the run too, before releasing dependants
-                record = StateEntry(entry.data, store.now(), None, self._fingerprint(i))
+                record = StateEntry(
+                    entry.data, store.now(), None, self._fingerprint(i), reused_metadata("cached")
+                )
                 store.put(self._namespace, task.name, record)
         except SerializationError as error:
             self._refuse(i, error if error.task_name else error.for_task(task.name))
@@ -251,7 +304,11 @@ class DurableEngine(Engine):
                 cache.put(CACHE_NAMESPACE, key,
                           StateEntry(text, now, None if ttl is None else now + ttl))  # fmt: skip
             if store is not None:
-                entry = StateEntry(text, store.now(), None, self._fingerprint(i))
+                begun = self.started[i]
+                outcome = outcome_metadata(
+                    self.attempts[i], self._wall(begun), perf_counter() - begun
+                )
+                entry = StateEntry(text, store.now(), None, self._fingerprint(i), outcome)
                 store.put(self._namespace, task.name, entry)
         except INTERRUPTS:
             raise

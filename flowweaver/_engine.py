@@ -108,6 +108,7 @@ class Engine:
         "clock",
         "deps",
         "errors",
+        "executor",
         "finished",
         "log_fields",
         "monitors",
@@ -163,6 +164,8 @@ class Engine:
         self._debug = logger.isEnabledFor(logging.DEBUG)
         #: Record fields of every log line of this run (JSON lines carry them).
         self.log_fields = {"workflow": run.workflow, "run_id": run.run_id}
+        #: The class name of the executor that drives the run (set by it; for run history).
+        self.executor = ""
         for i in range(n):
             object.__setattr__(self.tasks[i], "_latest", (run, i))
         workflow._last_run = run

@@ -12,6 +12,7 @@ The hierarchy::
     │   ├── CycleError                       .cycle (the path, first node repeated last)
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
     ├── UnknownTaskError (KeyError)          .task_name: a lookup by a name the workflow lacks
+    ├── UnknownRunError (KeyError)           .name, .run_id: no such run in a store's history
     ├── MissingDependencyError (ImportError) .extra: an optional extra is not installed
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
@@ -84,6 +85,7 @@ __all__ = [
     "TaskTimeoutError",
     "TransferError",
     "UnknownDependencyError",
+    "UnknownRunError",
     "UnknownTaskError",
     "WorkerDiedError",
     "WorkflowFailedError",
@@ -223,6 +225,18 @@ class UnknownTaskError(FlowWeaverError, KeyError):
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and wrap it in quotes.
+        return str(self.args[0])
+
+
+class UnknownRunError(FlowWeaverError, KeyError):
+    """A store's run history has no run of that name and id."""
+
+    def __init__(self, name: str, run_id: str) -> None:
+        super().__init__(f"no run {run_id!r} of {name!r} is recorded in this store")
+        self.name = name
+        self.run_id = run_id
+
+    def __str__(self) -> str:
         return str(self.args[0])
 
 

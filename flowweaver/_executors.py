@@ -94,6 +94,7 @@ class BaseExecutor:
             ConfigurationError: An option is invalid.
         """
         engine = Engine(workflow, options)
+        engine.executor = type(self).__name__
         self._drive(engine)
         return engine.raise_for_failures()
 
@@ -104,6 +105,7 @@ class BaseExecutor:
         starting tasks, waits for the calls in flight, and the cancellation propagates.
         """
         engine = Engine(workflow, options)
+        engine.executor = type(self).__name__
         driving = asyncio.ensure_future(asyncio.to_thread(self._drive, engine))
         try:
             await asyncio.shield(driving)

@@ -44,6 +44,8 @@ from ._errors import (
     StateLockedError,
     StateVersionError,
 )
+from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
+from ._history_read import HasRunHistory
 from ._retry import check_number
 from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
 
@@ -68,7 +70,7 @@ T = TypeVar("T")
 logger = logging.getLogger("flowweaver.state")
 
 
-class JSONFileStore(Closing):
+class JSONFileStore(Closing, HasRunHistory):
     """A :class:`~flowweaver.StateStore` in one JSON file, replaced atomically on each write.
 
     Example:
@@ -83,6 +85,8 @@ class JSONFileStore(Closing):
         fsync: Flush the file and its folder to disk on every write (default True). False
             survives a process crash but not an operating-system crash.
         clock: Wall-clock seconds for TTLs (default ``time.time``).
+        keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
+            limit); see :meth:`runs`.
 
     Raises:
         StateCorruptError: The file exists but is not a readable store.
@@ -98,6 +102,7 @@ class JSONFileStore(Closing):
         "_lock",
         "_signature",
         "fsync",
+        "keep_runs",
         "path",
         "serializer",
         "timeout",
@@ -111,6 +116,7 @@ class JSONFileStore(Closing):
         timeout: float = 5.0,
         fsync: bool = True,
         clock: Callable[[], float] | None = None,
+        keep_runs: int | None = DEFAULT_KEEP_RUNS,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ConfigurationError(f"JSONFileStore: path must be a file path, got {path!r}")
@@ -119,6 +125,7 @@ class JSONFileStore(Closing):
         self.fsync = bool(fsync)
         self.serializer = check_serializer("JSONFileStore", serializer)
         self._clock = check_clock("JSONFileStore", clock)
+        self.keep_runs = check_keep_runs("JSONFileStore", keep_runs)
         self._lock = threading.Lock()
         self._data: Namespaces = {}
         self._signature: tuple[int, int, int] | None = None

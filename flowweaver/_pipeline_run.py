@@ -299,7 +299,7 @@ class PipelineRun:
         if slot is not None:
             slot.failed += 1
         if self.checkpoint is not None:
-            self.checkpoint.forget(item)
+            self.checkpoint.forget(item, stage.name, error, attempts)
         try:
             name = stage.name
             self.failures.append(FailedItem(item.id, name, error, attempts, time()))
@@ -474,7 +474,7 @@ class PipelineRun:
             if self.sync_calls is not None:
                 self.sync_calls.close()
             if self.checkpoint is not None:
-                self.checkpoint.finish(self.restored)
+                self.checkpoint.finish(self)
         finally:
             # Whoever ended the run (join or abort), later callers of abort() and join() wait
             # on this: it must be set, or they would wait forever.

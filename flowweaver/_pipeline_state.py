@@ -41,12 +41,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError, ItemMismatchError, SerializationError
 from ._fingerprint import code_fingerprint
+from ._history import RunKind, RunStatus
 from ._options import check_state_options
 from ._pipeline_types import EMPTY, PipelineResult
+from ._recording import MAX_FAILED_ITEMS, RunRecorder, error_fields
 from ._serialize import JSONSerializer, stable_dumps, stable_type_name
 from ._status import ChangePolicy
 from ._store import StateEntry, StateStore, pipeline_namespace
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._options import RunOptions
+    from ._pipeline_run import PipelineRun
     from ._stage import Stage
     from ._stage_run import Item
 
@@ -111,9 +115,11 @@ class Checkpoint:
     __slots__ = (
         "_changed",
         "_code",
+        "_failures",
         "_namespace",
         "_on_changed",
         "_pending",
+        "_recorder",
         "_serializer",
         "_store",
         "pipeline",
@@ -140,6 +146,10 @@ class Checkpoint:
         self.run_id = run_id
         # One read now: a store that cannot be read fails the call before anything runs.
         store.get(self._namespace, "")
+        #: Run history: the run's record, and its failed items (the first MAX_FAILED_ITEMS).
+        self._recorder = RunRecorder(store, RunKind.PIPELINE, pipeline, run_id)
+        self._failures: list[dict[str, object]] = []
+        self._recorder.start(time.time(), "Pipeline", 0)
 
     def __repr__(self) -> str:
         return f"<Checkpoint pipeline={self.pipeline!r} run_id={self.run_id!r} {self._store!r}>"
@@ -199,12 +209,42 @@ class Checkpoint:
             return error
         return None
 
-    def forget(self, item: Item) -> None:
-        """The item failed: it is not committed (it runs again on a rerun)."""
+    def forget(
+        self, item: Item, stage: str, error: BaseException | None = None, attempts: int = 0
+    ) -> None:
+        """The item failed: it is not committed (it runs again on a rerun); history notes it."""
         self._pending.pop(item.seq, None)
+        if len(self._failures) < MAX_FAILED_ITEMS:
+            try:
+                name = _KEYS.dumps(item.id)
+            except SerializationError:
+                name = repr(item.id)
+            self._failures.append(
+                {"name": name, "status": "failed", "stage": stage, "attempts": attempts,
+                 **error_fields(error)}
+            )  # fmt: skip
 
-    def finish(self, restored: int) -> None:
-        """The run ended, having restored ``restored`` items: say what was reused."""
+    def finish(self, run: PipelineRun) -> None:
+        """The run ended: say what was reused, and record how it went in the run history."""
+        restored = run.restored
+        counts = {"completed": run.processed, "failed": run.failed, "restored": restored}
+        if run.stopping and run.failed_by_type.get("ItemCancelledError"):
+            counts["cancelled"] = run.failed_by_type["ItemCancelledError"]
+        stages = [
+            {"name": stage.name, "workers": len(stage.slots),
+             "processed": sum(slot.processed for slot in stage.slots),
+             "failed": run.failed_by_stage.get(stage.name, 0)}
+            for stage in run.stages
+        ]  # fmt: skip
+        status = RunStatus.FAILED if run.failed else RunStatus.COMPLETED
+        if run.stopping and not run.failed:
+            status = RunStatus.CANCELLED
+        first = self._failures[0] if self._failures else None
+        error = None if first is None else f"{first.get('error_type')}: {first.get('error')}"
+        self._recorder.finish(
+            status, time.time(), counts, error,
+            {"stages": stages, "failures": self._failures}, total=run.fed,
+        )  # fmt: skip
         if restored or self._changed:
             logger.info(
                 "pipeline %r: run %s restored %d committed item result(s); %d item(s) ran "

@@ -21,7 +21,10 @@ Design:
 * **Schema version** lives in the ``flowweaver_meta`` table. A store written by a newer schema
   raises :class:`StateVersionError` on open and is not touched (the version is read before the
   file is switched to WAL, which would rewrite its header). Tables are prefixed
-  ``flowweaver_``, so the store may share a database file with other tables.
+  ``flowweaver_``, so the store may share a database file with other tables. An older schema
+  is migrated in one transaction when the file is opened for writing (1 → 2: every run
+  committed before run history existed gets a history record with status ``unknown``, so
+  ``runs()`` lists it); a migrated file is refused by releases older than the migration.
 * **Errors**: a file that is not a database, or is truncated or damaged, raises
   :class:`StateCorruptError`; nothing is ever rewritten to "repair" it. A file that cannot be
   opened or written raises :class:`StateAccessError`.
@@ -31,9 +34,11 @@ Design:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from typing import TYPE_CHECKING, NoReturn
 
 from ._errors import (
@@ -44,6 +49,15 @@ from ._errors import (
     StateLockedError,
     StateVersionError,
 )
+from ._history import (
+    DEFAULT_KEEP_RUNS,
+    HISTORY_NAMESPACE,
+    RunKind,
+    check_keep_runs,
+    legacy_record,
+    runs_namespace,
+)
+from ._history_read import HasRunHistory
 from ._retry import check_number
 from ._store import (
     PURGE_EVERY,
@@ -62,7 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this module writes; it reads every version up to this one.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flowweaver_meta (
@@ -97,7 +111,7 @@ _ERRORS = (sqlite3.Error, UnicodeEncodeError)
 _BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
 
 
-class SQLiteStore(Closing):
+class SQLiteStore(Closing, HasRunHistory):
     """A :class:`~flowweaver.StateStore` in one SQLite database file (WAL mode).
 
     Example:
@@ -113,6 +127,12 @@ class SQLiteStore(Closing):
         timeout: Seconds a write waits for another writer's lock before
             :class:`StateLockedError`.
         clock: Wall-clock seconds for TTLs (default ``time.time``).
+        keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
+            limit); see :meth:`runs`.
+        read_only: Open an existing file for reading only (what ``flowweaver ui`` and
+            ``flowweaver runs`` do): nothing is created, migrated or written; a write raises
+            :class:`StateAccessError`. An older schema is read as it is (its runs from before
+            run history are not listed).
 
     Raises:
         StateCorruptError: The file exists but is not a readable database.
@@ -123,7 +143,8 @@ class SQLiteStore(Closing):
     """
 
     __slots__ = (
-        "_clock", "_conn", "_lock", "_writes", "path", "serializer", "synchronous", "timeout"
+        "_clock", "_conn", "_lock", "_writes", "keep_runs", "path", "read_only", "serializer",
+        "synchronous", "timeout",
     )  # fmt: skip
 
     def __init__(
@@ -134,7 +155,10 @@ class SQLiteStore(Closing):
         synchronous: str = "normal",
         timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
+        keep_runs: int | None = DEFAULT_KEEP_RUNS,
+        read_only: bool = False,
     ) -> None:
+        self.read_only = bool(read_only)
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ConfigurationError(f"SQLiteStore: path must be a file path, got {path!r}")
         self.path = os.path.abspath(os.fspath(path))
@@ -147,12 +171,15 @@ class SQLiteStore(Closing):
         self.timeout = check_number("SQLiteStore", "timeout", timeout)
         self.serializer = check_serializer("SQLiteStore", serializer)
         self._clock = check_clock("SQLiteStore", clock)
+        self.keep_runs = check_keep_runs("SQLiteStore", keep_runs)
         self._lock = threading.Lock()
         self._writes = 0
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         folder = os.path.dirname(self.path)
         try:
             make_private_dirs(folder)
@@ -178,6 +205,9 @@ class SQLiteStore(Closing):
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             if version is None:
                 self._create_schema(conn)
+                version = self._read_version(conn)
+            if version is not None and int(version) < SCHEMA_VERSION:
+                self._migrate(conn)
         except _ERRORS as error:
             conn.close()
             self._raise(error)
@@ -185,6 +215,47 @@ class SQLiteStore(Closing):
             conn.close()
             raise
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not os.path.isfile(self.path):
+            raise StateAccessError(self.path, "no such file")
+        try:
+            uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except _ERRORS as error:
+            self._raise(error)
+        try:
+            version = self._read_version(conn)
+            if version is None or not version.isdigit():
+                raise StateCorruptError(self.path, f"unreadable schema version {version!r}")
+            if int(version) > SCHEMA_VERSION:
+                raise StateVersionError(self.path, int(version), SCHEMA_VERSION)
+        except _ERRORS as error:
+            conn.close()
+            self._raise(error)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION`, in one transaction."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated it while we waited for the lock.
+            version = int(self._read_version(conn) or SCHEMA_VERSION)
+            if version < 2:
+                _backfill_history(conn)
+            conn.execute(
+                "UPDATE flowweaver_meta SET value = ? WHERE key = 'schema_version'",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _checked_version(self, conn: sqlite3.Connection) -> str | None:
         """The file's schema version, read without writing (None: the schema is missing or
@@ -381,3 +452,27 @@ class SQLiteStore(Closing):
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _backfill_history(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: a history record (status ``unknown``) for every run with results."""
+    rows = conn.execute(
+        "SELECT namespace, MIN(created_at), MAX(created_at), COUNT(*) FROM flowweaver_entries "
+        "WHERE namespace LIKE 'run:%' OR namespace LIKE 'pipeline:%' GROUP BY namespace"
+    ).fetchall()
+    for namespace, first, last, count in rows:
+        prefix, _, pair = str(namespace).partition(":")
+        try:
+            name, run_id = json.loads(pair)
+        except ValueError:
+            continue
+        kind = RunKind.WORKFLOW if prefix == "run" else RunKind.PIPELINE
+        key = json.dumps([kind.value, name])
+        conn.execute(
+            "INSERT OR IGNORE INTO flowweaver_entries VALUES (?, ?, '{}', ?, NULL, '', NULL)",
+            (HISTORY_NAMESPACE, key, first),
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO flowweaver_entries VALUES (?, ?, ?, ?, NULL, '', NULL)",
+            (runs_namespace(kind, name), run_id, legacy_record(first, last, count), last),
+        )

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from ._errors import ConfigurationError
+from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
+from ._history_read import HasRunHistory
 from ._serialize import JSONSerializer, Serializer
 
 if TYPE_CHECKING:
@@ -203,7 +205,7 @@ class Closing:
         self.close()
 
 
-class MemoryStore(Closing):
+class MemoryStore(Closing, HasRunHistory):
     """A :class:`StateStore` in this process's memory: nothing survives the process.
 
     What :class:`~flowweaver.StateManager` uses without a ``storage_path``, and handy in tests.
@@ -213,15 +215,22 @@ class MemoryStore(Closing):
     Args:
         serializer: Default :class:`~flowweaver.JSONSerializer`.
         clock: Wall-clock seconds for TTLs (default ``time.time``); inject one in tests.
+        keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
+            limit); see :meth:`runs`.
     """
 
-    __slots__ = ("_clock", "_data", "_lock", "_next_purge", "_writes", "serializer")
+    __slots__ = ("_clock", "_data", "_lock", "_next_purge", "_writes", "keep_runs", "serializer")
 
     def __init__(
-        self, *, serializer: Serializer | None = None, clock: Callable[[], float] | None = None
+        self,
+        *,
+        serializer: Serializer | None = None,
+        clock: Callable[[], float] | None = None,
+        keep_runs: int | None = DEFAULT_KEEP_RUNS,
     ) -> None:
         self.serializer = check_serializer("MemoryStore", serializer)
         self._clock = check_clock("MemoryStore", clock)
+        self.keep_runs = check_keep_runs("MemoryStore", keep_runs)
         self._data: dict[str, dict[str, StateEntry]] = {}
         self._lock = threading.Lock()
         self._writes = 0
@@ -232,12 +241,15 @@ class MemoryStore(Closing):
 
     # A cached Task carries one of these; it must pickle with the Task (to a process or a Dask
     # worker), minus its lock.
-    def __getstate__(self) -> tuple[Serializer, Callable[[], float], dict[str, Any]]:
+    def __getstate__(self) -> tuple[Serializer, Callable[[], float], dict[str, Any], int | None]:
         with self._lock:
-            return self.serializer, self._clock, {ns: dict(e) for ns, e in self._data.items()}
+            data = {ns: dict(e) for ns, e in self._data.items()}
+            return self.serializer, self._clock, data, self.keep_runs
 
-    def __setstate__(self, state: tuple[Serializer, Callable[[], float], dict[str, Any]]) -> None:
-        self.serializer, self._clock, self._data = state
+    def __setstate__(
+        self, state: tuple[Serializer, Callable[[], float], dict[str, Any], int | None]
+    ) -> None:
+        self.serializer, self._clock, self._data, self.keep_runs = state
         self._lock = threading.Lock()
         self._writes = 0
         self._next_purge = PURGE_EVERY

@@ -142,14 +142,15 @@ def test_stream_yields_restored_results_and_commits_each_new_one_before_yielding
 
 
 class WatchedStore(MemoryStore):
-    """Calls ``watch(key)`` before each write."""
+    """Calls ``watch(key)`` before each write of an item's result (not of the run history)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.watch: Any = None
 
     def put(self, namespace: str, key: str, entry: StateEntry) -> None:
-        self.watch(key)
+        if namespace.startswith("pipeline:"):
+            self.watch(key)
         super().put(namespace, key, entry)
 
 

@@ -203,9 +203,9 @@ def test_sqlite_from_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path
         SQLiteStore(path)
     assert str(info.value) == (
         f"state store {str(path)!r} has schema version 7; this flowweaver reads versions up "
-        "to 1 (upgrade flowweaver to open it)"
+        "to 2 (upgrade flowweaver to open it)"
     )
-    assert (info.value.found, info.value.supported) == (7, 1)
+    assert (info.value.found, info.value.supported) == (7, 2)
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT key, data FROM flowweaver_entries").fetchall() == [("k", "1")]
     raw.close()
