@@ -216,8 +216,8 @@ class Checkpoint:
         self._pending.pop(item.seq, None)
         if len(self._failures) < MAX_FAILED_ITEMS:
             try:
-                name = _KEYS.dumps(item.id)
-            except SerializationError:
+                name = stable_dumps(item.id)
+            except Exception:  # an id with no JSON form: its repr names it in the history
                 name = repr(item.id)
             self._failures.append(
                 {"name": name, "status": "failed", "stage": stage, "attempts": attempts,
