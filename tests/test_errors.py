@@ -129,6 +129,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.CycleError(["a", "b", "a"]),
         fw.BindingError("a", "why"),
         fw.UnknownTaskError("a", "w"),
+        fw.UnknownRunError("etl", "r1"),
         fw.MissingDependencyError("DaskExecutor", "dask", "distributed"),
         fw.ExecutionError("went wrong"),
         fw.TaskTimeoutError("slow", 0.5),
