@@ -4,7 +4,8 @@
 :class:`~flowweaver.Workflow`, :class:`~flowweaver.DAG` or :class:`~flowweaver.Flow` bound to
 a global name. ``FILE:NAME`` chooses by variable name or by the workflow's own name; without
 ``NAME`` the file must hold exactly one. A file with ``>>`` edges but no DAG object runs those
-edges as a DAG named after the file. ``bench`` runs the benchmark suite of a source checkout.
+edges as a DAG named after the file (a file with no edges, its ``@task`` functions).
+``bench`` runs the benchmark suite of a source checkout.
 
 Mistakes (missing file, nothing found, two candidates, an error while importing the file) are
 one line on standard error and exit status 2; a failed run exits 1; Ctrl-C exits 130.
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _scope
-from ._dag import DAG, EXECUTOR_NAMES, AuthoredGraph, resolve_executor
+from ._dag import DAG, AuthoredGraph
 from ._errors import FlowWeaverError, WorkflowFailedError
+from ._executors import EXECUTOR_NAMES, resolve_executor
 from ._logging import LogLevel, configure_logging
 from ._state_manager import open_store
 from ._status import FailurePolicy, TaskStatus
@@ -186,15 +188,17 @@ def _load(target: str) -> tuple[str, Workflow]:
         file, name = target, ""
     if not Path(file).is_file():
         raise UsageError(f"no such file: {file!r}")
-    module, edges = _import(Path(file))
+    module, records = _import(Path(file))
     found: dict[int, tuple[str, Workflow | AuthoredGraph]] = {}
     for attribute, value in vars(module).items():
         if isinstance(value, Workflow | AuthoredGraph) and not attribute.startswith("_"):
             found.setdefault(id(value), (attribute, value))
     candidates = list(found.values())
-    if not candidates and edges:  # the seed's style: `a >> b` at module level, no DAG object
+    edges = _scope.edges_of(records)
+    lone = _scope.declared_in(records, module.__name__)
+    if not candidates and (edges or lone):  # the seed's style: `a >> b`, no DAG object
         stem = Path(file).stem
-        candidates = [(stem, DAG(stem, edges=edges))]
+        candidates = [(stem, DAG(stem, edges=edges) if edges else DAG(stem, tasks=lone))]
     if name:
         chosen = [(a, v) for a, v in candidates if name in (a, v.name)]
         if not chosen:

@@ -8,58 +8,27 @@ Where a DAG's edges come from is the discovery rule of ``_scope`` (see :class:`D
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Self, Unpack
 
 from . import _export, _scope
-from ._async import AsyncExecutor
 from ._errors import ConfigurationError, DefinitionError
-from ._executors import SequentialExecutor, ThreadedExecutor, as_executor
+from ._executors import resolve_executor
 from ._graph import TaskGraph
-from ._process import ProcessExecutor
 from ._retry import check_count
 from ._task import Task, _linked
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from contextvars import Token
     from types import TracebackType
 
-    from ._executors import ExecutorLike, WorkflowRunner
+    from ._executors import ExecutorLike
     from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
 
-__all__ = ["DAG", "AuthoredGraph", "resolve_executor"]
-
-#: The executor names ``run`` accepts, besides executor objects.
-EXECUTOR_NAMES = ("sequential", "thread", "async", "process")
-
-
-def resolve_executor(
-    executor: str | ExecutorLike, max_workers: int | None
-) -> tuple[WorkflowRunner, Callable[[], None] | None]:
-    """The executor ``run(executor=...)`` means, and how to release it if we made it.
-
-    Raises:
-        ConfigurationError: An unknown name, or an object that is not an executor.
-    """
-    if isinstance(executor, str):
-        if executor == "sequential":
-            return SequentialExecutor(), None
-        if executor == "thread":
-            threaded = ThreadedExecutor(max_workers)
-            return threaded, threaded.shutdown
-        if executor == "async":
-            return AsyncExecutor(max_workers=max_workers), None
-        if executor == "process":
-            processes = ProcessExecutor(max_workers)
-            return processes, processes.shutdown
-        raise ConfigurationError(
-            f"executor must be one of {list(EXECUTOR_NAMES)!r} or an executor object, "
-            f"got {executor!r}"
-        )
-    return as_executor(executor), None
+__all__ = ["DAG", "AuthoredGraph"]
 
 
 def _iterable(value: object, label: str, items: str) -> Iterable[Any]:
@@ -217,7 +186,11 @@ class DAG(AuthoredGraph):
     * ``DAG(name)`` without ``tasks=`` / ``edges=`` takes every edge recorded with ``>>`` /
       ``<<`` in the current context (thread, or asyncio task) since the previous such
       ``DAG`` took them; the recording then starts over. Two pipelines defined one after the
-      other never see each other's tasks. A task that is in no edge joins only explicitly.
+      other never see each other's tasks. A task that is in no edge joins only explicitly,
+      with one exception: when no edge was recorded at all, the DAG holds the tasks
+      decorated with ``@task`` since then in the module that creates it (so ``@task def
+      flaky(): ...`` then ``DAG("flaky").run()`` runs ``flaky``); tasks of imported modules
+      never join that way.
     * ``with DAG(name) as dag:`` — edges recorded inside the block belong to ``dag`` alone;
       edges recorded outside it are neither seen nor taken.
     * ``DAG(name, tasks=[...], edges=[(a, b), (b, [c, d])])``, :meth:`add` and
@@ -233,6 +206,8 @@ class DAG(AuthoredGraph):
         max_workers: Workers of the executor that :meth:`run` makes from a name.
         tasks: Tasks to include (explicit form).
         edges: ``(upstream, downstream)`` pairs; either side may be a list of tasks.
+
+    A ``>>`` that would close a loop raises :class:`CycleError` at once, naming the path.
 
     Raises:
         ConfigurationError: A bad name, ``max_workers``, task or edge.
@@ -253,6 +228,8 @@ class DAG(AuthoredGraph):
         self._scopes: list[Token[Any]] = []
         #: Edges claimed at construction and not yet added to the graph (see _task_graph).
         self._claimed: list[_scope.Edge] = []
+        #: The module that made this DAG: its lone @tasks may form the DAG (see _scope).
+        self._module: str | None = sys._getframe(1).f_globals.get("__name__")
         if tasks is None and edges is None:
             self._claimed = _scope.claim()
             return
@@ -273,13 +250,22 @@ class DAG(AuthoredGraph):
         if self._claimed:
             claimed, self._claimed = self._claimed, []
             try:
-                for up, down in claimed:
-                    self._graph.add_edge(up, down)
+                self._take(claimed)
             except BaseException:
                 self._graph = TaskGraph(self.name)
                 self._claimed = claimed
                 raise
         return self._graph
+
+    def _take(self, records: list[_scope.Edge]) -> None:
+        # Edges if there are any; otherwise the lone @tasks of the module that made the DAG.
+        edges = _scope.edges_of(records)
+        if edges:
+            for up, down in edges:
+                self._graph.add_edge(up, down)
+        else:
+            for task in _scope.declared_in(records, self._module):
+                self._graph.add_task(task)
 
     def _empty_hint(self) -> str:
         return (
@@ -323,8 +309,7 @@ class DAG(AuthoredGraph):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        edges = _scope.close_scope(self._scopes.pop())
+        records = _scope.close_scope(self._scopes.pop())
         if exc_type is None:
-            graph = self._task_graph()
-            for up, down in edges:
-                graph.add_edge(up, down)
+            self._task_graph()
+            self._take(records)

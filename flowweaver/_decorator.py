@@ -12,6 +12,7 @@ import dataclasses
 from functools import cache
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
+from . import _scope
 from ._errors import ConfigurationError
 from ._task import Task
 
@@ -97,4 +98,6 @@ def _make(fn: Callable[P, R], name: str | None, options: dict[str, object]) -> T
         name = getattr(fn, "__name__", None)
         if not isinstance(name, str):
             raise ConfigurationError(f"task() cannot name {fn!r}; pass name=...")
-    return Task(name=name, fn=fn, **cast("dict[str, Any]", options))
+    made = Task(name=name, fn=fn, **cast("dict[str, Any]", options))
+    _scope.declare(made)  # a lone @task can be a DAG of its own (see flowweaver._scope)
+    return made

@@ -322,7 +322,7 @@ class Engine:
         """Return the (finished) run, or raise :class:`WorkflowFailedError` if a task failed."""
         run = self.run
         if run.failures:
-            raise WorkflowFailedError(run.workflow, run.failures)
+            raise WorkflowFailedError(run.workflow, run.failures, run)
         return run
 
     # -- internals ---------------------------------------------------------------------------

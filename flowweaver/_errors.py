@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._run import WorkflowRun
+
 __all__ = [
     "BindingError",
     "ConfigurationError",
@@ -156,7 +158,7 @@ class DuplicateTaskError(DefinitionError):
     """A task name is already taken in the workflow."""
 
     def __init__(self, task_name: str, workflow: str) -> None:
-        super().__init__(f"workflow {workflow!r} already has a task named {task_name!r}")
+        super().__init__(f"task {task_name!r} already exists in workflow {workflow!r}")
         self.task_name = task_name
         self.workflow = workflow
 
@@ -172,7 +174,7 @@ class TaskNameCollisionError(DuplicateTaskError):
     def __init__(self, task_name: str, workflow: str, first: str, second: str) -> None:
         DefinitionError.__init__(
             self,
-            f"workflow {workflow!r} has two different tasks named {task_name!r} "
+            f"a different task named {task_name!r} already exists in workflow {workflow!r} "
             f"(functions {first} and {second}); rename one with @task(name=...)",
         )
         self.task_name = task_name
@@ -186,7 +188,7 @@ class UnknownDependencyError(DefinitionError):
     def __init__(self, task_name: str, dependency: str, workflow: str) -> None:
         super().__init__(
             f"task {task_name!r} depends on {dependency!r}, "
-            f"which is not a task of workflow {workflow!r}"
+            f"which does not exist in workflow {workflow!r}"
         )
         self.task_name = task_name
         self.dependency = dependency
@@ -201,9 +203,14 @@ class CycleError(DefinitionError):
             e.g. ``("a", "b", "a")`` when ``a`` depends on ``b`` and ``b`` on ``a``.
     """
 
-    def __init__(self, cycle: Sequence[str]) -> None:
+    def __init__(self, cycle: Sequence[str], *, written: str | None = None) -> None:
         self.cycle: tuple[str, ...] = tuple(cycle)
-        super().__init__("dependency cycle: " + " -> ".join(repr(n) for n in self.cycle))
+        if written is None:
+            message = "dependency cycle: " + " -> ".join(repr(n) for n in self.cycle)
+        else:  # reported where the user wrote it: in the order of the operator (``>>``)
+            flow = f" {written} ".join(repr(n) for n in reversed(self.cycle))
+            message = f"{flow} would close a dependency cycle"
+        super().__init__(message)
 
 
 class BindingError(DefinitionError, TypeError):
@@ -304,16 +311,31 @@ class WorkflowFailedError(ExceptionGroup[TaskFailedError], ExecutionError):
     Attributes:
         workflow: The workflow's name.
         failures: The failed tasks' errors, in the order they failed.
+        run: The finished :class:`~flowweaver.WorkflowRun` (statuses, errors, timings, and
+            ``run.results`` of the tasks that completed, e.g. the branches that finished
+            under ``failure_policy="continue"``); ``None`` once the error was pickled.
     """
 
     workflow: str
+    run: WorkflowRun | None
 
-    def __new__(cls, workflow: str, failures: Sequence[TaskFailedError]) -> Self:
+    def __new__(
+        cls,
+        workflow: str,
+        failures: Sequence[TaskFailedError],
+        run: WorkflowRun | None = None,
+    ) -> Self:
         self = super().__new__(cls, _failure_summary(workflow, failures), failures)
         self.workflow = workflow
+        self.run = run
         return self
 
-    def __init__(self, workflow: str, failures: Sequence[TaskFailedError]) -> None:
+    def __init__(
+        self,
+        workflow: str,
+        failures: Sequence[TaskFailedError],
+        run: WorkflowRun | None = None,
+    ) -> None:
         super().__init__(_failure_summary(workflow, failures), failures)
         self.__cause__ = failures[0].__cause__
 
@@ -327,7 +349,7 @@ class WorkflowFailedError(ExceptionGroup[TaskFailedError], ExecutionError):
 
     def derive(self, excs: Sequence[TaskFailedError]) -> WorkflowFailedError:  # type: ignore[override]
         # ``except*`` splits a group through derive(); keep the type and the workflow name.
-        return WorkflowFailedError(self.workflow, excs)
+        return WorkflowFailedError(self.workflow, excs, self.run)
 
 
 def _failure_summary(workflow: str, failures: Sequence[TaskFailedError]) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "SequentialExecutor",
     "ThreadedExecutor",
     "as_executor",
+    "resolve_executor",
 ]
 
 P = ParamSpec("P")
@@ -64,6 +65,9 @@ class WorkflowRunner(Protocol):
 
 
 ExecutorLike = WorkflowRunner | Executor | cf.Executor
+
+#: The executor names accepted wherever an executor is (``run``, ``execute``, the CLI).
+EXECUTOR_NAMES = ("sequential", "thread", "async", "process")
 
 
 class BaseExecutor:
@@ -332,4 +336,37 @@ def as_executor(executor: ExecutorLike | None) -> WorkflowRunner:
         return PoolExecutor(executor)
     raise ConfigurationError(
         f"expected a flowweaver executor or a concurrent.futures.Executor, got {executor!r}"
+    )
+
+
+def resolve_executor(
+    executor: str | ExecutorLike | None, max_workers: int | None = None
+) -> tuple[WorkflowRunner, Callable[[], None] | None]:
+    """The executor a name or object means, and how to release it if we made it.
+
+    ``"sequential"``, ``"thread"``, ``"async"`` and ``"process"`` make a fresh executor (with
+    ``max_workers``); a pool made here is returned with its ``shutdown`` so the caller shuts
+    it down after the run. Anything else goes through :func:`as_executor`.
+
+    Raises:
+        ConfigurationError: An unknown name, or an object that is not an executor.
+    """
+    if not isinstance(executor, str):
+        return as_executor(executor), None
+    if executor == "sequential":
+        return SequentialExecutor(), None
+    if executor == "thread":
+        threaded = ThreadedExecutor(max_workers)
+        return threaded, threaded.shutdown
+    if executor == "async":
+        from ._async import AsyncExecutor  # it builds on this module
+
+        return AsyncExecutor(max_workers=max_workers), None
+    if executor == "process":
+        from ._process import ProcessExecutor  # it builds on this module
+
+        processes = ProcessExecutor(max_workers)
+        return processes, processes.shutdown
+    raise ConfigurationError(
+        f"executor must be one of {list(EXECUTOR_NAMES)!r} or an executor object, got {executor!r}"
     )

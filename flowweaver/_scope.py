@@ -13,12 +13,22 @@ docstring and the README):
   that DAG only, and edges recorded outside the block are neither seen nor consumed by it.
 * ``DAG(name, tasks=[...], edges=[...])``, ``dag.add(...)`` and ``dag.connect(...)`` use no
   implicit state at all.
+* ``@task`` *declares* its task in the open graph too. A claim that holds no edge at all
+  makes a DAG of the tasks declared since the previous claim whose function lives in the
+  module that creates the DAG (``@task def flaky(): ...`` then ``DAG("flaky").run()``). Tasks
+  of imported modules never join that way, and once there is an edge only edges count.
+* A ``>>`` that would close a loop raises :class:`~flowweaver.CycleError` there, with the
+  path, and records nothing.
 
 Mechanics. The open graph is an immutable linked list of ``(previous, upstream, downstream)``
-records held by a module-level ``ContextVar`` (the only module-level state: each context sees
-its own value). Recording sets a new head, so it never mutates a value another context can
-see: a copied context (an asyncio task, ``contextvars.copy_context().run``) starts from its
-parent's edges, but what it records stays its own; a new thread starts with an empty graph.
+records (``downstream`` None: a declaration) held by a module-level ``ContextVar`` (each
+context sees its own value). Recording sets a new head, so it never mutates a value another
+context can see: a copied context (an asyncio task, ``contextvars.copy_context().run``) starts
+from its parent's edges, but what it records stays its own; a new thread starts with an empty
+graph. The cycle check walks a children index kept in a second ``ContextVar``; the index
+names the head it describes and is extended in place only by a context whose head that is
+(any other context, or a head changed by a claim, rebuilds it once), so a ``>>`` costs what
+the walk from its downstream task costs: O(1) for a graph written upstream first.
 """
 
 from __future__ import annotations
@@ -26,28 +36,96 @@ from __future__ import annotations
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
+from ._errors import CycleError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from ._task import Task
 
-__all__ = ["Edge", "claim", "close_scope", "give_back", "open_scope", "record", "recorded"]
+__all__ = [
+    "Edge",
+    "claim",
+    "close_scope",
+    "declare",
+    "declared_in",
+    "edges_of",
+    "give_back",
+    "open_scope",
+    "record",
+    "recorded",
+]
 
-#: ``(upstream, downstream)``
-Edge = tuple["Task[..., Any]", "Task[..., Any]"]
-#: One recorded edge and the records before it (None: the graph is empty).
-_Record = tuple["_Record | None", "Task[..., Any]", "Task[..., Any]"]
+#: ``(upstream, downstream)``; ``(task, None)`` is a ``@task`` declaration.
+Edge = tuple["Task[..., Any]", "Task[..., Any] | None"]
+#: One record and the records before it (None: the graph is empty).
+_Record = tuple["_Record | None", "Task[..., Any]", "Task[..., Any] | None"]
 
 _OPEN: ContextVar[_Record | None] = ContextVar("flowweaver_open_graph", default=None)
 
 
+class _Children:
+    """Downstream tasks of each task in the open graph whose head is ``head``."""
+
+    __slots__ = ("children", "head")
+
+    def __init__(self, head: _Record | None) -> None:
+        self.head = head
+        self.children: dict[Task[..., Any], list[Task[..., Any]]] = {}
+        for up, down in _unroll(head):
+            if down is not None:
+                self.children.setdefault(up, []).append(down)
+
+    def path(self, start: Task[..., Any], goals: set[Task[..., Any]]) -> list[Task[..., Any]]:
+        """Tasks from ``start`` down to one of ``goals`` (empty: none is reachable)."""
+        parent: dict[Task[..., Any], Task[..., Any] | None] = {start: None}
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node in goals:
+                path = [node]
+                while (before := parent[path[-1]]) is not None:
+                    path.append(before)
+                path.reverse()
+                return path
+            for child in self.children.get(node, ()):
+                if child not in parent:
+                    parent[child] = node
+                    stack.append(child)
+        return []
+
+
+_INDEX: ContextVar[_Children | None] = ContextVar("flowweaver_open_graph_index", default=None)
+
+
 def record(upstream: Sequence[Task[..., Any]], downstream: Sequence[Task[..., Any]]) -> None:
-    """Record an edge from every task of ``upstream`` to every task of ``downstream``."""
+    """Record an edge from every task of ``upstream`` to every task of ``downstream``.
+
+    Raises:
+        CycleError: An edge would close a loop; nothing is recorded then.
+    """
     head = _OPEN.get()
+    index = _INDEX.get()
+    if index is None or index.head is not head:
+        index = _Children(head)
+        _INDEX.set(index)
+    goals = set(upstream)
+    for down in downstream:
+        loop = index.path(down, goals)
+        if loop:
+            # loop runs down -> ... -> up along edges; the new edge up -> down closes it.
+            raise CycleError([t.name for t in (down, *reversed(loop))], written=">>")
     for up in upstream:
         for down in downstream:
             head = (head, up, down)
+            index.children.setdefault(up, []).append(down)
+    index.head = head
     _OPEN.set(head)
+
+
+def declare(task: Task[..., Any]) -> None:
+    """Note that ``@task`` made ``task`` (see the module docstring for what that does)."""
+    _OPEN.set((_OPEN.get(), task, None))
 
 
 def _unroll(head: _Record | None) -> list[Edge]:
@@ -66,13 +144,25 @@ def _link(edges: Iterable[Edge]) -> _Record | None:
     return head
 
 
-def recorded() -> list[Edge]:
+def edges_of(records: Iterable[Edge]) -> list[tuple[Task[..., Any], Task[..., Any]]]:
+    """The edges among ``records`` (declarations left out), in order."""
+    return [(up, down) for up, down in records if down is not None]
+
+
+def declared_in(records: Iterable[Edge], module: str | None) -> list[Task[..., Any]]:
+    """The tasks declared among ``records`` whose function is defined in ``module``."""
+    return [
+        up for up, down in records if down is None and getattr(up.fn, "__module__", None) == module
+    ]
+
+
+def recorded() -> list[tuple[Task[..., Any], Task[..., Any]]]:
     """The edges recorded in this context and not yet claimed, oldest first (read only)."""
-    return _unroll(_OPEN.get())
+    return edges_of(_unroll(_OPEN.get()))
 
 
 def claim() -> list[Edge]:
-    """Take every edge recorded since the previous claim; the open graph starts empty again."""
+    """Take every record since the previous claim; the open graph starts empty again."""
     edges = _unroll(_OPEN.get())
     _OPEN.set(None)
     return edges

@@ -242,6 +242,11 @@ class Task(Generic[P, R]):
     def execute(self) -> None:
         """Run this task alone, inline, with its retries, timeout and callbacks.
 
+        A failure is both recorded and raised: afterwards ``task.status`` is ``failed`` and
+        ``task.error`` reads ``"ExceptionType: message"``, and the call raises, so a caller
+        can either inspect the task or ``except RuntimeError``. :meth:`execute_async` does
+        the same.
+
         Raises:
             TaskFailedError: Every attempt failed; ``__cause__`` is the last error.
         """
@@ -253,7 +258,12 @@ class Task(Generic[P, R]):
             raise failed.failures[0] from failed.failures[0].__cause__
 
     async def execute_async(self) -> None:
-        """Run this task alone on the running event loop; see :meth:`execute`."""
+        """Run this task alone on the running event loop; see :meth:`execute`.
+
+        Raises:
+            TaskFailedError: Every attempt failed (the failure is also recorded in
+                ``task.status`` and ``task.error``); ``__cause__`` is the last error.
+        """
         from ._async import AsyncExecutor
 
         try:

@@ -327,32 +327,44 @@ class Workflow:
     # -- running -----------------------------------------------------------------------------
 
     def execute(
-        self, executor: ExecutorLike | None = None, **options: Unpack[RunOptions]
+        self, executor: str | ExecutorLike | None = None, **options: Unpack[RunOptions]
     ) -> WorkflowRun:
         """Run the workflow on ``executor`` (default: :class:`SequentialExecutor`).
 
-        ``executor`` may be any flowweaver executor or any ``concurrent.futures.Executor``.
-        See :class:`RunOptions` for ``options``.
+        ``executor`` may be any flowweaver executor, any ``concurrent.futures.Executor``, or
+        one of the names ``"sequential"``, ``"thread"``, ``"async"``, ``"process"`` (a pool
+        made from a name is shut down after the run). See :class:`RunOptions` for ``options``.
 
         Raises:
-            WorkflowFailedError: One or more tasks failed (a ``RuntimeError``).
+            WorkflowFailedError: One or more tasks failed (a ``RuntimeError``); its ``.run``
+                is the finished run, with the results of the tasks that completed.
+            ConfigurationError: An unknown executor name or run option.
         """
-        from ._executors import as_executor
+        from ._executors import resolve_executor
 
-        return as_executor(executor).execute(self, **options)
+        runner, release = resolve_executor(executor)
+        try:
+            return runner.execute(self, **options)
+        finally:
+            if release is not None:
+                release()
 
     async def execute_async(
-        self, executor: ExecutorLike | None = None, **options: Unpack[RunOptions]
+        self, executor: str | ExecutorLike | None = None, **options: Unpack[RunOptions]
     ) -> WorkflowRun:
         """Run the workflow from inside a running event loop (default: :class:`AsyncExecutor`).
 
+        ``executor`` takes what :meth:`execute` takes.
+
         Raises:
-            WorkflowFailedError: One or more tasks failed (a ``RuntimeError``).
+            WorkflowFailedError: One or more tasks failed (a ``RuntimeError``); ``.run`` is
+                the finished run.
         """
-        from ._executors import as_executor
+        from ._executors import resolve_executor
 
-        if executor is None:
-            from ._async import AsyncExecutor
-
-            executor = AsyncExecutor()
-        return await as_executor(executor).execute_async(self, **options)
+        runner, release = resolve_executor("async" if executor is None else executor)
+        try:
+            return await runner.execute_async(self, **options)
+        finally:
+            if release is not None:
+                release()

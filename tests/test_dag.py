@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import importlib.util
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -210,7 +213,7 @@ def test_two_tasks_with_one_name_are_refused_naming_both_functions() -> None:
     impostor >> at.add
     dag = DAG("clash")
     message = (
-        "workflow 'clash' has two different tasks named 'one' (functions "
+        "a different task named 'one' already exists in workflow 'clash' (functions "
         "tests.authoring_tasks.one and tests.authoring_tasks.two); rename one with "
         "@task(name=...)"
     )
@@ -225,16 +228,44 @@ def test_two_tasks_with_one_name_are_refused_naming_both_functions() -> None:
     assert str(info.value) == message
 
 
-def test_a_cycle_is_reported_with_its_path() -> None:
+def test_the_shift_that_closes_a_cycle_raises_with_the_path_and_records_nothing() -> None:
     a, b, c, d = (t(n) for n in "abcd")
-    d >> a >> b >> c >> a
+    d >> a >> b >> c
     with pytest.raises(CycleError) as info:
-        DAG("loop").run()
+        c >> a
     assert info.value.cycle == ("a", "c", "b", "a")  # a depends on c, c on b, b on a
-    a >> a
+    assert str(info.value) == "'a' >> 'b' >> 'c' >> 'a' would close a dependency cycle"
     with pytest.raises(CycleError) as info:
-        DAG("self").to_workflow()
+        [d, c] >> a  # one edge of a list closes it: none of them is recorded
+    assert info.value.cycle == ("a", "c", "b", "a")
+    with pytest.raises(CycleError) as info:
+        a << c
+    assert info.value.cycle == ("a", "c", "b", "a")
+    with pytest.raises(CycleError) as info:
+        a >> a
     assert info.value.cycle == ("a", "a")
+    assert str(info.value) == "'a' >> 'a' would close a dependency cycle"
+    assert [(u.name, v.name) for u, v in _scope.recorded()] == [("d", "a"), ("a", "b"), ("b", "c")]
+    assert DAG("fine").run()["c"] == ("c", ("b", ("a", ("d",))))
+
+
+def test_a_cycle_in_explicit_edges_is_reported_with_its_path() -> None:
+    a, b, c = (t(n) for n in "abc")
+    with pytest.raises(CycleError) as info:
+        DAG("loop", edges=[(a, b), (b, c), (c, a)]).run()
+    assert info.value.cycle == ("a", "c", "b", "a")
+    assert str(info.value) == "dependency cycle: 'a' -> 'c' -> 'b' -> 'a'"
+
+
+def test_a_cycle_check_sees_only_its_own_context_and_scope() -> None:
+    a, b = t("a"), t("b")
+    a >> b
+    with DAG("inner") as dag:
+        b >> a  # the edge outside the block is not this block's
+    assert dag.to_workflow().get_dependencies("a") == ["b"]
+    contextvars.copy_context().run(lambda: b >> t("x"))  # the copy's edges stay its own
+    with pytest.raises(CycleError):
+        b >> a
 
 
 def test_a_function_that_cannot_take_its_inputs_is_refused_before_running() -> None:
@@ -417,3 +448,69 @@ def test_many_upstreams_into_one_task_take_no_pairwise_comparisons() -> None:
     workflow = dag.to_workflow()
     assert _CountingTask.compared <= n  # quadratic was ~n²/2 = 4.5 million
     assert workflow.get_dependencies("sink") == [f"u{k}" for k in range(n)]
+
+
+def test_a_single_decorated_task_is_a_dag() -> None:
+    calls: list[str] = []
+
+    @task
+    def flaky() -> str:
+        calls.append("ran")
+        return "ok"
+
+    assert DAG("flaky").run() == {"flaky": "ok"}
+    assert calls == ["ran"]
+    with pytest.raises(DefinitionError, match="has no tasks"):
+        DAG("again").run()  # the previous DAG took it
+
+
+def test_lone_tasks_of_imported_modules_never_join(tmp_path: Path) -> None:
+    (tmp_path / "lone_helpers.py").write_text(
+        "from flowweaver import task\n\n@task\ndef helper() -> int:\n    return 1\n"
+    )
+    spec = importlib.util.spec_from_file_location("lone_helpers", tmp_path / "lone_helpers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lone_helpers"] = module
+    try:
+        spec.loader.exec_module(module)  # its @task is declared in this context
+
+        @task
+        def mine() -> int:
+            return 2
+
+        assert DAG("mine").run() == {"mine": 2}
+    finally:
+        del sys.modules["lone_helpers"]
+
+
+def test_once_there_is_an_edge_lone_tasks_do_not_join() -> None:
+    @task
+    def first() -> int:
+        return 1
+
+    @task
+    def second(first: int) -> int:
+        return first + 1
+
+    @task
+    def unrelated() -> int:
+        return 0
+
+    first >> second
+    assert DAG("edges").run() == {"first": 1, "second": 2}
+
+
+def test_lone_tasks_decorated_inside_a_with_block_belong_to_it() -> None:
+    @task
+    def outside() -> int:
+        return 0
+
+    with DAG("block") as dag:
+
+        @task
+        def inside() -> int:
+            return 1
+
+    assert dag.run() == {"inside": 1}
+    assert DAG("rest").run() == {"outside": 0}

@@ -56,11 +56,9 @@ def test_every_error_is_ours_and_a_builtin(
 
 
 def test_messages_name_the_culprit() -> None:
-    assert (
-        str(DuplicateTaskError("load", "etl")) == "workflow 'etl' already has a task named 'load'"
-    )
+    assert str(DuplicateTaskError("load", "etl")) == "task 'load' already exists in workflow 'etl'"
     assert str(UnknownDependencyError("load", "xform", "etl")) == (
-        "task 'load' depends on 'xform', which is not a task of workflow 'etl'"
+        "task 'load' depends on 'xform', which does not exist in workflow 'etl'"
     )
     assert str(CycleError(["a", "b", "a"])) == "dependency cycle: 'a' -> 'b' -> 'a'"
     assert str(UnknownTaskError("nope", "etl")) == "workflow 'etl' has no task named 'nope'"

@@ -122,7 +122,7 @@ def test_what_a_flow_refuses() -> None:
     flow = Flow("f").add(a)
     with pytest.raises(DuplicateTaskError) as dup:
         flow.add(a)
-    assert str(dup.value) == "workflow 'f' already has a task named 'a'"
+    assert str(dup.value) == "task 'a' already exists in workflow 'f'"
     with pytest.raises(TaskNameCollisionError):
         flow.add(t("a"))
     with pytest.raises(ConfigurationError) as info:

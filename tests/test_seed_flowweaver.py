@@ -277,9 +277,9 @@ def test_cycle_detection_and_dependency_validation(capsys: pytest.CaptureFixture
         print(f"Cycle detected: {e}")
 
     assert capsys.readouterr().out == (
-        "Dependency error: task 'd' depends on 'nonexistent_task', which is not a task of "
+        "Dependency error: task 'd' depends on 'nonexistent_task', which does not exist in "
         "workflow 'Workflow'\n"
-        "Cycle detected: task 'task_a' depends on 'task_b', which is not a task of workflow "
+        "Cycle detected: task 'task_a' depends on 'task_b', which does not exist in workflow "
         "'other'\n"
     )
 

@@ -98,6 +98,18 @@ def test_execute_raises_task_failed_error_with_the_cause() -> None:
     assert task.error == "ZeroDivisionError: division by zero"
 
 
+def test_execute_async_records_and_raises_like_execute() -> None:
+    async def broken() -> None:
+        raise KeyError("missing")
+
+    task = Task(name="broken", fn=broken)
+    with pytest.raises(TaskFailedError) as info:
+        asyncio.run(task.execute_async())
+    assert isinstance(info.value.__cause__, KeyError)
+    assert task.status is TaskStatus.FAILED
+    assert task.error == "KeyError: 'missing'"
+
+
 def test_execute_async_cancels_an_overrunning_coroutine() -> None:
     finished: list[bool] = []
 

@@ -56,7 +56,7 @@ def test_duplicate_name_is_refused() -> None:
     wf.add_task(t("a"))
     with pytest.raises(DuplicateTaskError) as info:
         wf.add_task(t("a"))
-    assert str(info.value) == "workflow 'etl' already has a task named 'a'"
+    assert str(info.value) == "task 'a' already exists in workflow 'etl'"
     assert info.value.task_name == "a"
 
 
@@ -65,7 +65,7 @@ def test_unknown_dependency_is_refused() -> None:
     with pytest.raises(UnknownDependencyError) as info:
         wf.add_task(t("c"), depends_on=["nonexistent_task"])
     assert str(info.value) == (
-        "task 'c' depends on 'nonexistent_task', which is not a task of workflow 'etl'"
+        "task 'c' depends on 'nonexistent_task', which does not exist in workflow 'etl'"
     )
 
 
