@@ -52,6 +52,6 @@ def test_workflow_failed_error_carries_the_run_with_finished_branches() -> None:
     assert run is not None
     assert run.results == {"ok": 41, "after_ok": 42}
     assert run.status("bad") is TaskStatus.FAILED
-    split = info.value.split(WorkflowFailedError)[0]
+    split: object = info.value.split(WorkflowFailedError)[0]
     assert isinstance(split, WorkflowFailedError)
     assert split.run is run  # except* keeps the run
