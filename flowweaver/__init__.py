@@ -71,6 +71,9 @@ from ._history import StageRecord as StageRecord
 from ._history import TaskRecord as TaskRecord
 from ._history_read import RunHistory as RunHistory
 from ._json_store import JSONFileStore as JSONFileStore
+from ._limiter import Limiter as Limiter
+from ._limiter import LimiterStatistics as LimiterStatistics
+from ._limiter import Rate as Rate
 from ._logging import LogLevel as LogLevel
 from ._logging import configure_logging as configure_logging
 from ._options import RunOptions as RunOptions
@@ -143,6 +146,8 @@ __all__ = [  # noqa: RUF022
     "ItemStatus",
     "JSONFileStore",
     "JSONSerializer",
+    "Limiter",
+    "LimiterStatistics",
     "LogLevel",
     "MemoryStore",
     "MissingDependencyError",
@@ -154,6 +159,7 @@ __all__ = [  # noqa: RUF022
     "PipelineStats",
     "PoolExecutor",
     "ProcessExecutor",
+    "Rate",
     "ResultUnavailableError",
     "RetryPolicy",
     "RunDetail",

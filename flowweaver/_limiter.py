@@ -1,0 +1,442 @@
+"""Concurrency slots and rate windows, shared by threads and coroutines.
+
+A :class:`Limiter` grants *permits*. A permit holds one concurrency slot (when the limiter has
+a ``concurrency``) until it is released, and spends ``amount`` tokens of every rate window
+(when it has rates); tokens come back on their own one ``per`` after they were spent. Rate
+windows are exact sliding windows (a log of grants), not leaky buckets: in *any* interval of
+``per`` seconds at most ``limit`` tokens are granted, bursts included.
+
+Design:
+
+- **One lock, one FIFO queue.** State lives under a ``threading.Lock``; callers that cannot be
+  served at once join a FIFO queue of waiters, and only the head of the queue may take a permit.
+  A new caller never overtakes a queued one (no starvation, no barging), so a caller asking for
+  many tokens is not starved by a stream of small ones.
+- **No polling.** A waiter that lacks a slot sleeps on its own event until a release wakes it;
+  the head of the queue, when only a rate window stands in its way, knows exactly when the
+  oldest tokens expire and sleeps that long through the :class:`~flowweaver.Clock` (so an
+  injected clock drives rate waits in tests). Whoever leaves the head (granted or cancelled)
+  wakes the next waiter.
+- **Threads and event loops together.** A thread waits on a ``threading.Event``; a coroutine on
+  an ``asyncio.Event`` of its own loop, set through ``call_soon_threadsafe``. One limiter may be
+  shared by workflows and pipelines running at the same time on threads and on several loops.
+- **An extension point, not a second implementation.** :meth:`Limiter.try_acquire` answers
+  "granted, or how long until it could be": a scheduler that must not block (a workflow engine
+  keeping a waiting task ``pending``) can use it with its own timers and :meth:`Limiter.notify`
+  instead of the blocking ``acquire`` calls.
+
+A limiter only limits inside one process: worker processes and cluster machines each see their
+own copy. Hold it where the calls are decided (the client-side engine of a Dask run) to keep one
+limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Self, cast
+
+from ._errors import ConfigurationError
+from ._retry import Clock, SystemClock, check_count, check_number
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+__all__ = ["Limiter", "LimiterStatistics", "Rate"]
+
+#: What :meth:`Limiter.try_acquire` answers when only a release can help: wait for a wake-up.
+WAIT_FOR_RELEASE = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A rate window: at most ``limit`` tokens in any ``per`` seconds.
+
+    Example:
+        >>> Limiter(rate=[Rate(10, per=1.0), Rate(500, per=60.0)]).rates
+        (Rate(limit=10.0, per=1.0), Rate(limit=500.0, per=60.0))
+
+    Raises:
+        ConfigurationError: ``limit`` or ``per`` is not a positive finite number.
+    """
+
+    limit: float
+    per: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit", check_number("Rate", "limit", self.limit, strict=True))
+        object.__setattr__(self, "per", check_number("Rate", "per", self.per, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A moment's view of a :class:`Limiter` (for dashboards and tests).
+
+    Attributes:
+        holders: Permits taken and not yet released (0 when there is no ``concurrency``).
+        waiting: Callers queued for a permit.
+        granted: Permits granted since the limiter was made.
+    """
+
+    holders: int
+    waiting: int
+    granted: int
+
+
+class _Waiter(Protocol):
+    amount: float
+
+    def wake(self) -> None: ...
+
+
+class _ThreadWaiter:
+    __slots__ = ("amount", "event")
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.event = threading.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+class _LoopWaiter:
+    __slots__ = ("amount", "event", "loop")
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody is left to wake
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+class _Window:
+    """One rate window's log of grants still inside it: ``(time, amount)``, oldest first."""
+
+    __slots__ = ("grants", "limit", "per", "used")
+
+    def __init__(self, rate: Rate) -> None:
+        self.limit = rate.limit
+        self.per = rate.per
+        self.grants: deque[tuple[float, float]] = deque()
+        self.used = 0.0
+
+    def expire(self, now: float) -> None:
+        grants = self.grants
+        while grants and grants[0][0] + self.per <= now:
+            self.used -= grants.popleft()[1]
+        if not grants:
+            self.used = 0.0  # no float drift survives an empty window
+
+    def delay_for(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` more tokens fit (0 when they fit now); call after expire."""
+        excess = self.used + amount - self.limit
+        if excess <= 0:
+            return 0.0
+        for granted_at, spent in self.grants:
+            excess -= spent
+            if excess <= 1e-12:
+                return granted_at + self.per - now
+        return WAIT_FOR_RELEASE  # unreachable once amount <= limit is checked
+
+
+class Limiter:
+    """Concurrency slots and rate windows, for threads and coroutines alike.
+
+    Example:
+        >>> api = Limiter(concurrency=5, rate=10, per=1.0, name="api")
+        >>> with api:          # a slot and a token, the slot released at the end of the block
+        ...     pass
+        >>> api.has_capacity()
+        True
+
+    ``async with api:`` does the same on an event loop. One limiter may be shared by any number
+    of threads, event loops, workflows and pipelines of one process.
+
+    Args:
+        concurrency: At most this many permits held at once (None: no slot limit).
+        rate: Tokens per window: a number (with ``per``), or a sequence of :class:`Rate` for
+            several windows at once (e.g. 10 per second and 500 per minute). None: no rate.
+        per: The window of a numeric ``rate``, in seconds.
+        name: Shown in its ``repr`` and in error messages.
+        clock: Where rate waits come from; the real clock by default (tests inject one).
+
+    Invariants: never more than ``concurrency`` holders; in any interval of ``per`` seconds,
+    never more than ``limit`` tokens granted per window; callers are served first come, first
+    served; a waiting caller uses no CPU (it sleeps on an event, or on the clock until the
+    exact moment the oldest tokens expire).
+
+    Raises:
+        ConfigurationError: A non-positive or non-numeric concurrency, rate or period.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_concurrency",
+        "_granted",
+        "_holders",
+        "_lock",
+        "_max_amount",
+        "_rates",
+        "_waiters",
+        "_windows",
+        "name",
+    )
+
+    def __init__(
+        self,
+        concurrency: int | None = None,
+        rate: float | Sequence[Rate] | None = None,
+        per: float = 1.0,
+        *,
+        name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        owner = "Limiter" if name is None else f"Limiter {name!r}"
+        if concurrency is not None:
+            check_count(owner, "concurrency", concurrency, minimum=1)
+        if name is not None and not isinstance(name, str):
+            raise ConfigurationError(f"Limiter: name must be a str, got {name!r}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"{owner}: clock must implement Clock, got {clock!r}")
+        self._rates = _rates(owner, rate, per)
+        self._concurrency = concurrency
+        self.name = name
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._lock = threading.Lock()
+        self._windows = tuple(_Window(r) for r in self._rates)
+        self._max_amount = min((r.limit for r in self._rates), default=math.inf)
+        self._waiters: deque[_Waiter] = deque()
+        self._holders = 0
+        self._granted = 0
+
+    @property
+    def concurrency(self) -> int | None:
+        """The slot limit, or None."""
+        return self._concurrency
+
+    @property
+    def rates(self) -> tuple[Rate, ...]:
+        """The rate windows, possibly none."""
+        return self._rates
+
+    def __repr__(self) -> str:
+        parts = [f"name={self.name!r}"] if self.name is not None else []
+        if self._concurrency is not None:
+            parts.append(f"concurrency={self._concurrency}")
+        parts += [f"rate={r.limit:g}/{r.per:g}s" for r in self._rates]
+        return f"Limiter({', '.join(parts)})"
+
+    def statistics(self) -> LimiterStatistics:
+        """Holders, waiters and permits granted so far."""
+        with self._lock:
+            return LimiterStatistics(self._holders, len(self._waiters), self._granted)
+
+    # --- non-blocking ------------------------------------------------------------------------
+
+    def has_capacity(self, amount: float = 1) -> bool:
+        """Whether a permit costing ``amount`` tokens would be granted now, without taking it.
+
+        False while other callers are queued (they come first) or when ``amount`` exceeds a
+        window's whole limit.
+        """
+        tokens = check_number(repr(self), "amount", amount)
+        if any(tokens > rate.limit for rate in self._rates):
+            return False
+        with self._lock:
+            return not self._waiters and self._delay(tokens, self._now()) == 0.0
+
+    def acquire_nowait(self, amount: float = 1) -> bool:
+        """Take a permit if one is free now and nobody is queued; never waits."""
+        amount = self._check_amount(amount)
+        with self._lock:
+            return not self._waiters and self._grant(amount) == 0.0
+
+    def try_acquire(self, amount: float = 1) -> float:
+        """Take a permit now (returns 0.0) or say how long to wait before asking again.
+
+        The building block for schedulers that must not block: returns the seconds until a
+        rate window frees enough tokens, or ``math.inf`` when only a release can help (then
+        wait for :meth:`notify` callbacks, or just retry after a release). Unlike
+        :meth:`acquire_nowait` it ignores the queue of blocked callers; use one or the other.
+        """
+        amount = self._check_amount(amount)
+        with self._lock:
+            return self._grant(amount)
+
+    def release(self) -> None:
+        """Give back the slot of one permit (a no-op without ``concurrency``).
+
+        Raises:
+            RuntimeError: More releases than permits granted.
+        """
+        if self._concurrency is None:
+            return
+        with self._lock:
+            if self._holders <= 0:
+                raise RuntimeError(f"{self!r}: release() without a matching acquire")
+            self._holders -= 1
+            if self._waiters:
+                self._waiters[0].wake()
+
+    # --- blocking: threads -------------------------------------------------------------------
+
+    def acquire(self, amount: float = 1) -> None:
+        """Block the calling thread until a permit costing ``amount`` tokens is granted."""
+        amount = self._check_amount(amount)
+        with self._lock:
+            if not self._waiters and self._grant(amount) == 0.0:
+                return
+            waiter = _ThreadWaiter(amount)
+            self._waiters.append(waiter)
+        try:
+            while (delay := self._serve(waiter)) != 0.0:
+                if delay == WAIT_FOR_RELEASE:
+                    waiter.event.wait()
+                    waiter.event.clear()
+                else:
+                    self._clock.sleep(delay)
+        except BaseException:
+            self._leave(waiter)
+            raise
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    # --- blocking: coroutines ----------------------------------------------------------------
+
+    async def acquire_async(self, amount: float = 1) -> None:
+        """Suspend the calling coroutine until a permit costing ``amount`` tokens is granted.
+
+        Cancelling the wait leaves the queue cleanly (the next caller is woken).
+        """
+        amount = self._check_amount(amount)
+        with self._lock:
+            if not self._waiters and self._grant(amount) == 0.0:
+                return
+            waiter = _LoopWaiter(amount)
+            self._waiters.append(waiter)
+        try:
+            while (delay := self._serve(waiter)) != 0.0:
+                if delay == WAIT_FOR_RELEASE:
+                    await waiter.event.wait()
+                    waiter.event.clear()
+                else:
+                    await self._clock.sleep_async(delay)
+        except BaseException:
+            self._leave(waiter)
+            raise
+
+    async def __aenter__(self) -> Self:
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def notify(self) -> None:
+        """Wake the first queued caller so it checks again (after an outside state change)."""
+        with self._lock:
+            if self._waiters:
+                self._waiters[0].wake()
+
+    # --- the rules, under the lock -----------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock.now() if self._windows else 0.0
+
+    def _delay(self, amount: float, now: float) -> float:
+        if self._concurrency is not None and self._holders >= self._concurrency:
+            return WAIT_FOR_RELEASE
+        delay = 0.0
+        for window in self._windows:
+            window.expire(now)
+            delay = max(delay, window.delay_for(amount, now))
+        return delay
+
+    def _grant(self, amount: float) -> float:
+        """Grant a permit if the rules allow it now (0.0), or say how long until they might."""
+        now = self._now()
+        delay = self._delay(amount, now)
+        if delay > 0.0:
+            return delay
+        for window in self._windows:
+            window.grants.append((now, amount))
+            window.used += amount
+        if self._concurrency is not None:
+            self._holders += 1
+        self._granted += 1
+        return 0.0
+
+    def _serve(self, waiter: _Waiter) -> float:
+        """One turn of a queued caller: granted (0.0), or how long it should wait."""
+        with self._lock:
+            if self._waiters[0] is not waiter:
+                return WAIT_FOR_RELEASE
+            delay = self._grant(waiter.amount)
+            if delay == 0.0:
+                self._waiters.popleft()
+                if self._waiters:
+                    self._waiters[0].wake()
+            return delay
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """A queued caller gives up (cancelled, interrupted): let the next one try."""
+        with self._lock:
+            try:
+                head = self._waiters[0] is waiter
+                self._waiters.remove(waiter)
+            except (IndexError, ValueError):  # already served: the permit is the caller's
+                return
+            if head and self._waiters:
+                self._waiters[0].wake()
+
+    def _check_amount(self, amount: object) -> float:
+        """The amount as a float; an error when it can never fit."""
+        if type(amount) is int and 0 <= amount <= self._max_amount:  # the common case, fast
+            return amount
+        owner = repr(self)
+        value = check_number(owner, "amount", amount)
+        for rate in self._rates:
+            if value > rate.limit:
+                raise ConfigurationError(
+                    f"{owner}: amount {amount!r} can never fit a window of "
+                    f"{rate.limit:g} per {rate.per:g}s"
+                )
+        return value
+
+
+def _rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:
+    per = check_number(owner, "per", per, strict=True)
+    if rate is None:
+        return ()
+    if isinstance(rate, int | float) and not isinstance(rate, bool):
+        return (Rate(check_number(owner, "rate", rate, strict=True), per=per),)
+    rates: tuple[object, ...] = tuple(rate) if isinstance(rate, list | tuple) else ()
+    if not rates or not all(isinstance(r, Rate) for r in rates):
+        raise ConfigurationError(
+            f"{owner}: rate must be a positive number or a sequence of Rate, got {rate!r}"
+        )
+    return cast("tuple[Rate, ...]", rates)
