@@ -92,6 +92,9 @@ from ._pipeline_types import TaskEventType as TaskEventType
 from ._pipeline_types import WorkerMetrics as WorkerMetrics
 from ._pipeline_types import WorkerState as WorkerState
 from ._pipeline_types import WorkerStatus as WorkerStatus
+from ._pool import AsyncFuture as AsyncFuture
+from ._pool_wait import MapResults as MapResults
+from ._pool_wait import WaitStrategy as WaitStrategy
 from ._process import ProcessExecutor as ProcessExecutor
 from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
@@ -117,6 +120,7 @@ __version__ = "0.3.0"
 # Plain sorted() order (tests/test_exports.py checks it), not ruff's constants-first order.
 __all__ = [  # noqa: RUF022
     "AsyncExecutor",
+    "AsyncFuture",
     "BaseExecutor",
     "BindingError",
     "ChangePolicy",
@@ -149,6 +153,7 @@ __all__ = [  # noqa: RUF022
     "Limiter",
     "LimiterStatistics",
     "LogLevel",
+    "MapResults",
     "MemoryStore",
     "MissingDependencyError",
     "Monitor",
@@ -201,6 +206,7 @@ __all__ = [  # noqa: RUF022
     "UnknownDependencyError",
     "UnknownRunError",
     "UnknownTaskError",
+    "WaitStrategy",
     "WorkerDiedError",
     "WorkerMetrics",
     "WorkerState",

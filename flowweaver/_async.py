@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 from ._drivers import drive_async
 from ._engine import Engine
-from ._errors import EventLoopError
+from ._errors import ConfigurationError, EventLoopError
 from ._executors import default_workers
-from ._pool import AsyncFuture, AsyncPool, window_for
-from ._retry import check_count
+from ._pool import AsyncFuture, AsyncPool, check_semaphore, retry_policy, window_for
+from ._pool_wait import MapResults, WaitStrategy, wait
+from ._retry import Clock, SystemClock, check_count, check_number
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
     from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 __all__ = ["AsyncExecutor"]
@@ -76,6 +77,8 @@ class AsyncExecutor:
             page = await future.result()                # or: await future
             async for value in executor.map(fetch, urls):   # input order
                 ...
+            pages = await executor.map(fetch, urls, retries=2)  # or all at once, as a list
+            done, pending = await executor.wait(futures, return_when=WaitStrategy.FIRST_COMPLETED)
             async for done in executor.as_completed(futures):  # completion order
                 ...
 
@@ -91,16 +94,27 @@ class AsyncExecutor:
             once in the pool (None: ``min(32, cpu_count + 4)``); also the number of daemon
             threads for a workflow's sync functions (the same default). A sync call only
             starts when a thread is free, so its timeout never ticks while it waits.
+        clock: Where the pool's retry waits come from (tests inject one); workflows take
+            theirs from the run's options.
 
     Raises:
-        ConfigurationError: ``max_workers`` is not an int >= 1.
+        ConfigurationError: ``max_workers`` is not an int >= 1, or ``clock`` is no Clock.
     """
 
-    def __init__(self, use_uvloop: bool = False, max_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        use_uvloop: bool = False,
+        max_workers: int | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         if max_workers is not None:
             check_count("AsyncExecutor", "max_workers", max_workers, minimum=1)
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"AsyncExecutor: clock must implement Clock, got {clock!r}")
         self.use_uvloop = bool(use_uvloop)
         self.max_workers = max_workers
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._calls: AsyncPool | None = None
 
     def __repr__(self) -> str:
@@ -147,23 +161,57 @@ class AsyncExecutor:
         pool = self._calls
         if pool is None:
             size = self.max_workers or default_workers()
-            pool = self._calls = AsyncPool(size)
+            pool = self._calls = AsyncPool(size, self.clock)
         return pool
 
     @overload
     def submit(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        semaphore: AbstractAsyncContextManager[object] | None = None,
+        **kwargs: Any,
     ) -> AsyncFuture[R]: ...
 
     @overload
     def submit(
-        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        fn: Callable[..., R],
+        /,
+        *args: Any,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        semaphore: AbstractAsyncContextManager[object] | None = None,
+        **kwargs: Any,
     ) -> AsyncFuture[R]: ...
 
     def submit(
-        self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        semaphore: AbstractAsyncContextManager[object] | None = None,
+        **kwargs: Any,
     ) -> AsyncFuture[Any]:
         """Schedule ``fn(*args, **kwargs)`` on the running loop (a sync ``fn`` on a thread).
+
+        Args:
+            fn: An async or a sync callable.
+            *args: Its positional arguments.
+            retries: Run it again up to this many times when it raises; the wait before retry
+                ``n`` is ``retry_delay * 2 ** (n - 1)``, through the executor's clock. The last
+                failure is what the future raises (never a wrapper).
+            retry_delay: Seconds before the first retry.
+            semaphore: Held around each attempt (not across the waits): an
+                ``asyncio.Semaphore``, a :class:`~flowweaver.Limiter`, any async context
+                manager.
+            **kwargs: Its keyword arguments (``retries``, ``retry_delay`` and ``semaphore``
+                are this method's own, as in AntFlow).
 
         Returns:
             An :class:`AsyncFuture`: ``await future.result()`` (or ``await future``).
@@ -171,8 +219,10 @@ class AsyncExecutor:
         Raises:
             ExecutorShutdownError: The pool was shut down.
             EventLoopError: No event loop is running (call it from a coroutine).
+            ConfigurationError: A bad ``retries``, ``retry_delay`` or ``semaphore``.
         """
-        return self._pool().submit(fn, args, kwargs)
+        policy = retry_policy("submit()", retries, retry_delay)
+        return self._pool().submit(fn, args, kwargs, policy, check_semaphore(semaphore))
 
     @overload
     def map(
@@ -180,8 +230,10 @@ class AsyncExecutor:
         fn: Callable[..., Awaitable[R]],
         *iterables: Iterable[Any],
         timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
         max_concurrency: int | None = None,
-    ) -> AsyncGenerator[R, None]: ...
+    ) -> MapResults[R]: ...
 
     @overload
     def map(
@@ -189,28 +241,103 @@ class AsyncExecutor:
         fn: Callable[..., R],
         *iterables: Iterable[Any],
         timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
         max_concurrency: int | None = None,
-    ) -> AsyncGenerator[R, None]: ...
+    ) -> MapResults[R]: ...
 
     def map(
         self,
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
         max_concurrency: int | None = None,
-    ) -> AsyncGenerator[Any, None]:
-        """Yield ``fn`` applied to each item (zipped across ``iterables``), in input order.
+    ) -> MapResults[Any]:
+        """``fn`` applied to each item (zipped across ``iterables``), in input order.
 
-        Calls run concurrently, but at most ``max_concurrency`` (default ``2 * max_workers``)
-        are submitted ahead of the result being waited for: an endless iterable is fine. If a
-        call raises, ``map`` raises it in its place and cancels the calls ahead of it.
+        ``await executor.map(fn, xs)`` returns the list of results (AntFlow 0.10);
+        ``async for r in executor.map(fn, xs)`` streams them (the seeds). Either way calls run
+        concurrently, but at most ``max_concurrency`` (default ``2 * max_workers``) are
+        submitted ahead of the result being waited for: an endless iterable is fine when
+        streamed. If a call raises (after its ``retries``), ``map`` raises it in its place and
+        cancels the calls ahead of it. See :meth:`submit` for ``retries`` / ``retry_delay``.
 
         Raises:
-            TimeoutError: Not every result came within ``timeout`` seconds of the call.
+            TimeoutError: A result did not come within ``timeout`` seconds of ``map`` starting
+                to wait for it (AntFlow's per-result timeout); the rest are cancelled.
         """
+        return MapResults(
+            self.map_iter(
+                fn,
+                *iterables,
+                timeout=timeout,
+                retries=retries,
+                retry_delay=retry_delay,
+                max_concurrency=max_concurrency,
+            )
+        )
+
+    @overload
+    def map_iter(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[R, None]: ...
+
+    @overload
+    def map_iter(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[R, None]: ...
+
+    def map_iter(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.1,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """The streaming form of :meth:`map` (AntFlow 0.10's name): an async generator."""
+        if timeout is not None:
+            check_number("map()", "timeout", timeout)
+        policy = retry_policy("map()", retries, retry_delay)
         pool = self._pool()
         window = window_for(pool.limit, max_concurrency)
-        return pool.map(fn, iterables, timeout, window)
+        return pool.map(fn, iterables, timeout, window, policy)
+
+    async def wait(
+        self,
+        futures: Iterable[AsyncFuture[R]],
+        timeout: float | None = None,
+        return_when: WaitStrategy | str = WaitStrategy.ALL_COMPLETED,
+    ) -> tuple[set[AsyncFuture[R]], set[AsyncFuture[R]]]:
+        """Wait for ``futures`` by a :class:`WaitStrategy`; return ``(done, not_done)``.
+
+        ``FIRST_COMPLETED`` returns once any has finished, ``FIRST_EXCEPTION`` once any has
+        raised (or all have finished), ``ALL_COMPLETED`` once all have. Nothing is cancelled.
+
+        Raises:
+            TimeoutError: With ``ALL_COMPLETED``, not all finished within ``timeout`` seconds
+                (AntFlow 0.10's rule; the other strategies return what is done by then).
+            ConfigurationError: ``return_when`` is not a strategy, or a future is not an
+                :class:`AsyncFuture`.
+        """
+        if timeout is not None:
+            check_number("wait()", "timeout", timeout)
+        return await wait(futures, timeout, return_when)
 
     def as_completed(
         self, futures: Iterable[AsyncFuture[Any]], timeout: float | None = None

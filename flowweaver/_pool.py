@@ -12,8 +12,13 @@ Design:
 * Exceptions follow the drivers' rule (``_calls.INTERRUPTS``): whatever a call raises settles
   its future — ``BaseException`` subclasses and a ``CancelledError`` of its own included — except
   ``KeyboardInterrupt`` / ``SystemExit``, which cancel the future and propagate to the loop.
+* Per-call ``retries`` run on :class:`RetryPolicy` (``retry_delay * 2 ** (n - 1)``, no jitter)
+  and wait through the pool's :class:`Clock`; the last failure itself is raised, never a
+  wrapper. A ``semaphore`` (an ``asyncio.Semaphore``, a :class:`Limiter`, any async context
+  manager) is held around each attempt, not across the wait between attempts.
 * ``map`` submits lazily and keeps at most ``window`` calls submitted ahead of the result it is
   waiting for, so a huge or endless iterable never floods memory; results come in input order.
+  Its ``timeout`` applies to each result, counted from when ``map`` starts waiting for it.
 * A future's ``result()`` is a coroutine (AntFlow's ``await future.result()``); waiting for it
   never cancels the call (``cancel()`` does).
 """
@@ -22,16 +27,31 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._binding import is_coroutine_callable
 from ._calls import INTERRUPTS, awaitable_error
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
+from ._retry import Clock, RetryPolicy, SystemClock, check_count, check_number
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+    from contextlib import AbstractAsyncContextManager
+
+    #: What ``semaphore=`` holds around each attempt.
+    Semaphore = AbstractAsyncContextManager[object]
+
+#: A call waiting for a free slot: its future, function, arguments, retry policy, semaphore.
+_Queued = tuple[
+    "asyncio.Future[Any]",
+    "Callable[..., Any]",
+    "tuple[Any, ...]",
+    "dict[str, Any]",
+    "RetryPolicy | None",
+    "Semaphore | None",
+]
 
 __all__ = ["AsyncFuture", "AsyncPool"]
 
@@ -117,13 +137,12 @@ class _Shutdown:
 class AsyncPool:
     """The pool of one :class:`AsyncExecutor`; see the module docstring."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Clock | None = None) -> None:
         self.limit = limit  # calls at once, and threads for the sync ones
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._threads: Offload | None = None  # made on first sync call, on the pool's loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: deque[
-            tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-        ] = deque()
+        self._queue: deque[_Queued] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self.closed = False
@@ -136,7 +155,12 @@ class AsyncPool:
     # -- submit --------------------------------------------------------------------------------
 
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: RetryPolicy | None = None,
+        semaphore: Semaphore | None = None,
     ) -> AsyncFuture[Any]:
         if self.closed:
             raise ExecutorShutdownError("cannot submit to an AsyncExecutor that was shut down")
@@ -146,10 +170,11 @@ class AsyncPool:
         future: asyncio.Future[Any] = loop.create_future()
         handle = AsyncFuture(future, self._next_id)
         self._next_id += 1
+        call: _Queued = (future, fn, args, kwargs, policy, semaphore)
         if len(self._running) < self.limit:
-            self._start(future, fn, args, kwargs)
+            self._start(call)
         else:
-            self._queue.append((future, fn, args, kwargs))
+            self._queue.append(call)
         return handle
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -170,15 +195,10 @@ class AsyncPool:
             self._loop = loop
         return loop
 
-    def _start(
-        self,
-        future: asyncio.Future[Any],
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
+    def _start(self, call: _Queued) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._call(future, fn, args, kwargs))
+        future = call[0]
+        task = self._loop.create_task(self._call(*call))
         self._running.add(task)
         task.add_done_callback(self._ended)
         # Cancelling the future cancels the running call.
@@ -190,22 +210,39 @@ class AsyncPool:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        policy: RetryPolicy | None,
+        semaphore: Semaphore | None,
     ) -> None:
-        try:
-            if is_coroutine_callable(fn):
-                value = await fn(*args, **kwargs)
-            else:
-                value = await self._offload().call(fn, args, kwargs, "submit", None)
-        except BaseException as error:
-            me = asyncio.current_task()
-            if isinstance(error, INTERRUPTS) or (me is not None and me.cancelling()):
-                future.cancel()  # Ctrl-C, sys.exit(), or the call was cancelled: it did not end
-                raise
-            if not future.done():  # the call's failure, whatever its type
-                future.set_exception(awaitable_error(error))
-        else:
+        attempt = 1
+        while True:
+            try:
+                if semaphore is None:
+                    value = await self._attempt(fn, args, kwargs)
+                else:
+                    async with semaphore:
+                        value = await self._attempt(fn, args, kwargs)
+            except BaseException as error:
+                me = asyncio.current_task()
+                if isinstance(error, INTERRUPTS) or (me is not None and me.cancelling()):
+                    future.cancel()  # Ctrl-C, sys.exit(), or the call was cancelled
+                    raise
+                if policy is not None and policy.should_retry(error, attempt):
+                    await self.clock.sleep_async(policy.delay_before(attempt))
+                    attempt += 1
+                    continue
+                if not future.done():  # the call's failure, whatever its type
+                    future.set_exception(awaitable_error(error))
+                return
             if not future.done():
                 future.set_result(value)
+            return
+
+    async def _attempt(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if is_coroutine_callable(fn):
+            return await fn(*args, **kwargs)
+        return await self._offload().call(fn, args, kwargs, "submit", None)
 
     def _offload(self) -> Offload:
         if self._threads is None:
@@ -217,9 +254,9 @@ class AsyncPool:
         self._running.discard(task)
         queue = self._queue
         while queue and len(self._running) < self.limit:
-            future, fn, args, kwargs = queue.popleft()
-            if not future.cancelled():
-                self._start(future, fn, args, kwargs)
+            call = queue.popleft()
+            if not call[0].cancelled():
+                self._start(call)
         if self.closed and self.idle:  # shut down without waiting: the last call frees threads
             self._release()
 
@@ -231,9 +268,8 @@ class AsyncPool:
         iterables: tuple[Iterable[Any], ...],
         timeout: float | None,
         window: int,
+        policy: RetryPolicy | None = None,
     ) -> AsyncGenerator[Any, None]:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         source = iter(zip(*iterables, strict=False))
         ahead: deque[AsyncFuture[Any]] = deque()
         exhausted = False
@@ -244,13 +280,12 @@ class AsyncPool:
                     if args is None:
                         exhausted = True
                     else:
-                        ahead.append(self.submit(fn, args, {}))
+                        ahead.append(self.submit(fn, args, {}, policy))
                 if not ahead:
                     return
                 head = ahead.popleft()
                 try:
-                    left = None if deadline is None else max(deadline - loop.time(), 0.0)
-                    value = await head.result(left)
+                    value = await head.result(timeout)
                 except BaseException:
                     head.cancel()
                     raise
@@ -329,6 +364,32 @@ def _on_done(
         wake.set()
 
     return hook
+
+
+def retry_policy(owner: str, retries: object, retry_delay: object) -> RetryPolicy | None:
+    """AntFlow's per-call retries as a :class:`RetryPolicy` (None: no retries).
+
+    The wait before retry ``n`` is ``retry_delay * 2 ** (n - 1)``, without jitter or cap.
+    """
+    count = check_count(owner, "retries", retries)
+    delay = check_number(owner, "retry_delay", retry_delay)
+    if count == 0:
+        return None
+    return RetryPolicy(count, delay, backoff=2.0, max_delay=_NO_CAP, jitter=0.0)
+
+
+def check_semaphore(semaphore: object) -> Semaphore | None:
+    """``semaphore=`` must be None or an async context manager."""
+    if semaphore is None or (hasattr(semaphore, "__aenter__") and hasattr(semaphore, "__aexit__")):
+        return cast("Semaphore | None", semaphore)
+    raise ConfigurationError(
+        "submit(): semaphore must be an async context manager (an asyncio.Semaphore, a "
+        f"Limiter) or None, got {semaphore!r}"
+    )
+
+
+#: The cap of AntFlow-style exponential waits: none (a finite number RetryPolicy accepts).
+_NO_CAP = 1e300
 
 
 def window_for(limit: int, max_concurrency: object) -> int:
