@@ -112,6 +112,8 @@ from ._store import MemoryStore as MemoryStore
 from ._store import StateEntry as StateEntry
 from ._store import StateStore as StateStore
 from ._task import Task as Task
+from ._telemetry import configure_telemetry as configure_telemetry
+from ._telemetry import telemetry_enabled as telemetry_enabled
 from ._tracker import StatusTracker as StatusTracker
 from ._workflow import Workflow as Workflow
 
@@ -215,7 +217,9 @@ __all__ = [  # noqa: RUF022
     "WorkflowFailedError",
     "WorkflowRun",
     "configure_logging",
+    "configure_telemetry",
     "task",
+    "telemetry_enabled",
 ]
 
 # Exported classes say they are `flowweaver.X` (reprs, pickles, stored type tags), not where they

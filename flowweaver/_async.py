@@ -101,6 +101,9 @@ class AsyncExecutor:
         ConfigurationError: ``max_workers`` is not an int >= 1, or ``clock`` is no Clock.
     """
 
+    #: Calls run on this loop or its threads: an OpenTelemetry span reaches them.
+    local_calls = True
+
     def __init__(
         self,
         use_uvloop: bool = False,
@@ -150,7 +153,7 @@ class AsyncExecutor:
             WorkflowFailedError: A task failed (a ``RuntimeError``).
         """
         engine = Engine(workflow, options)
-        engine.executor = type(self).__name__
+        engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         threads = self.max_workers or default_workers()
         await drive_async(engine, threads, self.max_workers)
         return engine.raise_for_failures()

@@ -50,6 +50,7 @@ from ._options import check_options
 from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
+from ._telemetry import workflow_telemetry
 
 if TYPE_CHECKING:
     from ._options import RunOptions
@@ -110,6 +111,7 @@ class Engine:
         "errors",
         "executor",
         "finished",
+        "local_calls",
         "log_fields",
         "monitors",
         "n",
@@ -123,6 +125,7 @@ class Engine:
         "statuses",
         "stopping",
         "tasks",
+        "telemetry",
     )
 
     def __new__(cls, workflow: Workflow, options: RunOptions) -> Engine:
@@ -166,6 +169,10 @@ class Engine:
         self.log_fields = {"workflow": run.workflow, "run_id": run.run_id}
         #: The class name of the executor that drives the run (set by it; for run history).
         self.executor = ""
+        #: Whether the executor runs calls in this process (OpenTelemetry context reaches them).
+        self.local_calls = False
+        #: OpenTelemetry spans and metrics of this run; None unless configure_telemetry() is on.
+        self.telemetry = workflow_telemetry(run.workflow, run.run_id)
         for i in range(n):
             object.__setattr__(self.tasks[i], "_latest", (run, i))
         workflow._last_run = run
@@ -192,6 +199,8 @@ class Engine:
         )  # fmt: skip
         for monitor in list(self.monitors):
             self._call_monitor(monitor, "on_run_start", run)
+        if self.telemetry is not None:
+            self.telemetry.start(self.executor, self.local_calls)
 
     def begin(self, i: int) -> Call | None:
         """Start the next attempt of ready task ``i``.
@@ -224,6 +233,12 @@ class Engine:
         if self._debug:
             fields = {**self.log_fields, "task": task.name, "attempt": attempt}
             logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
+        if self.telemetry is not None:
+            return (
+                self.telemetry.begin(i, task.name, attempt, task.fn, perf_counter()),
+                args,
+                kwargs,
+            )
         return task.fn, args, kwargs
 
     def succeed(self, i: int, value: object) -> None:
@@ -232,6 +247,8 @@ class Engine:
         self.finished[i] = perf_counter()
         self.statuses[i] = _COMPLETED
         task = self.tasks[i]
+        if self.telemetry is not None:
+            self.telemetry.end(i, task.name, self.finished[i], None, retried=False)
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _COMPLETED)
         if self._debug:
@@ -257,7 +274,10 @@ class Engine:
         task = self.tasks[i]
         self.errors[i] = error
         attempt = self.attempts[i]
-        if attempt <= task.retries and is_retryable(error, task.retry_on):
+        retried = attempt <= task.retries and is_retryable(error, task.retry_on)
+        if self.telemetry is not None:
+            self.telemetry.end(i, task.name, perf_counter(), error, retried and not self.stopping)
+        if retried:
             if self.stopping:  # it would be retried, but the run starts nothing new
                 self._settle(i, _CANCELLED)
                 return None
@@ -316,6 +336,8 @@ class Engine:
         )  # fmt: skip
         for monitor in list(self.monitors):
             self._call_monitor(monitor, "on_run_end", run)
+        if self.telemetry is not None:
+            self.telemetry.finish(len(run.failures), stats["cancelled"])
         return run
 
     def raise_for_failures(self) -> WorkflowRun:

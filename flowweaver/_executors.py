@@ -82,6 +82,9 @@ class BaseExecutor:
 
     #: Most calls a workflow run keeps in flight (None: no limit).
     max_workers: int | None = None
+    #: Whether calls run in this process, so the caller's context (an OpenTelemetry span)
+    #: can be made current inside them; False where they cross to other processes.
+    local_calls: bool = False
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
         """Schedule ``fn(*args, **kwargs)``; return its future."""
@@ -98,7 +101,7 @@ class BaseExecutor:
             ConfigurationError: An option is invalid.
         """
         engine = Engine(workflow, options)
-        engine.executor = type(self).__name__
+        engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         self._drive(engine)
         return engine.raise_for_failures()
 
@@ -109,7 +112,7 @@ class BaseExecutor:
         starting tasks, waits for the calls in flight, and the cancellation propagates.
         """
         engine = Engine(workflow, options)
-        engine.executor = type(self).__name__
+        engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         driving = asyncio.ensure_future(asyncio.to_thread(self._drive, engine))
         try:
             await asyncio.shield(driving)
@@ -167,6 +170,7 @@ class SequentialExecutor(BaseExecutor):
     """
 
     max_workers = 1
+    local_calls = True
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
         """Run ``fn`` now, on this thread; return a finished future."""
@@ -210,6 +214,8 @@ class ThreadedExecutor(BaseExecutor):
     Raises:
         ConfigurationError: ``max_workers`` is not an int >= 1.
     """
+
+    local_calls = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None:

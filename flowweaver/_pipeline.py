@@ -40,6 +40,7 @@ from ._pipeline_stats import (
 )
 from ._retry import Clock, SystemClock
 from ._stage import Stage, task_name
+from ._telemetry import pipeline_telemetry
 from ._tracker import StatusTracker
 
 if TYPE_CHECKING:
@@ -486,6 +487,7 @@ class Pipeline:
             collect=collect,
             outbox=outbox,
             checkpoint=checkpoint,
+            telemetry=pipeline_telemetry(self.name),
         )
         run.start()
         self._run = run

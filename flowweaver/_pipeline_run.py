@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._pipeline_state import Checkpoint
     from ._retry import Clock
     from ._stage import Stage
+    from ._telemetry import PipelineTelemetry
     from ._tracker import StatusTracker
 
 __all__ = ["KEPT_FAILURES", "PipelineRun"]
@@ -84,8 +85,11 @@ class PipelineRun:
         collect: bool,
         outbox: Channel[PipelineResult] | None,
         checkpoint: Checkpoint | None = None,
+        telemetry: PipelineTelemetry | None = None,
     ) -> None:
         self.tracker = tracker
+        #: OpenTelemetry spans and counters (None unless configure_telemetry() is on).
+        self.telemetry = telemetry
         self.checkpoint = checkpoint
         self.clock = clock
         self.sync_calls = sync_calls  # where sync tasks run; closed when the run finishes
@@ -261,6 +265,8 @@ class PipelineRun:
         item.ended = True
         self.processed += 1
         self.open -= 1
+        if self.telemetry is not None:
+            self.telemetry.item(self.stages[-1].name, "processed")
         if not self.open and not self.feeding:
             self.drained.set()
         result = PipelineResult(item.id, item.value, item.seq, item.meta or EMPTY)
@@ -306,6 +312,8 @@ class PipelineRun:
             self.failed += 1
             self.failed_by_type[type(error).__name__] += 1
             self.failed_by_stage[name] += 1
+            if self.telemetry is not None:
+                self.telemetry.item(name, "failed")
             if not self.stopping:  # recorded everywhere already: a story line, not an alarm
                 logger.info(
                     "item %r failed in stage %r after %d attempt(s): %s: %s",
@@ -475,6 +483,8 @@ class PipelineRun:
                 self.sync_calls.close()
             if self.checkpoint is not None:
                 self.checkpoint.finish(self)
+            if self.telemetry is not None:
+                self.telemetry.finish(self.failed)
         finally:
             # Whoever ended the run (join or abort), later callers of abort() and join() wait
             # on this: it must be set, or they would wait forever.

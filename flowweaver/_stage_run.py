@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ._calls import INTERRUPTS, bounded
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError
+from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
 from ._tracker import CODE
 
@@ -94,7 +95,9 @@ class WorkerSlot:
     them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
     ``busy`` is the time spent on the items it processed successfully."""
 
-    __slots__ = ("attempts", "busy", "failed", "item", "last", "name", "processed", "since", "task")
+    __slots__ = (
+        "attempts", "busy", "failed", "item", "last", "name", "processed", "since", "span", "task",
+    )  # fmt: skip
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -108,6 +111,8 @@ class WorkerSlot:
         self.busy = 0.0
         self.processed = 0
         self.failed = 0
+        #: The OpenTelemetry span of the stage attempt it is running (telemetry on only).
+        self.span: Any = None
 
 
 class _Failed(Exception):
@@ -188,7 +193,8 @@ class StageRun:
         tracker = run.tracker
         name, worker = self.name, slot.name
         fn = self.fns[0]
-        fast = len(self.fns) == 1 and self.plain[0] and not run.task_hooks
+        telemetry = run.telemetry
+        fast = len(self.fns) == 1 and self.plain[0] and not run.task_hooks and telemetry is None
         skip_if, on_success = self.stage.skip_if, self.stage.on_success
         checkpoint = run.checkpoint if nxt is None else None
         streak = 0
@@ -219,7 +225,10 @@ class StageRun:
                             if _stops(error):
                                 raise
                             item.value = await self._retry(0, value, item, slot, error, None)
+                    elif telemetry is None:
+                        item.value = await self._run_tasks(item, slot)
                     else:
+                        slot.span = telemetry.stage_span(name, worker, item.id, item.attempt)
                         item.value = await self._run_tasks(item, slot)
                 if checkpoint is not None and not item.ended:
                     # Before the item counts, is collected or is reported anywhere as done: a
@@ -228,6 +237,10 @@ class StageRun:
                     if trouble is not None:
                         raise _Failed(trouble, item.attempt, -1, None)
             except _Failed as failed:
+                if slot.span is not None:
+                    assert telemetry is not None
+                    telemetry.end_span(slot.span, name, None, failed.error)
+                    slot.span = None
                 slot.last = perf_counter()  # busy counts successes only (WorkerMetrics)
                 await self._failed(item, slot, failed)
                 slot.item = None
@@ -235,6 +248,10 @@ class StageRun:
             if item.ended:  # a shutdown gave up on this worker and recorded the item
                 slot.item = None
                 return
+            if slot.span is not None:
+                assert telemetry is not None
+                telemetry.end_span(slot.span, name, None, None)
+                slot.span = None
             end = perf_counter()
             slot.processed += 1
             slot.busy += end - start
@@ -295,6 +312,7 @@ class StageRun:
     async def _run_tasks(self, item: Item, slot: WorkerSlot) -> Any:
         """Every task of the stage in order (the general path); returns the last result."""
         fns, plain, observed = self.fns, self.plain, self.run.task_hooks
+        traced = self.run.telemetry is not None
         value = item.value
         attempt = item.attempt
         for k in range(len(fns)):
@@ -304,7 +322,10 @@ class StageRun:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()
             try:
-                result = await (fns[k](value) if plain[k] else self._call(k, value))
+                if traced:
+                    result = await self._traced(k, value, attempt, slot)
+                else:
+                    result = await (fns[k](value) if plain[k] else self._call(k, value))
             except BaseException as error:
                 if _stops(error):
                     raise
@@ -334,10 +355,13 @@ class StageRun:
         if self.stage_policy is not None:
             raise _Failed(error, item.attempt, k, duration)
         policy, clock, observed = self.policy, self.run.clock, self.run.task_hooks
+        telemetry = self.run.telemetry
         attempt = 1
         while True:
             if not policy.should_retry(error, attempt):
                 raise _Failed(error, attempt, k, duration)
+            if telemetry is not None:
+                telemetry.item(self.name, "retried")
             if observed:
                 await self._event(item, slot, k, _RETRY, attempt, error, duration)
             delay = policy.delay_before(attempt)
@@ -349,7 +373,10 @@ class StageRun:
                 await self._event(item, slot, k, _START, attempt)
             start = perf_counter()
             try:
-                value = await self._call(k, arg)
+                if telemetry is not None:
+                    value = await self._traced(k, arg, attempt, slot)
+                else:
+                    value = await self._call(k, arg)
             except BaseException as next_error:
                 if _stops(next_error):
                     raise
@@ -360,8 +387,26 @@ class StageRun:
                     await self._event(item, slot, k, _COMPLETE, attempt, None, duration)
                 return value
 
-    async def _call(self, k: int, value: Any) -> Any:
-        """Call task ``k``: unpack, take its permits, run it where it runs, within its timeout."""
+    async def _traced(self, k: int, value: Any, attempt: int, slot: WorkerSlot) -> Any:
+        """Task ``k``'s attempt in its own span, current inside the task's code."""
+        telemetry = self.run.telemetry
+        assert telemetry is not None
+        span, ctx = telemetry.task_span(slot.span, self.names[k], attempt)
+        token = telemetry.attach(ctx)
+        start = perf_counter()
+        try:
+            result = await (self.fns[k](value) if self.plain[k] else self._call(k, value, ctx))
+        except BaseException as error:
+            telemetry.end_span(span, self.name, perf_counter() - start, error)
+            raise
+        finally:
+            telemetry.detach(token)
+        telemetry.end_span(span, self.name, perf_counter() - start, None)
+        return result
+
+    async def _call(self, k: int, value: Any, context: object = None) -> Any:
+        """Call task ``k``: unpack, take its permits, run it where it runs, within its timeout
+        (a sync task on this process's threads with OpenTelemetry ``context`` current)."""
         args, kwargs = _unpacked(value) if self.unpack else ((value,), None)
         limiters = self.limiters[k]
         acquired = 0
@@ -373,6 +418,9 @@ class StageRun:
             if not self.is_async[k]:  # its timeout starts once it can run (see _offload)
                 calls = self.run.sync_calls
                 assert calls is not None  # the run has them whenever a stage has a sync task
+                telemetry = self.run.telemetry
+                if context is not None and telemetry is not None and isinstance(calls, Offload):
+                    fn = telemetry.wrap(fn, context)  # our own threads: the span goes along
                 return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
             coroutine = fn(*args, **kwargs) if kwargs else fn(*args)
@@ -388,6 +436,8 @@ class StageRun:
         run, policy, observed = self.run, self.stage_policy, self.run.task_hooks
         error = failed.error
         if policy is not None and failed.task >= 0 and policy.should_retry(error, item.attempt):
+            if run.telemetry is not None:
+                run.telemetry.item(self.name, "retried")
             if observed:
                 await self._event(
                     item, slot, failed.task, _RETRY, item.attempt, error, failed.duration
