@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _scope
+from ._cli_runs import add_commands, run_command
 from ._dag import DAG, AuthoredGraph
 from ._errors import FlowWeaverError, WorkflowFailedError
 from ._executors import EXECUTOR_NAMES, resolve_executor
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     bench.add_argument("--only", action="append", metavar="SUITE", help="a suite to run")
+    add_commands(commands)  # runs list/show/prune, ui
     return parser
 
 
@@ -95,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "bench":
             return _bench(args)
+        if args.command in ("runs", "ui"):
+            return run_command(args)
         label, workflow = _load(args.target)
         if args.command == "plan":
             for k, layer in enumerate(workflow.get_execution_plan()):
