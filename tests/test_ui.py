@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -225,7 +224,7 @@ def test_a_running_runs_page_changes_status_without_a_reload(tmp_path: Path) -> 
         pages: list[bytes] = []
         answer = served.server.answer
 
-        def answer_then_finish(url: str, query: dict[str, str]) -> Any:
+        def answer_then_finish(url: str, query: dict[str, str]) -> tuple[int, str, bytes]:
             if url == "/api/run" and not release.is_set():
                 release.set()  # the page is up and polling: let the run end now
                 running.join(WAIT)
