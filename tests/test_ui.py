@@ -233,7 +233,7 @@ def test_a_running_runs_page_changes_status_without_a_reload(tmp_path: Path) -> 
                 pages.append(body)
             return status, kind, body
 
-        served.server.answer = answer_then_finish  # type: ignore[method-assign]
+        served.server.answer = answer_then_finish  # type: ignore[method-assign, assignment]
         page = chromium(served.url + "run?kind=workflow&name=live&id=l1")
         (served_page,) = pages  # loaded once: what changed, changed in place
         assert b"<span id='run-status' class='badge status s-running'>running</span>" in served_page
