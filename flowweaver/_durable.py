@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ from ._calls import INTERRUPTS
 from ._engine import Call, Engine
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
-from ._history import RunKind
+from ._history import RunKind, records_history
 from ._options import check_state_options
 from ._recording import RunRecorder, error_fields, outcome_metadata, reused_metadata, run_status
 from ._run import Remote, fetched
@@ -113,9 +114,9 @@ class DurableEngine(Engine):
         # Run history (a store's diary of its runs): perf_counter() readings become wall times.
         self._perf0 = perf_counter()
         self._recorder = (
-            None
-            if store is None
-            else RunRecorder(store, RunKind.WORKFLOW, workflow.name, self.run.run_id)
+            RunRecorder(store, RunKind.WORKFLOW, workflow.name, self.run.run_id)
+            if store is not None and records_history(store)
+            else None
         )
 
     # -- the driver protocol -----------------------------------------------------------------
@@ -135,9 +136,8 @@ class DurableEngine(Engine):
         if recorder is not None:
             recorder.start(self.run.started_at, self.executor, self.n)
             tasks, deps = self.tasks, self.deps
-            recorder.graph(
-                [(tasks[i].name, [tasks[d].name for d in deps[i]]) for i in range(self.n)]
-            )
+            n = self.n
+            recorder.graph([tasks[i].name for i in range(n)], deps[:n])
         super().start(awaiter, wake)
 
     def begin(self, i: int) -> Call | None:
@@ -172,24 +172,25 @@ class DurableEngine(Engine):
         """Tell the run's history how it ended and what every task that did not complete did."""
         assert self._recorder is not None
         outcomes: dict[str, object] = {}
-        counts: dict[str, int] = {}
-        started, finished, attempts = self.started, self.finished, self.attempts
-        reused = dict.fromkeys(run.restored, "restored") | dict.fromkeys(run.cached, "cached")
-        for i in range(self.n):
-            status = self.statuses[i].value
-            counts[status] = counts.get(status, 0) + 1
-            if status == "completed":
-                how = reused.get(self.tasks[i].name) if reused else None
-                if how is not None:
-                    outcomes[self.tasks[i].name] = {"status": status, "reused": how}
-                continue
-            outcome: dict[str, object] = {"status": status, "attempts": attempts[i]}
-            if started[i]:
-                outcome["started_at"] = self._wall(started[i])
-                if finished[i]:
-                    outcome["duration"] = finished[i] - started[i]
-            outcome.update(error_fields(self.errors[i]) if status == "failed" else {})
-            outcomes[self.tasks[i].name] = outcome
+        statuses = self.statuses[: self.n]
+        counts = {status.value: k for status, k in Counter(statuses).items()}
+        started, finished, attempts, tasks = self.started, self.finished, self.attempts, self.tasks
+        for name in run.restored:
+            outcomes[name] = {"status": "completed", "reused": "restored"}
+        for name in run.cached:
+            outcomes[name] = {"status": "completed", "reused": "cached"}
+        if counts.get("completed", 0) < self.n:  # only what did not complete is listed
+            for i, task_status in enumerate(statuses):
+                if task_status is _COMPLETED:
+                    continue
+                outcome: dict[str, object] = {"status": task_status.value, "attempts": attempts[i]}
+                if started[i]:
+                    outcome["started_at"] = self._wall(started[i])
+                    if finished[i]:
+                        outcome["duration"] = finished[i] - started[i]
+                if task_status is TaskStatus.FAILED:
+                    outcome.update(error_fields(self.errors[i]))
+                outcomes[tasks[i].name] = outcome
         error = str(run.failures[0]) if run.failures else None
         self._recorder.finish(
             run_status(counts), run.finished_at or 0.0, counts, error, {"outcomes": outcomes}
@@ -305,8 +306,12 @@ class DurableEngine(Engine):
                           StateEntry(text, now, None if ttl is None else now + ttl))  # fmt: skip
             if store is not None:
                 begun = self.started[i]
-                outcome = outcome_metadata(
-                    self.attempts[i], self._wall(begun), perf_counter() - begun
+                outcome = (
+                    None
+                    if self._recorder is None
+                    else outcome_metadata(
+                        self.attempts[i], self._wall(begun), perf_counter() - begun
+                    )
                 )
                 entry = StateEntry(text, store.now(), None, self._fingerprint(i), outcome)
                 store.put(self._namespace, task.name, entry)

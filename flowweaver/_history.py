@@ -8,10 +8,12 @@ Design:
   - ``"history"``: one entry per workflow or pipeline name that ever ran (key
     ``[kind, name]`` as JSON), so listing runs never scans results;
   - ``"history:" + [kind, name]``: one entry per run, keyed by run id, holding the
-    :class:`RunRecord` as JSON (written when the run starts, again when it ends);
-  - ``"history:" + [kind, name, run_id]``: the run's details — ``"graph"`` (tasks and their
-    dependencies), ``"outcomes"`` (every task that did not complete), ``"stages"`` and
-    ``"failures"`` for pipelines.
+    :class:`RunRecord` as JSON (written when the run starts, again when it ends); the entry's
+    ``created_at`` is the run's start, so listings sort without parsing every record;
+  - ``"history:" + [kind, name, run_id]``: the run's details — ``"graph"``
+    (``{"names": [...], "deps": [[positions], ...]}``: tasks in definition order and each one's
+    dependencies), ``"outcomes"`` (every task that did not complete, and the reused ones),
+    ``"stages"`` and ``"failures"`` for pipelines.
 
   A completed task's outcome (attempts, start, duration) rides in the ``metadata`` of the entry
   that commits its result — the same row, the same transaction — so history adds no write per
@@ -23,7 +25,8 @@ Design:
   ``kill -9``, a power cut) — nothing needs to be written for that. Runs of other hosts stay
   ``running`` until a run with the same id resumes them.
 * **Retention.** Each store keeps the last ``keep_runs`` runs per name (default 1000, ``None``
-  for no limit); a run beyond that is pruned as a newer run of its name ends.
+  for no limit; 0 records no history at all); a run beyond that is pruned as a newer run of its
+  name ends.
   :meth:`RunHistory.prune` removes runs by count or age on request. Pruning a run removes its
   history *and* its committed results: a pruned run id starts afresh.
 """
@@ -59,6 +62,7 @@ __all__ = [
     "number",
     "parse_task",
     "process_identity",
+    "records_history",
     "results_namespace",
     "runs_namespace",
 ]
@@ -351,10 +355,15 @@ def parse_task(name: str, raw: object, default_status: str) -> TaskRecord:
 def check_keep_runs(owner: str, keep_runs: object) -> int | None:
     """A store's ``keep_runs=`` (runs kept per name), validated."""
     if keep_runs is None or (
-        isinstance(keep_runs, int) and not isinstance(keep_runs, bool) and keep_runs >= 1
+        isinstance(keep_runs, int) and not isinstance(keep_runs, bool) and keep_runs >= 0
     ):
         return keep_runs
-    raise ConfigurationError(f"{owner}: keep_runs must be an int >= 1 or None, got {keep_runs!r}")
+    raise ConfigurationError(f"{owner}: keep_runs must be an int >= 0 or None, got {keep_runs!r}")
+
+
+def records_history(store: object) -> bool:
+    """Whether runs on ``store`` record history (every store, unless ``keep_runs=0``)."""
+    return getattr(store, "keep_runs", DEFAULT_KEEP_RUNS) != 0
 
 
 def legacy_record(started_at: float, ended_at: float, completed: int) -> str:

@@ -86,7 +86,7 @@ class JSONFileStore(Closing, HasRunHistory):
             survives a process crash but not an operating-system crash.
         clock: Wall-clock seconds for TTLs (default ``time.time``).
         keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
-            limit); see :meth:`runs`.
+            limit; 0: record no history); see :meth:`runs`.
 
     Raises:
         StateCorruptError: The file exists but is not a readable store.

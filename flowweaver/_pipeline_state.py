@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError, ItemMismatchError, SerializationError
 from ._fingerprint import code_fingerprint
-from ._history import RunKind, RunStatus
+from ._history import RunKind, RunStatus, records_history
 from ._options import check_state_options
 from ._pipeline_types import EMPTY, PipelineResult
 from ._recording import MAX_FAILED_ITEMS, RunRecorder, error_fields
@@ -147,9 +147,14 @@ class Checkpoint:
         # One read now: a store that cannot be read fails the call before anything runs.
         store.get(self._namespace, "")
         #: Run history: the run's record, and its failed items (the first MAX_FAILED_ITEMS).
-        self._recorder = RunRecorder(store, RunKind.PIPELINE, pipeline, run_id)
+        self._recorder = (
+            RunRecorder(store, RunKind.PIPELINE, pipeline, run_id)
+            if records_history(store)
+            else None
+        )
         self._failures: list[dict[str, object]] = []
-        self._recorder.start(time.time(), "Pipeline", 0)
+        if self._recorder is not None:
+            self._recorder.start(time.time(), "Pipeline", 0)
 
     def __repr__(self) -> str:
         return f"<Checkpoint pipeline={self.pipeline!r} run_id={self.run_id!r} {self._store!r}>"
@@ -214,7 +219,7 @@ class Checkpoint:
     ) -> None:
         """The item failed: it is not committed (it runs again on a rerun); history notes it."""
         self._pending.pop(item.seq, None)
-        if len(self._failures) < MAX_FAILED_ITEMS:
+        if self._recorder is not None and len(self._failures) < MAX_FAILED_ITEMS:
             try:
                 name = stable_dumps(item.id)
             except Exception:  # an id with no JSON form: its repr names it in the history
@@ -226,6 +231,18 @@ class Checkpoint:
 
     def finish(self, run: PipelineRun) -> None:
         """The run ended: say what was reused, and record how it went in the run history."""
+        restored = run.restored
+        if self._recorder is not None:
+            self._record_end(run)
+        if restored or self._changed:
+            logger.info(
+                "pipeline %r: run %s restored %d committed item result(s); %d item(s) ran "
+                "again because their stage code or input changed",
+                self.pipeline, self.run_id, restored, self._changed,
+            )  # fmt: skip
+
+    def _record_end(self, run: PipelineRun) -> None:
+        assert self._recorder is not None
         restored = run.restored
         counts = {"completed": run.processed, "failed": run.failed, "restored": restored}
         if run.stopping and run.failed_by_type.get("ItemCancelledError"):
@@ -245,12 +262,6 @@ class Checkpoint:
             status, time.time(), counts, error,
             {"stages": stages, "failures": self._failures}, total=run.fed,
         )  # fmt: skip
-        if restored or self._changed:
-            logger.info(
-                "pipeline %r: run %s restored %d committed item result(s); %d item(s) ran "
-                "again because their stage code or input changed",
-                self.pipeline, self.run_id, restored, self._changed,
-            )  # fmt: skip
 
     def _fingerprint(self, value: object) -> str:
         hasher = hashlib.blake2b(self._code, digest_size=16)

@@ -107,10 +107,10 @@ class RunRecorder:
         }  # fmt: skip
         self._put_record({"status": RunStatus.RUNNING.value, "ended_at": None})
 
-    def graph(self, dependencies: Sequence[tuple[str, Sequence[str]]]) -> None:
-        """Record a workflow's tasks and their dependencies (for the web view's graph)."""
-        text = json.dumps({"tasks": [[task, list(deps)] for task, deps in dependencies]})
-        self._put_detail("graph", text)
+    def graph(self, names: Sequence[str], dependencies: Sequence[Sequence[int]]) -> None:
+        """Record a workflow's tasks, in definition order, and each one's dependencies (their
+        positions in ``names``), for the web view's graph."""
+        self._put_detail("graph", json.dumps({"names": names, "deps": dependencies}))
 
     def finish(
         self,
@@ -144,7 +144,9 @@ class RunRecorder:
     def _put_record(self, fields: dict[str, Any]) -> None:
         store = self.store
         text = json.dumps({**self._base, **fields})
-        store.put(runs_namespace(self.kind, self.name), self.run_id, StateEntry(text, store.now()))
+        # Stamped with the run's start: listings sort on it without parsing every record.
+        entry = StateEntry(text, self._base["started_at"])
+        store.put(runs_namespace(self.kind, self.name), self.run_id, entry)
 
     def _put_detail(self, key: str, text: str) -> None:
         store = self.store
@@ -160,16 +162,16 @@ class RunRecorder:
         if len(entries) <= keep:
             return
         history = RunHistory(self.store)
+        newest = sorted(entries.items(), key=lambda e: (e[1].created_at, e[0]), reverse=True)
         records = []
-        for run_id, entry in entries.items():
+        for run_id, entry in newest[keep:]:
             try:
                 raw = json.loads(entry.data)
             except ValueError:
                 continue
             if isinstance(raw, dict):
                 records.append(parse_run(self.kind, self.name, run_id, raw))
-        records.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
-        for record in records[keep:]:
+        for record in records:
             if record.status is not RunStatus.RUNNING and record.run_id != self.run_id:
                 history.forget(record)
 

@@ -128,7 +128,7 @@ class SQLiteStore(Closing, HasRunHistory):
             :class:`StateLockedError`.
         clock: Wall-clock seconds for TTLs (default ``time.time``).
         keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
-            limit); see :meth:`runs`.
+            limit; 0: record no history); see :meth:`runs`.
         read_only: Open an existing file for reading only (what ``flowweaver ui`` and
             ``flowweaver runs`` do): nothing is created, migrated or written; a write raises
             :class:`StateAccessError`. An older schema is read as it is (its runs from before
@@ -430,6 +430,24 @@ class SQLiteStore(Closing, HasRunHistory):
                 self._raise(error)
         return {row[0]: StateEntry(*row[1:]) for row in rows}
 
+    def stamps(self, namespace: str) -> list[tuple[str, float]]:
+        """``(key, created_at)`` of every live entry of ``namespace``, without their data (what
+        run history sorts a long listing by)."""
+        with self._lock:
+            try:
+                rows = (
+                    self._connection()
+                    .execute(
+                        f"SELECT key, created_at FROM flowweaver_entries "
+                        f"WHERE namespace = ? AND {_LIVE}",
+                        (namespace, self._clock()),
+                    )
+                    .fetchall()
+                )
+            except _ERRORS as error:
+                self._raise(error)
+        return rows
+
     def purge(self, namespace: str | None = None) -> int:
         """Remove the expired entries of ``namespace`` (None: of every namespace); how many.
 
@@ -474,5 +492,5 @@ def _backfill_history(conn: sqlite3.Connection) -> None:
         )
         conn.execute(
             "INSERT OR IGNORE INTO flowweaver_entries VALUES (?, ?, ?, ?, NULL, '', NULL)",
-            (runs_namespace(kind, name), run_id, legacy_record(first, last, count), last),
+            (runs_namespace(kind, name), run_id, legacy_record(first, last, count), first),
         )

@@ -216,7 +216,7 @@ class MemoryStore(Closing, HasRunHistory):
         serializer: Default :class:`~flowweaver.JSONSerializer`.
         clock: Wall-clock seconds for TTLs (default ``time.time``); inject one in tests.
         keep_runs: Run history kept per workflow or pipeline name (default 1000; None: no
-            limit); see :meth:`runs`.
+            limit; 0: record no history); see :meth:`runs`.
     """
 
     __slots__ = ("_clock", "_data", "_lock", "_next_purge", "_writes", "keep_runs", "serializer")

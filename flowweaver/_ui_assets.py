@@ -23,6 +23,7 @@ th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #e0e0e0;
          vertical-align: top; }
 th { background: #eceff1; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td { white-space: nowrap; } td.error, td.muted { white-space: normal; }
 .muted { color: var(--muted); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff;
          font-size: 12px; }

@@ -196,8 +196,8 @@ def test_retention_keeps_the_last_runs_per_name_and_prune_removes_results_too(
         store.prune_runs()
     assert str(info.value) == "prune needs keep_last= or before= (or both)"
     with pytest.raises(ConfigurationError) as info:
-        SQLiteStore(tmp_path / "t.db", keep_runs=0)
-    assert str(info.value) == "SQLiteStore: keep_runs must be an int >= 1 or None, got 0"
+        SQLiteStore(tmp_path / "t.db", keep_runs=-1)
+    assert str(info.value) == "SQLiteStore: keep_runs must be an int >= 0 or None, got -1"
 
 
 def test_a_pipeline_run_records_stage_counts_and_failed_items(store: StateStore) -> None:
@@ -334,3 +334,17 @@ def test_a_run_killed_halfway_shows_as_interrupted_then_resumes(tmp_path: Path) 
         assert (record.status, record.resumes) == (RunStatus.COMPLETED, 1)
         tasks_after = {t.name: t.reused for t in store.run("killed", "k1").tasks}
         assert tasks_after == {"first": "restored", "second": None}
+
+
+def test_keep_runs_0_records_no_history(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db", keep_runs=0)
+    SequentialExecutor().execute(etl(), store=store, run_id="r1")
+    run(Pipeline([Stage("s", 1, [_double])], name="p").run([1], store=store, run_id="b1"))
+    assert store.runs() == []
+    results = store.entries(run_namespace("etl", "r1"))
+    assert len(results) == 5 and {e.metadata for e in results.values()} == {None}
+    store.close()
+
+
+async def _double(x: int) -> int:
+    return 2 * x
