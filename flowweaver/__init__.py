@@ -25,18 +25,25 @@ from ._dashboards import DetailedDashboard as DetailedDashboard
 from ._dashboards import FullDashboard as FullDashboard
 from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
+from ._elements import ElementRecord as ElementRecord
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import CycleError as CycleError
 from ._errors import DefinitionError as DefinitionError
 from ._errors import DuplicateTaskError as DuplicateTaskError
+from ._errors import ElementFailedError as ElementFailedError
 from ._errors import EventLoopError as EventLoopError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import FlowWeaverError as FlowWeaverError
 from ._errors import ItemCancelledError as ItemCancelledError
 from ._errors import ItemMismatchError as ItemMismatchError
+from ._errors import MapDefinitionError as MapDefinitionError
+from ._errors import MapInputError as MapInputError
+from ._errors import MapLengthError as MapLengthError
+from ._errors import MappedTaskFailedError as MappedTaskFailedError
 from ._errors import MissingDependencyError as MissingDependencyError
+from ._errors import NotIterableError as NotIterableError
 from ._errors import PipelineError as PipelineError
 from ._errors import ResultUnavailableError as ResultUnavailableError
 from ._errors import SerializationError as SerializationError
@@ -137,6 +144,8 @@ __all__ = [  # noqa: RUF022
     "DefinitionError",
     "DetailedDashboard",
     "DuplicateTaskError",
+    "ElementFailedError",
+    "ElementRecord",
     "ErrorSummary",
     "EventLoopError",
     "ExecutionError",
@@ -155,10 +164,15 @@ __all__ = [  # noqa: RUF022
     "Limiter",
     "LimiterStatistics",
     "LogLevel",
+    "MapDefinitionError",
+    "MapInputError",
+    "MapLengthError",
     "MapResults",
+    "MappedTaskFailedError",
     "MemoryStore",
     "MissingDependencyError",
     "Monitor",
+    "NotIterableError",
     "Pipeline",
     "PipelineBuilder",
     "PipelineError",

@@ -121,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _text(label: str, workflow: Workflow) -> str:
     from ._export import to_text
 
-    return to_text(label, workflow._names, workflow._deps, workflow._levels).rstrip("\n")
+    return to_text(
+        label, workflow._names, workflow._deps, workflow._levels, workflow._map_labels()
+    ).rstrip("\n")
 
 
 def _run(workflow: Workflow, args: argparse.Namespace) -> int:

@@ -153,7 +153,11 @@ class AuthoredGraph:
         """One line per task in execution order: ``[layer] name <- dependencies``."""
         workflow = self.to_workflow()
         return _export.to_text(
-            f"{self._kind} {self.name!r}", workflow._names, workflow._deps, workflow._levels
+            f"{self._kind} {self.name!r}",
+            workflow._names,
+            workflow._deps,
+            workflow._levels,
+            workflow._map_labels(),
         )
 
     def to_mermaid(self) -> str:

@@ -116,7 +116,7 @@ def drive_inline(engine: Engine) -> None:
     """Run every call on this thread, in ready-queue order; finish the engine."""
     runner = AwaitRunner()
     woken = threading.Event()
-    engine.start(lambda aw: runner.run(aw, "callback", None), woken.set)
+    engine.start(lambda aw: runner.run(aw, "callback", None), woken.set, capacity=1)
     ready, tasks = engine.ready, engine.tasks
     begin, succeed, fail = engine.begin, engine.succeed, engine.fail
     timers = RetryTimers(engine, woken)
@@ -166,7 +166,7 @@ def drive_pool(engine: Engine, lane: Lane, capacity: int | None, queue_depth: in
     """
     outbox = lane.outbox
     runner = AwaitRunner()
-    engine.start(lambda aw: runner.run(aw, "callback", None), lambda: outbox.put(None))
+    engine.start(lambda aw: runner.run(aw, "callback", None), lambda: outbox.put(None), capacity)
     get, get_nowait = outbox.get, outbox.get_nowait
     inflight: dict[int, int] = {}  # token -> task index
     occupied: set[int] = set()  # abandoned calls that still hold a worker
@@ -318,7 +318,7 @@ async def drive_async(engine: Engine, threads: int, capacity: int | None) -> Non
         task.add_done_callback(background.discard)
         return task
 
-    engine.start(schedule_callback)
+    engine.start(schedule_callback, capacity=capacity)
     ready, tasks, begin = engine.ready, engine.tasks, engine.begin
     limit = capacity if capacity is not None else float("inf")
     workers: set[asyncio.Task[None]] = set()

@@ -125,6 +125,7 @@ class DurableEngine(Engine):
         self,
         awaiter: Callable[[Awaitable[object]], object],
         wake: Callable[[], object] = lambda: None,
+        capacity: int | None = None,
     ) -> None:
         if self._records:
             run = self.run
@@ -138,7 +139,7 @@ class DurableEngine(Engine):
             tasks, deps = self.tasks, self.deps
             n = self.n
             recorder.graph([tasks[i].name for i in range(n)], deps[:n])
-        super().start(awaiter, wake)
+        super().start(awaiter, wake, capacity)
 
     def begin(self, i: int) -> Call | None:
         """As :meth:`Engine.begin`, but a task with a reusable committed or cached result is

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from ._task import Task
     from ._workflow import Workflow
 
-__all__ = ["Call", "Engine"]
+__all__ = ["Call", "Engine", "retry_delay"]
 
 logger = logging.getLogger("flowweaver.engine")
 
@@ -80,6 +80,14 @@ def _nothing() -> None:
 
 def _is_cached(task: Task[..., Any]) -> bool:
     return task.cache
+
+
+def retry_delay(task: Task[..., Any], attempt: int, error: BaseException) -> float | None:
+    """The rule of every retry, of a task or of an element: seconds to wait before the next
+    attempt, or None when ``error`` after ``attempt`` attempts is final."""
+    if attempt <= task.retries and is_retryable(error, task.retry_on):
+        return task.retry_policy.delay_before(attempt)
+    return None
 
 
 def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
@@ -105,6 +113,7 @@ class Engine:
         "_muted",
         "_wake",
         "attempts",
+        "capacity",
         "children",
         "clock",
         "deps",
@@ -129,11 +138,17 @@ class Engine:
     )
 
     def __new__(cls, workflow: Workflow, options: RunOptions) -> Engine:
-        # A durable run (a store, or a cached task) gets the subclass that knows about state;
-        # every other run keeps the plain engine and pays nothing for the feature.
-        if cls is Engine and (
-            options.get("store") is not None or any(map(_is_cached, workflow._tasks))
-        ):
+        # A durable run (a store, or a cached task) gets the subclass that knows about state,
+        # a workflow with mapped tasks the one that knows about elements; every other run
+        # keeps the plain engine and pays nothing for either feature.
+        if cls is not Engine:
+            return object.__new__(cls)
+        durable = options.get("store") is not None or any(map(_is_cached, workflow._tasks))
+        if workflow._mapped:
+            from ._mapping import DurableMapEngine, MapEngine
+
+            return object.__new__(DurableMapEngine if durable else MapEngine)
+        if durable:
             from ._durable import DurableEngine
 
             return object.__new__(DurableEngine)
@@ -143,6 +158,8 @@ class Engine:
         self.policy, self.monitors, self.clock, run_id = check_options(options)
         self._awaiter: Callable[[Awaitable[object]], object] = _refuse_awaitable
         self._wake: Callable[[], object] = _nothing
+        #: How many calls the driver runs at once (None: no limit), told by :meth:`start`.
+        self.capacity: int | None = None
         n = len(workflow._tasks)
         self.n = n
         # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
@@ -183,13 +200,17 @@ class Engine:
         self,
         awaiter: Callable[[Awaitable[object]], object],
         wake: Callable[[], object] = _nothing,
+        capacity: int | None = None,
     ) -> None:
         """Announce the run to its monitors.
 
         Args:
             awaiter: How the driver finishes an awaitable that an observer returned.
             wake: Interrupts the driver's wait (for :meth:`request_stop` from another thread).
+            capacity: How many calls the driver runs at once (None: no limit); a mapped
+                task keeps about that many of its elements ready.
         """
+        self.capacity = capacity
         self._awaiter = awaiter
         self._wake = wake
         run = self.run
@@ -274,14 +295,14 @@ class Engine:
         task = self.tasks[i]
         self.errors[i] = error
         attempt = self.attempts[i]
-        retried = attempt <= task.retries and is_retryable(error, task.retry_on)
+        delay = retry_delay(task, attempt, error)
         if self.telemetry is not None:
-            self.telemetry.end(i, task.name, perf_counter(), error, retried and not self.stopping)
-        if retried:
+            retried = delay is not None and not self.stopping
+            self.telemetry.end(i, task.name, perf_counter(), error, retried)
+        if delay is not None:
             if self.stopping:  # it would be retried, but the run starts nothing new
                 self._settle(i, _CANCELLED)
                 return None
-            delay = task.retry_policy.delay_before(attempt)
             self.statuses[i] = _RETRYING
             if task.on_status_change is not None or self.monitors:
                 self._notify(i, _RETRYING)
@@ -411,9 +432,12 @@ class Engine:
                 if not left:
                     ready.append(child)
 
-    def _fail_for_good(self, i: int, error: BaseException) -> None:
+    def _fail_for_good(
+        self, i: int, error: BaseException, failure: TaskFailedError | None = None
+    ) -> None:
         task = self.tasks[i]
-        failure = TaskFailedError(task.name, max(self.attempts[i], 1), error)
+        if failure is None:
+            failure = TaskFailedError(task.name, max(self.attempts[i], 1), error)
         self.run.failures.append(failure)
         # INFO, not WARNING: the run raises WorkflowFailedError with this failure in it, and
         # unconfigured logging would print warnings to stderr a second time.

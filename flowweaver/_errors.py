@@ -10,12 +10,19 @@ The hierarchy::
     │   │   └── TaskNameCollisionError       .functions: two different tasks share a name
     │   ├── UnknownDependencyError           .task_name, .dependency
     │   ├── CycleError                       .cycle (the path, first node repeated last)
+    │   ├── MapDefinitionError               .task_name: a mapped task cannot map as declared
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
     ├── UnknownTaskError (KeyError)          .task_name: a lookup by a name the workflow lacks
     ├── UnknownRunError (KeyError)           .name, .run_id: no such run in a store's history
     ├── MissingDependencyError (ImportError) .extra: an optional extra is not installed
     ├── ExecutionError (RuntimeError)        something went wrong while running
     │   ├── TaskFailedError                  .task_name, .attempts, __cause__ = original error
+    │   │   ├── ElementFailedError           .index: one element of a mapped task failed
+    │   │   └── MappedTaskFailedError        .element_failures: every failed element
+    │   ├── MapInputError                    .task_name, .upstream, .value: cannot be mapped
+    │   │   ├── NotIterableError (TypeError) the mapped-over result is not a sequence of
+    │   │   │                                elements (a str, bytes, a mapping, a number …)
+    │   │   └── MapLengthError (ValueError)  .lengths: zipped upstreams differ in length
     │   ├── WorkflowFailedError (ExceptionGroup of TaskFailedError)  .failures
     │   ├── EventLoopError                   a sync entry point was called inside a running loop
     │   ├── TransferError (pickle.PicklingError, TypeError)  .task_name: a call cannot cross
@@ -65,13 +72,19 @@ __all__ = [
     "CycleError",
     "DefinitionError",
     "DuplicateTaskError",
+    "ElementFailedError",
     "EventLoopError",
     "ExecutionError",
     "ExecutorShutdownError",
     "FlowWeaverError",
     "ItemCancelledError",
     "ItemMismatchError",
+    "MapDefinitionError",
+    "MapInputError",
+    "MapLengthError",
+    "MappedTaskFailedError",
     "MissingDependencyError",
+    "NotIterableError",
     "PipelineError",
     "ResultUnavailableError",
     "SerializationError",
@@ -213,6 +226,19 @@ class CycleError(DefinitionError):
         super().__init__(message)
 
 
+class MapDefinitionError(DefinitionError):
+    """A mapped task cannot map as it was declared (``map_over`` names no upstream of it,
+    ``.map()`` without a name on a task with several upstreams, …).
+
+    Attributes:
+        task_name: The mapped task.
+    """
+
+    def __init__(self, task_name: str, reason: str) -> None:
+        super().__init__(f"task {task_name!r}: {reason}")
+        self.task_name = task_name
+
+
 class BindingError(DefinitionError, TypeError):
     """A task's function cannot accept the results of its upstream tasks."""
 
@@ -299,6 +325,104 @@ class TaskFailedError(ExecutionError):
         self.task_name = task_name
         self.attempts = attempts
         self.__cause__ = cause
+
+
+class ElementFailedError(TaskFailedError):
+    """One element of a mapped task failed after all of its attempts.
+
+    Attributes:
+        task_name: The mapped task.
+        index: The element's position in what the task maps over (0 for the first).
+        attempts: How many attempts the element made.
+        __cause__: The exception of its last attempt.
+    """
+
+    def __init__(self, task_name: str, index: int, attempts: int, cause: BaseException) -> None:
+        super().__init__(f"{task_name}[{index}]", attempts, cause)
+        self.task_name = task_name
+        self.index = index
+
+
+#: How many element failures a MappedTaskFailedError's message lists (all are in the attribute).
+_SHOWN_ELEMENTS = 3
+
+
+class MappedTaskFailedError(TaskFailedError):
+    """A mapped task failed because some of its elements failed for good.
+
+    Attributes:
+        task_name: The mapped task.
+        element_failures: Every element that failed, in the order they failed (each with its
+            ``index``, ``attempts`` and ``__cause__``).
+        attempts: Attempts of all elements together.
+        __cause__: The first element failure.
+    """
+
+    def __init__(
+        self, task_name: str, element_failures: Sequence[ElementFailedError], total: int | None
+    ) -> None:
+        failures = tuple(element_failures)
+        shown = "; ".join(
+            f"[{f.index}] {type(f.__cause__).__name__}: {f.__cause__}"
+            for f in failures[:_SHOWN_ELEMENTS]
+        )
+        more = len(failures) - _SHOWN_ELEMENTS
+        if more > 0:
+            shown += f"; and {more} more"
+        of = "" if total is None else f" of {total}"
+        noun = "element" if len(failures) == 1 and total is None else "elements"
+        ExecutionError.__init__(
+            self, f"task {task_name!r} failed: {len(failures)}{of} {noun} failed ({shown})"
+        )
+        self.task_name = task_name
+        self.attempts = sum(f.attempts for f in failures)
+        self.element_failures = failures
+        self.__cause__ = failures[0] if failures else None
+
+
+class MapInputError(ExecutionError):
+    """What a mapped task was given to map over cannot be mapped.
+
+    The task fails with it as ``__cause__`` (no retry: the input will not change).
+
+    Attributes:
+        task_name: The mapped task.
+        upstream: The upstream task whose result it is (or the names of the zipped ones).
+        value: The offending value.
+    """
+
+    def __init__(self, task_name: str, upstream: str, value: object, reason: str) -> None:
+        super().__init__(f"task {task_name!r} cannot map over {upstream!r}: {reason}")
+        self.task_name = task_name
+        self.upstream = upstream
+        self.value = value
+
+
+class NotIterableError(MapInputError, TypeError):
+    """The mapped-over result is not a collection of elements.
+
+    A ``str``, ``bytes`` or ``bytearray`` counts as one value, not as its characters, and a
+    mapping is refused as ambiguous (map over ``.items()`` or ``.keys()`` instead).
+    """
+
+
+class MapLengthError(MapInputError, ValueError):
+    """Zipped upstreams of a mapped task have different lengths.
+
+    Attributes:
+        lengths: ``{upstream name: length}`` (a length is the count seen so far when an
+            upstream is a generator that ended early).
+    """
+
+    def __init__(self, task_name: str, lengths: dict[str, int]) -> None:
+        shown = ", ".join(f"{name!r} has {n}" for name, n in lengths.items())
+        super().__init__(
+            task_name,
+            ", ".join(lengths),
+            lengths,
+            f"zipped upstreams must have the same length ({shown})",
+        )
+        self.lengths = dict(lengths)
 
 
 class WorkflowFailedError(ExceptionGroup[TaskFailedError], ExecutionError):

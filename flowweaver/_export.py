@@ -10,6 +10,11 @@ a name would be empty, start with a digit, or be a keyword of the target languag
 collapse into one node, even when their names only differ in characters that are replaced.
 Names are shown as labels, escaped for each format (quotes, brackets, ``#``, ``<``, ``>``,
 backslashes, newlines).
+
+A mapped task is one node, marked: its label says what it maps over (``square`` becomes
+``square (map over numbers)``), Mermaid draws it as a subroutine box ``[[...]]``, DOT as a
+``box3d``, and the text listing appends ``[map over numbers]``. ``mapped`` gives that note
+per task position.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["to_dot", "to_mermaid", "to_text"]
 
@@ -77,7 +82,12 @@ def _mermaid_label(name: str) -> str:
     return "".join(out)
 
 
-def to_mermaid(title: str, names: Sequence[str], deps: Sequence[Sequence[int]]) -> str:
+def to_mermaid(
+    title: str,
+    names: Sequence[str],
+    deps: Sequence[Sequence[int]],
+    mapped: Mapping[int, str] | None = None,
+) -> str:
     """A Mermaid ``flowchart`` (top-down), titled ``title``, one node per task.
 
     Example:
@@ -92,7 +102,13 @@ def to_mermaid(title: str, names: Sequence[str], deps: Sequence[Sequence[int]]) 
     """
     ids = node_ids(names)
     lines = ["---", f"title: {json.dumps(title)}", "---", "flowchart TD"]
-    lines.extend(f'    {ids[i]}["{_mermaid_label(name)}"]' for i, name in enumerate(names))
+    marks = mapped or {}
+    for i, name in enumerate(names):
+        note = marks.get(i)
+        if note is None:
+            lines.append(f'    {ids[i]}["{_mermaid_label(name)}"]')
+        else:
+            lines.append(f'    {ids[i]}[["{_mermaid_label(f"{name} ({note})")}"]]')
     for i, ds in enumerate(deps):
         lines.extend(f"    {ids[d]} --> {ids[i]}" for d in ds)
     return "\n".join(lines) + "\n"
@@ -104,7 +120,12 @@ def _dot_string(text: str) -> str:
     return '"' + "".join(c if c.isprintable() else " " for c in escaped) + '"'
 
 
-def to_dot(title: str, names: Sequence[str], deps: Sequence[Sequence[int]]) -> str:
+def to_dot(
+    title: str,
+    names: Sequence[str],
+    deps: Sequence[Sequence[int]],
+    mapped: Mapping[int, str] | None = None,
+) -> str:
     """A Graphviz ``digraph`` named ``title``, one box per task, edges upstream → downstream.
 
     Example:
@@ -119,7 +140,13 @@ def to_dot(title: str, names: Sequence[str], deps: Sequence[Sequence[int]]) -> s
     """
     ids = node_ids(names)
     lines = [f"digraph {_dot_string(title)} {{", "    rankdir=TB;", "    node [shape=box];"]
-    lines.extend(f"    {ids[i]} [label={_dot_string(name)}];" for i, name in enumerate(names))
+    marks = mapped or {}
+    for i, name in enumerate(names):
+        note = marks.get(i)
+        if note is None:
+            lines.append(f"    {ids[i]} [label={_dot_string(name)}];")
+        else:
+            lines.append(f"    {ids[i]} [label={_dot_string(f'{name} ({note})')}, shape=box3d];")
     for i, ds in enumerate(deps):
         lines.extend(f"    {ids[d]} -> {ids[i]};" for d in ds)
     lines.append("}")
@@ -136,7 +163,11 @@ def _text_name(name: str) -> str:
 
 
 def to_text(
-    title: str, names: Sequence[str], deps: Sequence[Sequence[int]], levels: Sequence[int]
+    title: str,
+    names: Sequence[str],
+    deps: Sequence[Sequence[int]],
+    levels: Sequence[int],
+    mapped: Mapping[int, str] | None = None,
 ) -> str:
     """A plain-text listing: one line per task in execution order, ``[layer] name <- deps``.
 
@@ -159,5 +190,7 @@ def to_text(
         line = f"  [{levels[i]}] {_text_name(name)}"
         if deps[i]:
             line += " <- " + ", ".join(_text_name(names[d]) for d in deps[i])
+        if mapped and i in mapped:
+            line += f" [{mapped[i]}]"
         lines.append(line)
     return "\n".join(lines) + "\n"

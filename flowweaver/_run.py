@@ -21,6 +21,8 @@ from ._status import TaskStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ._elements import ElementRecord
+
 __all__ = ["Remote", "WorkflowRun", "fetched"]
 
 
@@ -73,6 +75,7 @@ class WorkflowRun:
 
     __slots__ = (
         "_attempts",
+        "_elements",
         "_errors",
         "_finished",
         "_index",
@@ -104,6 +107,8 @@ class WorkflowRun:
         # perf_counter() readings; 0.0 until the task starts / ends.
         self._started: list[float] = [0.0] * n
         self._finished: list[float] = [0.0] * n
+        #: Mapped tasks' element records, by task position (filled as each one starts).
+        self._elements: dict[int, ElementRecord] = {}
         #: Every task that failed for good, in the order it failed.
         self.failures: list[TaskFailedError] = []
         #: Tasks whose result was restored from the run's store (resumed), not run.
@@ -175,6 +180,26 @@ class WorkflowRun:
         i = self._position(name)
         started, finished = self._started[i], self._finished[i]
         return finished - started if started and finished else None
+
+    def elements(self, name: str) -> ElementRecord | None:
+        """What the elements of mapped task ``name`` did (None for a task that is not mapped,
+        or that never started mapping: skipped, upstream failed, restored whole).
+
+        Raises:
+            UnknownTaskError: The run has no task of that name.
+        """
+        return self._elements.get(self._position(name))
+
+    def element_of(self, name: str) -> tuple[str, int] | None:
+        """``("square", 3)`` for the name observers see for element 3 of mapped task
+        ``square`` (``"square[3]"``); None for any other name."""
+        if name in self._index or not name.endswith("]"):
+            return None
+        task, bracket, index = name[:-1].rpartition("[")
+        i = self._index.get(task)
+        if not bracket or i is None or i not in self._elements or not index.isdigit():
+            return None
+        return task, int(index)
 
     @property
     def results(self) -> dict[str, Any]:

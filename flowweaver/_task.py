@@ -8,7 +8,7 @@ belongs to that run (:class:`~flowweaver.WorkflowRun`); ``task.status``, ``task.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
 from . import _scope
@@ -21,7 +21,20 @@ if TYPE_CHECKING:
     from ._run import WorkflowRun
     from ._store import MemoryStore
 
-__all__ = ["Task"]
+__all__ = ["ONLY_UPSTREAM", "Task"]
+
+
+class _OnlyUpstream(tuple[str, ...]):
+    """``map_over`` of ``task.map()`` without names: the task's only upstream, whichever it
+    is (resolved, or refused, when the task is added to a workflow)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<the only upstream>"
+
+
+ONLY_UPSTREAM: tuple[str, ...] = _OnlyUpstream()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +94,20 @@ class Task(Generic[P, R]):
         cache_key: Called with the task's inputs, returns the str that identifies them in the
             cache, for inputs that cannot be serialized (or are expensive to). Needs
             ``cache=True``.
+        map_over: Make this a *mapped task*: the name of the upstream task (or a sequence of
+            names, zipped) whose result's elements it runs on, one call per element; the
+            task's result is the list of the calls' results, in element order. Other
+            upstream results are passed whole to every call. Each element is its own attempt
+            with this task's retries, timeout and ``when``. See "Dynamic workflows" in the
+            guide, and :meth:`map`.
+        map_limit: Most elements of this mapped task running at once (default: as many as
+            the executor runs).
+        keep_results: False makes a mapped task drop its element results as they are
+            passed on; its result is then the number of elements that completed (for long
+            streams in flat memory).
+        allow_failed_elements: A mapped task whose elements fail for good completes anyway
+            (``None`` in their places) instead of failing; the failures are recorded in
+            ``run.elements(name)``.
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -103,6 +130,10 @@ class Task(Generic[P, R]):
     cache: bool = False
     cache_ttl: float | None = None
     cache_key: Callable[..., str] | None = None
+    map_over: str | Sequence[str] | None = None
+    map_limit: int | None = None
+    keep_results: bool = True
+    allow_failed_elements: bool = False
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -111,6 +142,10 @@ class Task(Generic[P, R]):
     _async: bool | None = field(default=None, init=False, repr=False, compare=False)
     # The in-memory result cache of a cache=True task run without a store (see _durable).
     _memo: MemoryStore | None = field(default=None, init=False, repr=False, compare=False)
+    # The mapped forms made by map(), so `t.map()` twice is one task, not two with one name.
+    _forms: dict[tuple[object, ...], Task[..., Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         name = self.name
@@ -139,6 +174,13 @@ class Task(Generic[P, R]):
                     )
         if self.cache is not False or self.cache_ttl is not None or self.cache_key is not None:
             self._check_cache_fields()
+        if (
+            self.map_over is not None
+            or self.map_limit is not None
+            or self.keep_results is not True
+            or self.allow_failed_elements is not False
+        ):
+            self._check_map_fields()
         deps = self.depends_on
         if deps:
             if isinstance(deps, str) or not all(isinstance(d, str) and d for d in deps):
@@ -160,6 +202,101 @@ class Task(Generic[P, R]):
             label = "cache_ttl" if self.cache_ttl is not None else "cache_key"
             value = getattr(self, label)
             raise ConfigurationError(f"{owner}: {label}={value!r} needs cache=True")
+
+    def _check_map_fields(self) -> None:
+        owner = f"task {self.name!r}"
+        over = self.map_over
+        if over is not None and over is not ONLY_UPSTREAM:
+            names = (over,) if isinstance(over, str) else over
+            if (
+                not isinstance(names, Sequence)
+                or not names
+                or not all(isinstance(n, str) and n for n in names)
+            ):
+                raise ConfigurationError(
+                    f"{owner}: map_over must be an upstream task's name or a non-empty "
+                    f"sequence of them, got {over!r}"
+                )
+            if len(set(names)) != len(names):
+                raise ConfigurationError(f"{owner}: map_over names an upstream twice: {over!r}")
+            object.__setattr__(self, "map_over", tuple(names))
+        limit = self.map_limit
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise ConfigurationError(f"{owner}: map_limit must be an int >= 1, got {limit!r}")
+        for label in ("keep_results", "allow_failed_elements"):
+            if not isinstance(getattr(self, label), bool):
+                raise ConfigurationError(
+                    f"{owner}: {label} must be a bool, got {getattr(self, label)!r}"
+                )
+        if over is None:
+            label = next(
+                label
+                for label, default in (
+                    ("map_limit", None), ("keep_results", True), ("allow_failed_elements", False)
+                )
+                if getattr(self, label) is not default
+            )  # fmt: skip
+            raise ConfigurationError(
+                f"{owner}: {label}={getattr(self, label)!r} needs map_over (a mapped task)"
+            )
+
+    @property
+    def is_mapped(self) -> bool:
+        """Whether this is a mapped task (see ``map_over``)."""
+        return self.map_over is not None
+
+    def map(
+        self,
+        *upstreams: str,
+        limit: int | None = None,
+        keep_results: bool = True,
+        allow_failed_elements: bool = False,
+    ) -> Task[..., list[R]]:
+        """The mapped form of this task: one call per element of an upstream's result.
+
+        Example:
+            >>> from flowweaver import DAG, task
+            >>> @task
+            ... def numbers() -> list[int]:
+            ...     return [1, 2, 3]
+            >>> @task
+            ... def square(n: int) -> int:
+            ...     return n * n
+            >>> with DAG("squares") as dag:
+            ...     _ = numbers >> square.map()
+            >>> dag.run("sequential")["square"]
+            [1, 4, 9]
+
+        Args:
+            *upstreams: The upstream task(s) to map over, zipped when several; none: the
+                task's only upstream (refused when it has several).
+            limit: ``map_limit``: most elements running at once.
+            keep_results: See the ``keep_results`` field.
+            allow_failed_elements: See the ``allow_failed_elements`` field.
+
+        Returns:
+            A new Task (the same one for the same arguments), with the same name.
+
+        Raises:
+            ConfigurationError: A bad argument, or the task is already mapped.
+        """
+        if self.map_over is not None:
+            raise ConfigurationError(f"task {self.name!r} is already mapped over {self.map_over!r}")
+        key = (upstreams, limit, keep_results, allow_failed_elements)
+        forms = self._forms
+        if forms is None:
+            forms = {}
+            object.__setattr__(self, "_forms", forms)
+        mapped = forms.get(key)
+        if mapped is None:
+            mapped = forms[key] = replace(
+                self,
+                map_over=upstreams or ONLY_UPSTREAM,
+                map_limit=limit,
+                keep_results=keep_results,
+                allow_failed_elements=allow_failed_elements,
+            )
+        return mapped  # type: ignore[return-value]  # its calls return R; the task, list[R]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function directly, bypassing retries and timeouts (handy in unit tests)."""

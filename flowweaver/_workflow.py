@@ -32,11 +32,12 @@ from ._errors import (
     CycleError,
     DefinitionError,
     DuplicateTaskError,
+    MapDefinitionError,
     UnknownDependencyError,
     UnknownTaskError,
 )
 from ._status import TaskStatus
-from ._task import Task
+from ._task import ONLY_UPSTREAM, Task
 
 if TYPE_CHECKING:
     from ._executors import ExecutorLike
@@ -71,6 +72,7 @@ class Workflow:
         "_index",
         "_last_run",
         "_levels",
+        "_mapped",
         "_names",
         "_sources",
         "_specs",
@@ -94,6 +96,8 @@ class Workflow:
         self._levels: list[int] = []
         self._sources: list[int] = []
         self._specs: list[ArgSpec] = []
+        #: Mapped tasks: position -> positions (in its dependency list) of what it maps over.
+        self._mapped: dict[int, tuple[int, ...]] = {}
         self._last_run: WorkflowRun | None = None
 
     def __repr__(self) -> str:
@@ -160,6 +164,7 @@ class Workflow:
             raise ConfigurationError(f"task {name!r} lists dependency {twice!r} twice")
         params = task._params or task.params
         spec = NO_ARGS if params is NOTHING or params.takes_nothing else bind(name, params, deps)
+        mapped = None if task.map_over is None else self._map_plan(task, deps, dep_ids, spec)
 
         # Everything is validated: from here on nothing can fail half-way.
         i = len(self._tasks)
@@ -177,6 +182,53 @@ class Workflow:
         if not dep_ids:
             self._sources.append(i)
         self._specs.append(spec)
+        if mapped is not None:
+            self._mapped[i] = mapped
+
+    def _map_plan(
+        self, task: Task[..., Any], deps: Sequence[str], dep_ids: list[int], spec: ArgSpec
+    ) -> tuple[int, ...]:
+        """Where a mapped task's elements come from: positions in its dependency list."""
+        name = task.name
+        over = task.map_over
+        assert over is not None
+        if over is ONLY_UPSTREAM:
+            if len(deps) != 1:
+                have = ", ".join(repr(d) for d in deps) or "none"
+                raise MapDefinitionError(
+                    name,
+                    f".map() without an upstream name needs exactly one upstream task, and "
+                    f"it has {len(deps)} ({have}); name the one to map over: "
+                    f"{name}.map('<upstream>')",
+                )
+            over = (deps[0],)
+        elif isinstance(over, str):  # pragma: no cover - Task normalizes it to a tuple
+            over = (over,)
+        position = {d: k for k, d in enumerate(deps)}
+        received = {*spec.positional, *(k for _, k in spec.keywords)}
+        plan: list[int] = []
+        for upstream in over:
+            k = position.get(upstream)
+            if k is None:
+                have = ", ".join(repr(d) for d in deps) or "none"
+                raise MapDefinitionError(
+                    name, f"map_over names {upstream!r}, which is not one of its upstream "
+                    f"tasks ({have})",
+                )  # fmt: skip
+            if k not in received:
+                raise MapDefinitionError(
+                    name, f"its function has no parameter that receives the elements of "
+                    f"{upstream!r}",
+                )  # fmt: skip
+            source = self._tasks[dep_ids[k]]
+            if not source.keep_results and len(deps) > 1:
+                raise MapDefinitionError(
+                    name, f"{upstream!r} does not keep its results (keep_results=False), so "
+                    f"it can only be mapped over by a task that has no other upstream "
+                    f"(its elements then stream in as they finish)",
+                )  # fmt: skip
+            plan.append(k)
+        return tuple(plan)
 
     def _successors(self) -> list[list[int]]:
         """Each task's dependants (positions), built once in O(tasks + edges), then kept up to
@@ -272,15 +324,25 @@ class Workflow:
 
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart (task names escaped, one node per task)."""
-        return _export.to_mermaid(self.name, self._names, self._deps)
+        return _export.to_mermaid(self.name, self._names, self._deps, self._map_labels())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz DOT digraph (task names escaped, one node per task)."""
-        return _export.to_dot(self.name, self._names, self._deps)
+        return _export.to_dot(self.name, self._names, self._deps, self._map_labels())
 
     def to_text(self) -> str:
         """A plain-text listing: ``[layer] name <- dependencies``, one task per line."""
-        return _export.to_text(f"workflow {self.name!r}", self._names, self._deps, self._levels)
+        return _export.to_text(
+            f"workflow {self.name!r}", self._names, self._deps, self._levels, self._map_labels()
+        )
+
+    def _map_labels(self) -> dict[int, str]:
+        """``{position: "map over numbers"}`` of each mapped task, for the exporters."""
+        names, deps = self._names, self._deps
+        return {
+            i: "map over " + ", ".join(names[deps[i][k]] for k in over)
+            for i, over in self._mapped.items()
+        }
 
     # -- reading the latest run --------------------------------------------------------------
 

@@ -53,7 +53,8 @@ def test_every_task_option_is_forwarded() -> None:
         "retries": 2, "delay": 0.25, "backoff": 1.5, "max_delay": 9.0, "jitter": 0.0,
         "retry_on": (OSError,), "timeout": 3.0, "when": when, "skip_if_upstream_skipped": True,
         "on_status_change": recorder, "on_retry": recorder, "depends_on": ("up",),
-        "cache": True, "cache_ttl": 60.0, "cache_key": str,
+        "cache": True, "cache_ttl": 60.0, "cache_key": str, "map_over": ("up",),
+        "map_limit": 4, "keep_results": False, "allow_failed_elements": True,
     }  # fmt: skip
     made = task(**options)(lambda x: x)  # type: ignore[call-overload]
     for field, value in options.items():
