@@ -145,9 +145,13 @@ class Engine:
             return object.__new__(cls)
         durable = options.get("store") is not None or any(map(_is_cached, workflow._tasks))
         if workflow._mapped:
-            from ._mapping import DurableMapEngine, MapEngine
+            if durable:
+                from ._durable_map import DurableMapEngine
 
-            return object.__new__(DurableMapEngine if durable else MapEngine)
+                return object.__new__(DurableMapEngine)
+            from ._mapping import MapEngine
+
+            return object.__new__(MapEngine)
         if durable:
             from ._durable import DurableEngine
 

@@ -1,7 +1,7 @@
 """Mapped tasks in the engine: one attempt, retry, status and commit per element.
 
 ``Engine(workflow, options)`` builds a :class:`MapEngine` (or, for a durable run, a
-:class:`DurableMapEngine`) when the workflow has a mapped task; other runs never reach this
+``_durable_map.DurableMapEngine``) when the workflow has a mapped task; other runs never reach this
 code.
 
 Design:
@@ -39,11 +39,8 @@ skipped task's), consistently with "a skipped upstream contributes ``None``".
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import queue
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from time import perf_counter
@@ -51,8 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._binding import params_of
 from ._calls import INTERRUPTS
-from ._durable import DurableEngine
-from ._elements import ElementRecord, element_name
+from ._elements import element_name
 from ._engine import Call, Engine, retry_delay
 from ._errors import (
     ConfigurationError,
@@ -60,6 +56,17 @@ from ._errors import (
     MapLengthError,
     MappedTaskFailedError,
     NotIterableError,
+)
+from ._map_state import (
+    NO_ELEMENT,
+    NOT_ITERABLE,
+    UNBOUNDED_WINDOW,
+    UNREAD,
+    AsyncPump,
+    MapState,
+    fetch_in_place,
+    is_stream,
+    strict_zip,
 )
 from ._run import Remote, fetched
 from ._status import FailurePolicy, TaskStatus
@@ -70,7 +77,7 @@ if TYPE_CHECKING:
     from ._task import Task
     from ._workflow import Workflow
 
-__all__ = ["DurableMapEngine", "MapEngine"]
+__all__ = ["MapEngine", "MapMixin"]
 
 logger = logging.getLogger("flowweaver.engine")
 
@@ -83,154 +90,6 @@ _SKIPPED = TaskStatus.SKIPPED
 _UPSTREAM_FAILED = TaskStatus.UPSTREAM_FAILED
 _CANCELLED = TaskStatus.CANCELLED
 
-#: Admitted elements per mapped task when the driver has no capacity limit.
-_UNBOUNDED_WINDOW = 1024
-#: What a streaming upstream passes on for an element that did not complete.
-_NO_ELEMENT: Any = object()
-#: The value of an element slot reserved but not read yet.
-_UNREAD: Any = object()
-_NOT_ITERABLE = (str, bytes, bytearray, memoryview)
-
-
-class _Map:
-    """One mapped task's elements in one run (engine-internal; only the engine touches it)."""
-
-    __slots__ = (
-        "args",
-        "buffer",
-        "consumers",
-        "exhausted",
-        "feeder",
-        "finished",
-        "halted",
-        "i",
-        "input_error",
-        "iterator",
-        "keywords",
-        "limit",
-        "live",
-        "mapped_args",
-        "mapped_keywords",
-        "names",
-        "next_index",
-        "producers",
-        "record",
-        "reserved",
-        "results",
-        "simple",
-        "task",
-        "upstream_failed",
-        "upstream_open",
-    )
-
-    def __init__(self, i: int, task: Task[..., Any], limit: int) -> None:
-        self.i = i
-        self.task = task
-        self.limit = limit
-        self.record = ElementRecord(task.name)
-        self.results: list[object] | None = [] if task.keep_results else None
-        self.live = 0  # admitted and not ended: ready, running or waiting for a retry
-        self.next_index = 0  # elements read from the iterator
-        self.reserved = 0  # slots reserved for elements of the iterator
-        self.iterator: Iterator[object] | None = None
-        #: Elements streamed in by an upstream mapped task: (index, value), None: not one.
-        self.buffer: deque[tuple[int, object]] | None = None
-        self.upstream_open = False  # the streaming upstream may still send elements
-        self.consumers: list[_Map] = []  # mapped tasks streaming from this one
-        self.feeder: _Map | None = None  # the mapped task this one streams from
-        self.producers: list[tuple[int, object]] = []  # (task, generator) streamed from
-        self.names: tuple[str, ...] = ()
-        self.exhausted = False  # every element has been admitted
-        self.halted = False  # admit nothing more (a failure, a stop)
-        self.finished = False  # the task has been settled
-        self.upstream_failed = False
-        self.input_error: BaseException | None = None
-        # How an element's value becomes the call's arguments (see MapMixin._plan_arguments).
-        self.simple = False
-        self.args: list[object] = []
-        self.keywords: dict[str, object] = {}
-        self.mapped_args: list[tuple[int, int]] = []  # (argument position, element part)
-        self.mapped_keywords: list[tuple[str, int]] = []
-
-    def arguments(self, value: object) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-        if self.simple:
-            return (value,), None
-        parts: tuple[object, ...] = value if len(self.names) > 1 else (value,)  # type: ignore[assignment]
-        args = list(self.args)
-        for position, part in self.mapped_args:
-            args[position] = parts[part]
-        kwargs: dict[str, Any] | None = None
-        if self.keywords or self.mapped_keywords:
-            kwargs = dict(self.keywords)
-            for name, part in self.mapped_keywords:
-                kwargs[name] = parts[part]
-        return tuple(args), kwargs
-
-
-class _AsyncPump:
-    """An async generator, pulled on a helper thread's event loop, at most ``size`` ahead.
-
-    The helper thread runs nothing but this generator, so it may block between elements
-    while the buffer is full.
-    """
-
-    __slots__ = ("_agen", "_closed", "_ended", "_items", "_room")
-
-    def __init__(self, agen: Any, size: int, name: str) -> None:
-        self._agen = agen
-        self._items: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
-        self._room = threading.Semaphore(size)
-        self._closed = False
-        self._ended = False
-        threading.Thread(target=self._run, name=f"flowweaver-stream-{name}", daemon=True).start()
-
-    def _run(self) -> None:
-        asyncio.run(self._pump())
-
-    async def _pump(self) -> None:
-        agen = self._agen
-        try:
-            while True:
-                self._room.acquire()  # blocks this helper thread only: backpressure
-                if self._closed:
-                    return
-                try:
-                    value = await agen.__anext__()
-                except StopAsyncIteration:
-                    self._items.put((0, None))
-                    return
-                except BaseException as error:  # the generator's failure, moved to the run
-                    self._items.put((2, error))
-                    return
-                self._items.put((1, value))
-        finally:
-            await agen.aclose()
-
-    def __iter__(self) -> Iterator[object]:
-        return self
-
-    def __next__(self) -> object:
-        if self._ended:
-            raise StopIteration
-        kind, value = self._items.get()
-        if kind != 1:
-            self._ended = True
-        if kind == 0:
-            raise StopIteration
-        if kind == 2:
-            assert isinstance(value, BaseException)
-            raise value
-        self._room.release()
-        return value
-
-    def close(self) -> None:
-        self._closed = True
-        self._room.release()
-
-
-def _is_stream(value: object) -> bool:
-    return inspect.isgenerator(value) or inspect.isasyncgen(value)
-
 
 class MapMixin(Engine):
     """The element bookkeeping, shared by :class:`MapEngine` and :class:`DurableMapEngine`.
@@ -238,13 +97,13 @@ class MapMixin(Engine):
     Not slotted: two bases that both add slots (this and DurableEngine) cannot be combined.
     """
 
-    _maps: dict[int, _Map]
+    _maps: dict[int, MapState]
     _plans: dict[int, tuple[int, ...]]
     _feeds: dict[int, list[int]]
     _streamable: set[int]
     _mapped_over: set[int]
     _streams: dict[int, object]
-    _slot_map: list[_Map | None]
+    _slot_map: list[MapState | None]
     _slot_index: list[int]
     _slot_attempts: list[int]
     _slot_value: list[object]
@@ -300,7 +159,7 @@ class MapMixin(Engine):
                 self.errors[i] = error
                 self._fail_for_good(i, error)
                 return
-        if i in self._mapped_over and _is_stream(value):
+        if i in self._mapped_over and is_stream(value):
             drained = self._stream_or_drain(i, value)
             if drained is None:
                 return  # it streams into its mapper (or failed while being drained)
@@ -340,8 +199,8 @@ class MapMixin(Engine):
             self._skip(i)
             return
         capacity = self.capacity
-        window = _UNBOUNDED_WINDOW if capacity is None else 2 * capacity + 64
-        m = _Map(i, task, task.map_limit or window)
+        window = UNBOUNDED_WINDOW if capacity is None else 2 * capacity + 64
+        m = MapState(i, task, task.map_limit or window)
         m.names = tuple(self.tasks[deps[k]].name for k in plan)
         self._maps[i] = m
         self.run._elements[i] = m.record
@@ -368,7 +227,7 @@ class MapMixin(Engine):
                 self.ready.append(consumer)
         self._admit(m)
 
-    def _plan_arguments(self, m: _Map) -> None:
+    def _plan_arguments(self, m: MapState) -> None:
         """Precompute how an element becomes the call's arguments (the binding rule, with the
         mapped-over upstreams' results replaced by the element)."""
         i = m.i
@@ -390,7 +249,7 @@ class MapMixin(Engine):
             else:
                 m.keywords[name] = results[deps[k]]
 
-    def _open_source(self, m: _Map) -> None:
+    def _open_source(self, m: MapState) -> None:
         i = m.i
         deps, plan = self.deps[i], self._plans[i]
         up = deps[plan[0]]
@@ -407,15 +266,15 @@ class MapMixin(Engine):
             stream = self._streams.pop(d, None)
             if stream is not None:
                 if inspect.isasyncgen(stream):
-                    stream = _AsyncPump(stream, m.limit, name)
+                    stream = AsyncPump(stream, m.limit, name)
                 m.producers.append((d, stream))
                 iterators.append(stream)  # type: ignore[arg-type]
                 continue
             (value,) = fetched((self.results[d],))
             if inspect.isasyncgen(value):  # it came back from a cluster, completed
-                iterators.append(_AsyncPump(value, m.limit, name))
+                iterators.append(AsyncPump(value, m.limit, name))
                 continue
-            if isinstance(value, (*_NOT_ITERABLE, Mapping)):
+            if isinstance(value, (*NOT_ITERABLE, Mapping)):
                 kind = "a mapping" if isinstance(value, Mapping) else f"a {type(value).__name__}"
                 hint = (
                     "map over its .items() or .keys()"
@@ -441,11 +300,11 @@ class MapMixin(Engine):
         if len(iterators) == 1:
             m.iterator = iterators[0]
         else:
-            m.iterator = _strict_zip(m, iterators)
+            m.iterator = strict_zip(m, iterators)
 
     # -- admission ---------------------------------------------------------------------------
 
-    def _admit(self, m: _Map) -> None:
+    def _admit(self, m: MapState) -> None:
         """Admit elements while the task has room and its consumers' buffers too; settle the
         task once nothing is admitted and nothing more will be."""
         if not m.finished:
@@ -463,7 +322,7 @@ class MapMixin(Engine):
         if feeder is not None and not feeder.finished:
             self._admit(feeder)  # its buffer may have room again
 
-    def _admit_one(self, m: _Map) -> bool:
+    def _admit_one(self, m: MapState) -> bool:
         """Admit the next element (False when there is none now).
 
         An element streamed in from a mapped task is taken from its buffer now. An element of
@@ -478,7 +337,7 @@ class MapMixin(Engine):
                     m.exhausted = True
                 return False
             index, value = buffer.popleft()
-            if value is _NO_ELEMENT:  # the upstream element did not complete
+            if value is NO_ELEMENT:  # the upstream element did not complete
                 m.record._set(index, _UPSTREAM_FAILED)
                 self._grow_results(m, index)
                 if m.task.on_status_change is not None or self.monitors:
@@ -491,7 +350,7 @@ class MapMixin(Engine):
             if total is not None and m.reserved >= total:
                 return False
             m.reserved += 1
-            index, value = -1, _UNREAD
+            index, value = -1, UNREAD
         free = self._free
         if free:
             slot = free.pop()
@@ -512,7 +371,7 @@ class MapMixin(Engine):
         self.ready.append(slot)
         return True
 
-    def _read(self, m: _Map, k: int) -> bool:
+    def _read(self, m: MapState, k: int) -> bool:
         """Read the element of reserved slot ``k`` from the task's iterator (False: none)."""
         if m.exhausted or m.halted or self.stopping:
             return False
@@ -551,13 +410,13 @@ class MapMixin(Engine):
         self._admit(m)
 
     @staticmethod
-    def _grow_results(m: _Map, index: int) -> None:
+    def _grow_results(m: MapState, index: int) -> None:
         results = m.results
         if results is not None:
             while len(results) <= index:
                 results.append(None)
 
-    def _source_failed(self, m: _Map, error: BaseException) -> None:
+    def _source_failed(self, m: MapState, error: BaseException) -> None:
         """Reading the next element raised: a streamed generator failed (its task fails and
         this one ends ``upstream_failed``), or the mapped-over value could not be iterated."""
         m.halted = True
@@ -580,7 +439,7 @@ class MapMixin(Engine):
         k = slot - self.n
         m = self._slot_map[k]
         assert m is not None
-        if self._slot_value[k] is _UNREAD and not self._read(m, k):
+        if self._slot_value[k] is UNREAD and not self._read(m, k):
             self._unreserve(slot)
             return None
         task = m.task
@@ -589,6 +448,8 @@ class MapMixin(Engine):
         index = self._slot_index[k]
         value = self._slot_value[k]
         args, kwargs = m.arguments(value)
+        if attempt == 1 and self._reuse_element(m, slot, args, kwargs):
+            return None
         if attempt == 1 and task.when is not None:
             try:
                 verdict = self._element_verdict(task, args, kwargs)
@@ -628,11 +489,31 @@ class MapMixin(Engine):
             )
         return verdict
 
+    def _reuse_element(
+        self, m: MapState, slot: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None
+    ) -> bool:
+        """Settle element ``slot`` from durable state without running it (see
+        ``_durable_map``); True if it was settled."""
+        return False
+
+    def _commit_element(self, m: MapState, slot: int, value: object) -> BaseException | None:
+        """Make element ``slot``'s result durable (see ``_durable_map``); the error if that
+        failed."""
+        return None
+
     def _element_succeeded(self, slot: int, value: object) -> None:
         k = slot - self.n
         m = self._slot_map[k]
         if m is None or m.finished:
             return  # a late outcome of a run that already settled the task
+        error = self._commit_element(m, slot, value)
+        if error is not None:  # it cannot be stored: the element fails, never retried
+            self._element_failed_for_good(slot, error)
+            return
+        self._element_completed(m, slot, value)
+
+    def _element_completed(self, m: MapState, slot: int, value: object) -> None:
+        k = slot - self.n
         index = self._slot_index[k]
         results = m.results
         if results is not None:
@@ -684,7 +565,7 @@ class MapMixin(Engine):
         )  # fmt: skip
         for consumer in m.consumers:
             assert consumer.buffer is not None
-            consumer.buffer.append((index, _NO_ELEMENT))
+            consumer.buffer.append((index, NO_ELEMENT))
         if self.policy is FailurePolicy.FAIL_FAST and not m.task.allow_failed_elements:
             self.stopping = True
         self._element_ended(slot, _FAILED)
@@ -707,7 +588,7 @@ class MapMixin(Engine):
         for consumer in m.consumers:
             self._admit(consumer)
 
-    def _notify_element(self, m: _Map, index: int, status: TaskStatus) -> None:
+    def _notify_element(self, m: MapState, index: int, status: TaskStatus) -> None:
         name = element_name(m.task.name, index)
         callback = m.task.on_status_change
         if callback is not None and (m.i, "on_status_change") not in self._muted:
@@ -717,7 +598,7 @@ class MapMixin(Engine):
 
     # -- a mapped task ends ------------------------------------------------------------------
 
-    def _settle_map(self, m: _Map) -> None:
+    def _settle_map(self, m: MapState) -> None:
         m.finished = True
         i, task, record = m.i, m.task, m.record
         self._close_producers(m, exhausted=m.exhausted)
@@ -741,7 +622,7 @@ class MapMixin(Engine):
             self._complete_map(m)
         self._end_consumers(m)
 
-    def _end_consumers(self, m: _Map) -> None:
+    def _end_consumers(self, m: MapState) -> None:
         failed = self.statuses[m.i] is not _COMPLETED
         for consumer in m.consumers:
             consumer.upstream_open = False
@@ -749,17 +630,21 @@ class MapMixin(Engine):
                 consumer.upstream_failed = consumer.halted = True
             self._admit(consumer)
 
-    def _complete_map(self, m: _Map) -> None:
+    def _complete_map(self, m: MapState) -> None:
         results = m.results
         value: object = m.record.count(_COMPLETED) if results is None else results
         if results is not None and any(isinstance(r, Remote) for r in results):
-            _fetch_in_place(results)
-        if m.task.keep_results:
+            fetch_in_place(results)
+        if m.task.keep_results and self._commits_whole(m):
             super().succeed(m.i, value)  # a durable run commits the list
         else:
-            Engine.succeed(self, m.i, value)  # a count: the elements carry the state
+            Engine.succeed(self, m.i, value)  # the elements carry the state
 
-    def _stop_map(self, m: _Map) -> None:
+    def _commits_whole(self, m: MapState) -> bool:
+        """Whether a durable run commits ``m``'s whole list (see ``_durable_map``)."""
+        return True
+
+    def _stop_map(self, m: MapState) -> None:
         """The run is ending with ``m`` unsettled: its admitted elements never ran."""
         for k, owner in enumerate(self._slot_map):
             if owner is m:
@@ -792,7 +677,7 @@ class MapMixin(Engine):
             return None
         try:
             if inspect.isasyncgen(value):
-                return list(_AsyncPump(value, _UNBOUNDED_WINDOW, self.tasks[i].name))
+                return list(AsyncPump(value, UNBOUNDED_WINDOW, self.tasks[i].name))
             return list(value)  # type: ignore[call-overload,no-any-return]
         except INTERRUPTS:
             raise
@@ -801,7 +686,7 @@ class MapMixin(Engine):
             self._fail_for_good(i, error)
             return None
 
-    def _close_producers(self, m: _Map, *, exhausted: bool) -> None:
+    def _close_producers(self, m: MapState, *, exhausted: bool) -> None:
         for up, stream in m.producers:
             self._close_stream(up, stream, exhausted=exhausted, count=m.next_index)
         m.producers.clear()
@@ -812,7 +697,7 @@ class MapMixin(Engine):
         self._streams.pop(up, None)
         if self.statuses[up].is_terminal:
             return
-        if not exhausted and (inspect.isgenerator(stream) or isinstance(stream, _AsyncPump)):
+        if not exhausted and (inspect.isgenerator(stream) or isinstance(stream, AsyncPump)):
             stream.close()  # an async generator never pulled is simply dropped
         self.results[up] = count
         self.finished[up] = perf_counter()
@@ -822,49 +707,8 @@ class MapMixin(Engine):
             self._notify(up, status)
 
 
-def _strict_zip(m: _Map, iterators: list[Iterator[object]]) -> Iterator[tuple[object, ...]]:
-    """``zip(..., strict=True)`` that says which upstream ran short (a MapLengthError)."""
-    while True:
-        values: list[object] = []
-        ended: list[int] = []
-        for j, iterator in enumerate(iterators):
-            try:
-                values.append(next(iterator))
-            except StopIteration:
-                ended.append(j)
-        if not ended:
-            yield tuple(values)
-            continue
-        if len(ended) == len(iterators):
-            return
-        seen = m.next_index
-        lengths = {name: seen + (j not in ended) for j, name in enumerate(m.names)}
-        raise MapLengthError(m.task.name, lengths)
-
-
-def _fetch_in_place(results: list[object]) -> None:
-    """Replace the remote results in ``results`` by their values, a batch per kind."""
-    batches: dict[type[Remote], tuple[list[int], list[Remote]]] = {}
-    for index, value in enumerate(results):
-        if isinstance(value, Remote):
-            where, remotes = batches.setdefault(type(value), ([], []))
-            where.append(index)
-            remotes.append(value)
-    for kind, (where, remotes) in batches.items():
-        for index, value in zip(where, kind.fetch_many(remotes), strict=True):
-            results[index] = value
-
-
 class MapEngine(MapMixin):
     """An :class:`Engine` for workflows with mapped tasks; see the module docstring."""
-
-    def __init__(self, workflow: Workflow, options: RunOptions) -> None:
-        super().__init__(workflow, options)
-        self._init_maps(workflow)
-
-
-class DurableMapEngine(MapMixin, DurableEngine):
-    """A :class:`MapEngine` whose run is durable (a store, or cached tasks)."""
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         super().__init__(workflow, options)

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import (
     DAG,
@@ -17,6 +19,7 @@ from flowweaver import (
     MapDefinitionError,
     MapLengthError,
     MappedTaskFailedError,
+    MemoryStore,
     Monitor,
     NotIterableError,
     SequentialExecutor,
@@ -30,7 +33,7 @@ from flowweaver import (
     task,
 )
 
-from .conftest import WAIT, FakeClock, Recorder, SharedEvent, is_async, is_sequential
+from .conftest import WAIT, Box, FakeClock, Recorder, SharedEvent, is_async, is_sequential
 from .conftest import execute as run
 
 S = TaskStatus
@@ -572,3 +575,118 @@ def test_a_failed_element_upstream_is_upstream_failed_downstream(executor: Any) 
     assert outcome.result("c") == [2.0, None, 1.0]
     record = outcome.elements("c")
     assert record is not None and record.status(1) is S.UPSTREAM_FAILED
+
+
+# -- durable and cached, per element --------------------------------------------------------
+
+
+def test_a_resumed_run_reruns_only_the_elements_that_did_not_complete(executor: Any) -> None:
+    calls = Recorder()
+    broken = Box(True)
+
+    def work(numbers: int) -> int:
+        calls(numbers)
+        if numbers in (3, 7) and broken.value:
+            raise RuntimeError("boom")
+        return numbers * 2
+
+    store = MemoryStore()
+    wf = mapped(lambda: list(range(10)), work)
+    with pytest.raises(WorkflowFailedError):
+        run(executor, wf, store=store, run_id="r1", failure_policy="continue")
+    assert sorted(map(repr, calls.items)) == sorted(map(repr, range(10)))
+    calls.items.clear()
+    broken.value = False
+    outcome = run(executor, wf, store=store, run_id="r1")
+    assert sorted(map(repr, calls.items)) == ["3", "7"]
+    assert outcome.result("square") == [n * 2 for n in range(10)]
+    kept = [f"square[{n}]" for n in range(10) if n not in (3, 7)]
+    assert sorted(outcome.restored) == sorted(["numbers", *kept])
+    calls.items.clear()
+    again = run(executor, wf, store=store, run_id="r1")
+    assert calls.items == [] and sorted(again.restored) == ["numbers", "square"]
+
+
+def test_a_cached_mapped_task_computes_each_element_once(executor: Any) -> None:
+    calls = Recorder()
+
+    def work(numbers: int) -> int:
+        calls(numbers)
+        return -numbers
+
+    wf = Workflow("cached")
+    source = Box([1, 2, 3])
+    wf.add_task(Task(name="numbers", fn=lambda: source.value))
+    wf.add_task(Task(name="neg", fn=work, map_over="numbers", cache=True), ["numbers"])
+    store = MemoryStore()
+    assert run(executor, wf, store=store).result("neg") == [-1, -2, -3]
+    source.value = [3, 4, 1]
+    outcome = run(executor, wf, store=store)
+    assert outcome.result("neg") == [-3, -4, -1]
+    assert sorted(map(repr, calls.items)) == ["1", "2", "3", "4"]
+    assert sorted(outcome.cached) == ["neg[0]", "neg[2]"]
+
+
+# -- properties -----------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    outcomes=st.lists(st.lists(st.booleans(), min_size=1, max_size=4), max_size=30),
+    retries=st.integers(0, 3),
+    limit=st.none() | st.integers(1, 4),
+    keep_going=st.booleans(),
+    threaded=st.booleans(),
+)
+def test_every_element_ends_once_in_order_within_its_attempts(
+    outcomes: list[list[bool]], retries: int, limit: int | None, keep_going: bool, threaded: bool
+) -> None:
+    """For random element counts, failures and retries: each element runs at most
+    retries + 1 times, results come back in element order, and every element ends in a result
+    or a recorded failure."""
+    lock = threading.Lock()
+    attempts = [0] * len(outcomes)
+
+    def work(numbers: int) -> int:
+        with lock:
+            attempt = attempts[numbers]
+            attempts[numbers] += 1
+        plan = outcomes[numbers]
+        if not plan[min(attempt, len(plan) - 1)]:
+            raise OSError(f"element {numbers} attempt {attempt}")
+        return numbers * 10
+
+    wf = mapped(
+        lambda: list(range(len(outcomes))), work, retries=retries, delay=0.0,
+        map_limit=limit, allow_failed_elements=keep_going,
+    )  # fmt: skip
+    executor = ThreadedExecutor(max_workers=3) if threaded else SequentialExecutor()
+    try:
+        wf.execute(executor, failure_policy="continue", clock=FakeClock())
+    except WorkflowFailedError:
+        pass
+    finally:
+        if threaded:
+            assert isinstance(executor, ThreadedExecutor)
+            executor.shutdown()
+    outcome = wf.last_run
+    assert outcome is not None
+    record = outcome.elements("square")
+    assert record is not None
+    failed = {f.index for f in record.failures}
+    assert len(failed) == len(record.failures)  # each failure recorded once
+    for n, plan in enumerate(outcomes):
+        assert 1 <= attempts[n] <= retries + 1
+        succeeds = any(plan[min(a, len(plan) - 1)] for a in range(retries + 1))
+        assert (n in failed) is not succeeds
+        assert record.status(n) is (S.FAILED if n in failed else S.COMPLETED)
+    assert record.done == len(record) == len(outcomes) == record.total
+    if keep_going or not failed:
+        expected = [None if n in failed else n * 10 for n in range(len(outcomes))]
+        assert outcome.result("square") == expected
+        assert outcome.status("square") is S.COMPLETED
+    else:
+        assert outcome.status("square") is S.FAILED
+        (failure,) = outcome.failures
+        assert isinstance(failure, MappedTaskFailedError)
+        assert {f.index for f in failure.element_failures} == failed
