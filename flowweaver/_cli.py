@@ -33,6 +33,7 @@ from ._workflow import Workflow
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._elements import ElementRecord
     from ._options import RunOptions
     from ._run import WorkflowRun
 
@@ -171,7 +172,11 @@ def _summary(run: WorkflowRun) -> str:
     for name in names:
         duration = run.duration(name)
         seconds = "" if duration is None else f"{duration:7.3f}"
-        line = f"{name:<{width}}  {run.status(name).value:<15}  {run.attempts(name):>8}  {seconds}"
+        record = run.elements(name)
+        attempts = run.attempts(name) if record is None else record.attempts
+        line = f"{name:<{width}}  {run.status(name).value:<15}  {attempts:>8}  {seconds}"
+        if record is not None:
+            line += f"  {_element_counts(record)}"
         error = run.error(name)
         if error is not None and run.status(name) is TaskStatus.FAILED:
             line += f"  {type(error).__name__}: {error}"
@@ -185,6 +190,16 @@ def _summary(run: WorkflowRun) -> str:
         f"{run.workflow!r}: {counts or 'no tasks'}{reused} in {stats['total_time_seconds']:.3f} s"
     )
     return "\n".join(lines)
+
+
+def _element_counts(record: ElementRecord) -> str:
+    """``[10 elements: 8 completed, 2 failed]``: a mapped task's row in the summary."""
+    total = len(record) if record.total is None else record.total
+    noun = "element" if total == 1 else "elements"
+    counts = ", ".join(
+        f"{record.count(s)} {s.value}" for s in TaskStatus if s.is_terminal and record.count(s)
+    )
+    return f"[{total} {noun}: {counts}]" if counts else f"[{total} {noun}]"
 
 
 def _load(target: str) -> tuple[str, Workflow]:

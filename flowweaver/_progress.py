@@ -127,11 +127,21 @@ class ProgressLine:
 _NOT_RUN = frozenset({TaskStatus.UPSTREAM_FAILED, TaskStatus.CANCELLED})
 
 
+def _units(run: WorkflowRun) -> int:
+    """Tasks to show: every task, a mapped one counting as its elements (seen so far)."""
+    total = len(run)
+    for record in run._elements.values():
+        count = record.total if record.total is not None else len(record)
+        total += max(count, 1) - 1
+    return total
+
+
 class ProgressMonitor:
     """A :class:`~flowweaver.Monitor` that shows a workflow run's progress.
 
     Counts a task once it ends; failed tasks, and tasks that never ran (cancelled or
-    upstream_failed), are shown apart.
+    upstream_failed), are shown apart. A mapped task counts as its elements (each once it
+    ends), and the total grows by its element count once the task knows it.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -144,11 +154,19 @@ class ProgressMonitor:
         self._line = ProgressLine(run.workflow, len(run), self._stream)
 
     def on_status_change(self, run: WorkflowRun, task_name: str, status: TaskStatus) -> None:
-        if status.is_terminal and self._line is not None:
-            self._done += 1
-            self._failed += status is TaskStatus.FAILED
-            self._not_run += status in _NOT_RUN
-            self._line.update(self._done, self._failed, self._not_run)
+        line = self._line
+        if not status.is_terminal or line is None:
+            return
+        if run._elements:
+            if run.element_of(task_name) is None:
+                record = run.elements(task_name)
+                if record is not None and len(record):
+                    return  # a mapped task's end: its elements were counted
+            line.total = _units(run)
+        self._done += 1
+        self._failed += status is TaskStatus.FAILED
+        self._not_run += status in _NOT_RUN
+        line.update(self._done, self._failed, self._not_run)
 
     def on_run_end(self, run: WorkflowRun) -> None:
         if self._line is not None:

@@ -144,3 +144,21 @@ def test_web_scraper_example_streams_with_an_unknown_total() -> None:
     assert re.fullmatch(
         r"pipeline  40 items  [\d,.]+ items/s  in 0:00:0\d  2 failed", done.stderr.splitlines()[-1]
     )
+
+
+@pytest.mark.parametrize("executor", ["sequential", "thread", "async"])
+def test_word_count_example_maps_over_the_files_it_finds(executor: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "word_count_files.py"), "--executor", executor],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "a.txt: 9 words",
+        "b.txt: 10 words",
+        "c.txt: 10 words",
+        "d.txt: 0 words",
+        "4 files, 29 words in all",
+        "could not read: unreadable.txt",
+        "count_words: 4 of 5 elements completed, 7 attempts",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -690,3 +691,20 @@ def test_every_element_ends_once_in_order_within_its_attempts(
         (failure,) = outcome.failures
         assert isinstance(failure, MappedTaskFailedError)
         assert {f.index for f in failure.element_failures} == failed
+
+
+# -- what users see -------------------------------------------------------------------------
+
+
+def test_the_progress_line_and_the_cli_summary_count_elements() -> None:
+    from flowweaver._cli import _summary
+    from flowweaver._progress import ProgressMonitor
+
+    out = io.StringIO()
+    wf = mapped(lambda: ["a", "b", "c"], len, allow_failed_elements=True)
+    wf.add_task(Task(name="total", fn=lambda square: sum(square)), ["square"])
+    outcome = wf.execute(monitors=[ProgressMonitor(out)])
+    assert out.getvalue().splitlines()[-1].startswith("mapped  [" + "#" * 24 + "]  5/5 100%")
+    summary = _summary(outcome).splitlines()
+    assert summary[2].split()[:3] == ["square", "completed", "3"]
+    assert summary[2].endswith("  [3 elements: 3 completed]")
