@@ -466,6 +466,9 @@ class MapMixin(Engine):
         m.record._set(index, _RUNNING)
         if task.on_status_change is not None or self.monitors:
             self._notify_element(m, index, _RUNNING)
+        if self.telemetry is not None:  # a span per element attempt, named like the element
+            name = element_name(task.name, index)
+            return self.telemetry.begin(slot, name, attempt, task.fn, perf_counter()), args, kwargs
         return task.fn, args, kwargs
 
     @staticmethod
@@ -506,6 +509,9 @@ class MapMixin(Engine):
         m = self._slot_map[k]
         if m is None or m.finished:
             return  # a late outcome of a run that already settled the task
+        if self.telemetry is not None:
+            name = element_name(m.task.name, self._slot_index[k])
+            self.telemetry.end(slot, name, perf_counter(), None, retried=False)
         error = self._commit_element(m, slot, value)
         if error is not None:  # it cannot be stored: the element fails, never retried
             self._element_failed_for_good(slot, error)
@@ -529,6 +535,10 @@ class MapMixin(Engine):
         if m is None or m.finished:
             return None
         delay = retry_delay(m.task, self._slot_attempts[k], error)
+        if self.telemetry is not None:
+            name = element_name(m.task.name, self._slot_index[k])
+            retried = delay is not None and not self.stopping
+            self.telemetry.end(slot, name, perf_counter(), error, retried)
         if delay is None:
             self._element_failed_for_good(slot, error)
             return None
