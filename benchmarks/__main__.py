@@ -6,13 +6,14 @@ import argparse
 import platform
 import sys
 
-from . import dask, engine, history, pipeline, state
+from . import dask, engine, history, mapping, pipeline, state
 from ._harness import table
 
 # Dask last: a cluster leaves threads and memory behind that slow every in-process suite run
 # after it (the sequential chain measured 0.72x graphlib after Dask, 0.64x without it).
 SUITES = {
     "engine": engine.run,
+    "mapping": mapping.run,
     "pipeline": pipeline.run,
     "state": state.run,
     "history": history.run,

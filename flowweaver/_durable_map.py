@@ -52,6 +52,8 @@ logger = logging.getLogger("flowweaver.state")
 class DurableMapEngine(MapMixin, DurableEngine):
     """A map-aware :class:`DurableEngine`; see the module docstring."""
 
+    _durable_elements = True
+
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         super().__init__(workflow, options)
         self._init_maps(workflow)

@@ -14,11 +14,13 @@ from ._status import TaskStatus
 if TYPE_CHECKING:
     from ._errors import ElementFailedError
 
-__all__ = ["ElementRecord", "element_name"]
+__all__ = ["CODE", "ElementRecord", "element_name"]
 
 #: Status <-> the byte that stores it (PENDING is 0: a fresh bytearray is all pending).
 _STATUSES = tuple(TaskStatus)
 _CODE = {status: code for code, status in enumerate(_STATUSES)}
+#: The byte that stores each status (for the engine's hot path).
+CODE = _CODE
 
 
 def element_name(task_name: str, index: int) -> str:
@@ -94,6 +96,18 @@ class ElementRecord:
         return len(self._statuses) - counts[0] - counts[1] - counts[2]
 
     # -- written by the engine ---------------------------------------------------------------
+
+    def _add(self) -> None:
+        """The next element (index ``len(self)``) is seen, pending."""
+        self._statuses.append(0)
+        self._counts[0] += 1
+
+    def _move(self, index: int, code: int) -> None:
+        """Seen element ``index`` moves to the status of ``code`` (see ``CODE``)."""
+        statuses, counts = self._statuses, self._counts
+        counts[statuses[index]] -= 1
+        statuses[index] = code
+        counts[code] += 1
 
     def _set(self, index: int, status: TaskStatus) -> None:
         statuses = self._statuses

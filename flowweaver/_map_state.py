@@ -52,6 +52,7 @@ class MapState:
         "buffer",
         "consumers",
         "exhausted",
+        "fast",
         "feeder",
         "finished",
         "halted",
@@ -99,6 +100,9 @@ class MapState:
         self.input_error: BaseException | None = None
         # How an element's value becomes the call's arguments (see MapMixin._plan_arguments).
         self.simple = False
+        #: Plain elements (one argument, no observers, no state, no when=): the engine's
+        #: hot path begins and ends them inline.
+        self.fast = False
         self.args: list[object] = []
         self.keywords: dict[str, object] = {}
         self.mapped_args: list[tuple[int, int]] = []  # (argument position, element part)

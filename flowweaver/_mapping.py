@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._binding import params_of
 from ._calls import INTERRUPTS
-from ._elements import element_name
+from ._elements import CODE, element_name
 from ._engine import Call, Engine, retry_delay
 from ._errors import (
     ConfigurationError,
@@ -89,6 +89,9 @@ _FAILED = TaskStatus.FAILED
 _SKIPPED = TaskStatus.SKIPPED
 _UPSTREAM_FAILED = TaskStatus.UPSTREAM_FAILED
 _CANCELLED = TaskStatus.CANCELLED
+_CODES = CODE
+_RUNNING_CODE = CODE[_RUNNING]
+_COMPLETED_CODE = CODE[_COMPLETED]
 
 
 class MapMixin(Engine):
@@ -137,7 +140,39 @@ class MapMixin(Engine):
     # -- the driver protocol -----------------------------------------------------------------
 
     def begin(self, i: int) -> Call | None:
-        if i >= self.n:
+        n = self.n
+        if i >= n:
+            k = i - n
+            m = self._slot_map[k]
+            if m is not None and m.fast and self._slot_value[k] is UNREAD:
+                # The hot path of a plain element (no observers, no state, no when=): read it
+                # and start its first attempt in one go. Same steps as _begin_element.
+                if m.exhausted or m.halted or self.stopping:
+                    self._unreserve(i)
+                    return None
+                try:
+                    value = next(m.iterator)  # type: ignore[arg-type]
+                except INTERRUPTS:
+                    raise
+                except BaseException as error:
+                    self._read_failed(m, error)
+                    self._unreserve(i)
+                    return None
+                index = m.next_index
+                m.next_index = index + 1
+                record = m.record
+                if index + 1 == record.total:
+                    m.exhausted = True
+                record._statuses.append(_RUNNING_CODE)
+                record._counts[_RUNNING_CODE] += 1
+                record.attempts += 1
+                results = m.results
+                if results is not None:
+                    results.append(None)
+                self._slot_index[k] = index
+                self._slot_value[k] = value
+                self._slot_attempts[k] = 1
+                return m.task.fn, (value,), None
             return self._begin_element(i)
         if i in self._plans:
             self._begin_mapped(i)
@@ -145,7 +180,27 @@ class MapMixin(Engine):
         return super().begin(i)
 
     def succeed(self, i: int, value: object) -> None:
-        if i >= self.n:
+        n = self.n
+        if i >= n:
+            k = i - n
+            m = self._slot_map[k]
+            if m is not None and m.fast and not (m.exhausted or m.halted or self.stopping):
+                total = m.record.total
+                if total is None or m.reserved < total:
+                    # The hot path: record the result, and the next element of the iterator
+                    # takes this slot over (as _element_succeeded and _element_ended would).
+                    index = self._slot_index[k]
+                    results = m.results
+                    if results is not None:
+                        results[index] = value
+                    record = m.record
+                    record._move(index, _COMPLETED_CODE)
+                    m.reserved += 1
+                    self._slot_index[k] = -1
+                    self._slot_attempts[k] = 0
+                    self._slot_value[k] = UNREAD
+                    self.ready.append(i)
+                    return
             self._element_succeeded(i, value)
             return
         if i in self._mapped_over and isinstance(value, Remote):
@@ -212,6 +267,15 @@ class MapMixin(Engine):
         try:
             self._plan_arguments(m)
             self._open_source(m)
+            m.fast = (
+                m.simple
+                and m.buffer is None
+                and task.when is None
+                and task.on_status_change is None
+                and not self.monitors
+                and self.telemetry is None
+                and not self._durable_elements
+            )
         except INTERRUPTS:
             raise
         except BaseException as error:  # not iterable, lengths differ: fails, never retried
@@ -258,6 +322,7 @@ class MapMixin(Engine):
             m.upstream_open = True
             m.feeder = self._maps[up]
             m.feeder.consumers.append(m)
+            m.feeder.fast = False  # its elements must now be passed on
             return
         iterators: list[Iterator[object]] = []
         sizes: dict[str, int] = {}
@@ -379,24 +444,31 @@ class MapMixin(Engine):
         assert iterator is not None
         try:
             value = next(iterator)
-        except StopIteration:
-            m.exhausted = True
-            m.record.total = m.next_index
-            return False
         except INTERRUPTS:
             raise
         except BaseException as error:
-            self._source_failed(m, error)
+            self._read_failed(m, error)
             return False
-        index = m.next_index
+        index = m.next_index  # an iterator's elements are seen in order: index == len(record)
         m.next_index = index + 1
-        if index + 1 == m.record.total:
+        record = m.record
+        if index + 1 == record.total:
             m.exhausted = True
-        m.record._set(index, _PENDING)
-        self._grow_results(m, index)
+        record._add()
+        results = m.results
+        if results is not None:
+            results.append(None)
         self._slot_index[k] = index
         self._slot_value[k] = value
         return True
+
+    def _read_failed(self, m: MapState, error: BaseException) -> None:
+        """Reading the next element raised ``error``: the end, or a failure of the source."""
+        if isinstance(error, StopIteration):
+            m.exhausted = True
+            m.record.total = m.next_index
+        else:
+            self._source_failed(m, error)
 
     def _unreserve(self, slot: int) -> None:
         """A reserved slot found no element: free it (the task may be over)."""
@@ -447,8 +519,12 @@ class MapMixin(Engine):
         self._slot_attempts[k] = attempt
         index = self._slot_index[k]
         value = self._slot_value[k]
-        args, kwargs = m.arguments(value)
-        if attempt == 1 and self._reuse_element(m, slot, args, kwargs):
+        if m.simple:
+            args: tuple[Any, ...] = (value,)
+            kwargs: dict[str, Any] | None = None
+        else:
+            args, kwargs = m.arguments(value)
+        if attempt == 1 and self._durable_elements and self._reuse_element(m, slot, args, kwargs):
             return None
         if attempt == 1 and task.when is not None:
             try:
@@ -462,8 +538,9 @@ class MapMixin(Engine):
             if not verdict:
                 self._element_ended(slot, _SKIPPED)
                 return None
-        m.record.attempts += 1
-        m.record._set(index, _RUNNING)
+        record = m.record
+        record.attempts += 1
+        record._move(index, _RUNNING_CODE)
         if task.on_status_change is not None or self.monitors:
             self._notify_element(m, index, _RUNNING)
         if self.telemetry is not None:  # a span per element attempt, named like the element
@@ -492,6 +569,9 @@ class MapMixin(Engine):
             )
         return verdict
 
+    #: Whether elements are committed and reused (``_durable_map``): two hooks, skipped here.
+    _durable_elements = False
+
     def _reuse_element(
         self, m: MapState, slot: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None
     ) -> bool:
@@ -512,10 +592,11 @@ class MapMixin(Engine):
         if self.telemetry is not None:
             name = element_name(m.task.name, self._slot_index[k])
             self.telemetry.end(slot, name, perf_counter(), None, retried=False)
-        error = self._commit_element(m, slot, value)
-        if error is not None:  # it cannot be stored: the element fails, never retried
-            self._element_failed_for_good(slot, error)
-            return
+        if self._durable_elements:
+            error = self._commit_element(m, slot, value)
+            if error is not None:  # it cannot be stored: the element fails, never retried
+                self._element_failed_for_good(slot, error)
+                return
         self._element_completed(m, slot, value)
 
     def _element_completed(self, m: MapState, slot: int, value: object) -> None:
@@ -587,9 +668,20 @@ class MapMixin(Engine):
         if m is None or m.finished:
             return
         index = self._slot_index[k]
-        m.record._set(index, status)
+        m.record._move(index, _CODES[status])
         if m.task.on_status_change is not None or self.monitors:
             self._notify_element(m, index, status)
+        if not (m.exhausted or m.halted or m.consumers or self.stopping or m.buffer is not None):
+            total = m.record.total
+            if total is None or m.reserved < total:
+                # The next element of the iterator takes this slot over: it goes to the back
+                # of the ready queue, reserved, exactly as a fresh slot would.
+                m.reserved += 1
+                self._slot_index[k] = -1
+                self._slot_attempts[k] = 0
+                self._slot_value[k] = UNREAD
+                self.ready.append(slot)
+                return
         self._slot_map[k] = None
         self._slot_value[k] = None
         self._free.append(slot)
