@@ -46,6 +46,7 @@ from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import NotIterableError as NotIterableError
 from ._errors import PipelineError as PipelineError
 from ._errors import ResultUnavailableError as ResultUnavailableError
+from ._errors import RunLockedError as RunLockedError
 from ._errors import SerializationError as SerializationError
 from ._errors import StageValidationError as StageValidationError
 from ._errors import StateAccessError as StateAccessError
@@ -186,6 +187,7 @@ __all__ = [  # noqa: RUF022
     "RunDetail",
     "RunHistory",
     "RunKind",
+    "RunLockedError",
     "RunOptions",
     "RunRecord",
     "RunStatus",

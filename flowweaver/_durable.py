@@ -26,6 +26,11 @@ Design:
   ``on_changed`` (:class:`~flowweaver.ChangePolicy`): re-run the task (warning logged; its
   dependants re-run only if its new result differs) or fail it with
   :class:`~flowweaver.StateMismatchError`.
+* **One owner per run id.** Before reading them, the run claims its namespace on the store
+  (:mod:`flowweaver._claim`) and holds the claim until :meth:`DurableEngine.finish`: another
+  run of the same workflow and run id, in this process or another, gets
+  :class:`~flowweaver.RunLockedError` (or waits, ``owner_timeout=``). A run without a
+  ``run_id`` gets a fresh random one and claims nothing.
 * **Cache.** A ``cache=True`` task that was not restored looks up
   ``"<task name>:<hash of code and inputs>"`` (or of code and ``cache_key(*args)``) in the
   cache namespace of the run's store — or, without a store, in a :class:`MemoryStore` kept on
@@ -51,11 +56,12 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ._calls import INTERRUPTS
+from ._claim import claim_run
 from ._engine import Call, Engine
 from ._errors import ConfigurationError, SerializationError, StateMismatchError
 from ._fingerprint import code_fingerprint, digest
 from ._history import RunKind, records_history
-from ._options import check_state_options
+from ._options import check_owner_timeout, check_state_options
 from ._recording import RunRecorder, error_fields, outcome_metadata, reused_metadata, run_status
 from ._run import Remote, fetched
 from ._serialize import JSONSerializer
@@ -65,6 +71,7 @@ from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_na
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._claim import Claim
     from ._options import RunOptions
     from ._run import WorkflowRun
     from ._task import Task
@@ -85,6 +92,7 @@ class DurableEngine(Engine):
 
     __slots__ = (
         "_cache_keys",
+        "_claim",
         "_code",
         "_digests",
         "_namespace",
@@ -98,12 +106,26 @@ class DurableEngine(Engine):
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         store, self._on_changed = check_state_options(options)
+        owner_timeout = check_owner_timeout(options)
         run_id = options.get("run_id")
         records: dict[str, StateEntry] = {}
+        self._claim: Claim | None = None
         if store is not None and isinstance(run_id, str) and run_id:
-            # Read before the run is registered anywhere: a broken store fails the call cleanly.
-            records = store.entries(run_namespace(workflow.name, run_id))
-        super().__init__(workflow, options)
+            namespace = run_namespace(workflow.name, run_id)
+            # Own the run id first, so that no other owner writes what we read; then read,
+            # before the run is registered anywhere: a broken store fails the call cleanly.
+            label = ("workflow", workflow.name, run_id)
+            self._claim = claim_run(store, namespace, label, owner_timeout)
+            try:
+                records = store.entries(namespace)
+            except BaseException:
+                self._release_claim()
+                raise
+        try:
+            super().__init__(workflow, options)
+        except BaseException:
+            self._release_claim()
+            raise
         self._store: StateStore | None = store
         self._records = records
         self._namespace = run_namespace(workflow.name, self.run.run_id)
@@ -134,12 +156,16 @@ class DurableEngine(Engine):
                 run.workflow, run.run_id, self._store, len(self._records),
             )  # fmt: skip
         recorder = self._recorder
-        if recorder is not None:
-            recorder.start(self.run.started_at, self.executor, self.n)
-            tasks, deps = self.tasks, self.deps
-            n = self.n
-            recorder.graph([tasks[i].name for i in range(n)], deps[:n])
-        super().start(awaiter, wake, capacity)
+        try:
+            if recorder is not None:
+                recorder.start(self.run.started_at, self.executor, self.n)
+                tasks, deps = self.tasks, self.deps
+                n = self.n
+                recorder.graph([tasks[i].name for i in range(n)], deps[:n])
+            super().start(awaiter, wake, capacity)
+        except BaseException:  # drivers finish() only a run that started
+            self._release_claim()
+            raise
 
     def begin(self, i: int) -> Call | None:
         """As :meth:`Engine.begin`, but a task with a reusable committed or cached result is
@@ -159,9 +185,12 @@ class DurableEngine(Engine):
         super().succeed(i, value)
 
     def finish(self) -> WorkflowRun:
-        run = super().finish()
-        if self._recorder is not None:
-            self._record_end(run)
+        try:
+            run = super().finish()
+            if self._recorder is not None:
+                self._record_end(run)
+        finally:
+            self._release_claim()  # the run id is free again, whatever happened
         if run.restored or run.cached:
             logger.info(
                 "workflow %r: run %s reused %d committed and %d cached result(s)",
@@ -200,6 +229,11 @@ class DurableEngine(Engine):
     def _wall(self, reading: float) -> float:
         """A perf_counter() reading of this run as wall-clock time."""
         return self.run.started_at + (reading - self._perf0)
+
+    def _release_claim(self) -> None:
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.release()
 
     # -- reuse -------------------------------------------------------------------------------
 

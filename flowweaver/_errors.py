@@ -39,6 +39,7 @@ The hierarchy::
         ├── StateCorruptError (ValueError)   .path, .reason: unreadable or truncated store
         ├── StateVersionError (ValueError)   .path, .found, .supported: written by a newer version
         ├── StateLockedError (TimeoutError)  .path, .timeout: another writer held the lock too long
+        │   └── RunLockedError               .name, .run_id, .holder: another run owns this run id
         ├── StateAccessError (OSError)       .path, .reason: cannot open/write it, or it is closed
         ├── SerializationError (TypeError)   .type_name, .reason, .task_name / .item_id: no stored
         │                                    form
@@ -87,6 +88,7 @@ __all__ = [
     "NotIterableError",
     "PipelineError",
     "ResultUnavailableError",
+    "RunLockedError",
     "SerializationError",
     "StageValidationError",
     "StateAccessError",
@@ -596,6 +598,41 @@ class StateLockedError(StateError, TimeoutError):
         )
         self.path = path
         self.timeout = timeout
+
+
+class RunLockedError(StateLockedError):
+    """A durable run is owned by another run that is in progress (the same workflow or
+    pipeline and run id, on the same store): two owners would both execute every task.
+
+    Attributes:
+        path: The store.
+        name: The workflow's (or pipeline's) name.
+        run_id: The run id.
+        holder: Who owns it (``"process 4242 on host 'web-1' since 2026-06-01 12:00:00 UTC"``),
+            or None when the owner has not said yet.
+        timeout: Seconds waited for the owner to finish (0: did not wait).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        run_id: str,
+        holder: str | None,
+        timeout: float,
+        kind: str = "workflow",
+    ) -> None:
+        waited = f"; gave up after {timeout!r} s" if timeout else ""
+        StateError.__init__(
+            self,
+            f"{kind} {name!r} run {run_id!r} is already in progress, owned by "
+            f"{holder or 'another run'} (store {path!r}){waited}",
+        )
+        self.path = path
+        self.timeout = timeout
+        self.name = name
+        self.run_id = run_id
+        self.holder = holder
 
 
 class StateAccessError(StateError, OSError):

@@ -36,6 +36,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._claim import FileClaims
 from ._errors import (
     ConfigurationError,
     StateAccessError,
@@ -55,6 +56,7 @@ if sys.platform != "win32":
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from ._claim import Claim, RunLabel
     from ._serialize import Serializer
 
 __all__ = ["FORMAT_VERSION", "JSONFileStore"]
@@ -96,6 +98,7 @@ class JSONFileStore(Closing, HasRunHistory):
     """
 
     __slots__ = (
+        "_claims",
         "_clock",
         "_closed",
         "_data",
@@ -121,6 +124,7 @@ class JSONFileStore(Closing, HasRunHistory):
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ConfigurationError(f"JSONFileStore: path must be a file path, got {path!r}")
         self.path = os.path.abspath(os.fspath(path))
+        self._claims = FileClaims(self.path)
         self.timeout = check_number("JSONFileStore", "timeout", timeout)
         self.fsync = bool(fsync)
         self.serializer = check_serializer("JSONFileStore", serializer)
@@ -362,6 +366,17 @@ class JSONFileStore(Closing, HasRunHistory):
             return removed > 0, removed
 
         return self._write(change)
+
+    def claim(self, namespace: str, label: RunLabel, timeout: float | None) -> Claim:
+        """Own the run whose results live in ``namespace`` until the claim is released.
+
+        A lock file in ``<store file>.runs/`` (see :mod:`flowweaver._claim`); durable runs
+        call this, so that one run id has one owner at a time.
+
+        Raises:
+            RunLockedError: Another run owns it (still, after ``timeout`` seconds).
+        """
+        return self._claims.claim(namespace, label, timeout)
 
     def close(self) -> None:
         with self._lock:

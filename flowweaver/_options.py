@@ -10,11 +10,11 @@ from typing import TypedDict
 from ._errors import ConfigurationError
 from ._events import Monitor
 from ._progress import ProgressMonitor
-from ._retry import Clock, SystemClock
+from ._retry import Clock, SystemClock, check_number
 from ._status import ChangePolicy, FailurePolicy
 from ._store import StateStore
 
-__all__ = ["RunOptions", "check_options", "check_state_options"]
+__all__ = ["RunOptions", "check_options", "check_owner_timeout", "check_state_options"]
 
 
 class RunOptions(TypedDict, total=False):
@@ -35,6 +35,10 @@ class RunOptions(TypedDict, total=False):
             the cache of ``Task(cache=True)``.
         on_changed: What resuming does with a committed task whose code or inputs changed:
             ``"rerun"`` (default) or ``"error"`` (see :class:`ChangePolicy`).
+        owner_timeout: With a ``store`` and a ``run_id``: how long to wait, in seconds, when
+            another run of the same workflow and run id is in progress (a run id has one
+            owner at a time) before :class:`RunLockedError`. ``0`` (default) does not wait;
+            ``None`` waits as long as it takes.
     """
 
     failure_policy: FailurePolicy | str
@@ -44,6 +48,7 @@ class RunOptions(TypedDict, total=False):
     progress: bool
     store: StateStore
     on_changed: ChangePolicy | str
+    owner_timeout: float | None
 
 
 _OPTION_NAMES = frozenset(RunOptions.__annotations__)
@@ -84,7 +89,15 @@ def check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Cl
         raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
     if "store" in options or "on_changed" in options:
         check_state_options(options)
+    if "owner_timeout" in options:
+        check_owner_timeout(options)
     return policy, monitors, clock, run_id
+
+
+def check_owner_timeout(options: RunOptions) -> float | None:
+    """Validate ``owner_timeout`` (default 0: do not wait)."""
+    timeout = options.get("owner_timeout", 0.0)
+    return None if timeout is None else check_number("execute", "owner_timeout", timeout)
 
 
 def check_state_options(options: RunOptions) -> tuple[StateStore | None, ChangePolicy]:

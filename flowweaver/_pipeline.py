@@ -477,19 +477,26 @@ class Pipeline:
         outbox: Channel[PipelineResult] | None = None,
         checkpoint: Checkpoint | None = None,
     ) -> PipelineRun:
-        if self._active() is not None:
-            raise PipelineError("the pipeline is already running; join() or shutdown() it first")
-        run = PipelineRun(
-            self.stages,
-            tracker=self.status_tracker,
-            clock=self._clock,
-            sync_calls=self._sync_calls(),
-            collect=collect,
-            outbox=outbox,
-            checkpoint=checkpoint,
-            telemetry=pipeline_telemetry(self.name),
-        )
-        run.start()
+        try:
+            if self._active() is not None:
+                raise PipelineError(
+                    "the pipeline is already running; join() or shutdown() it first"
+                )
+            run = PipelineRun(
+                self.stages,
+                tracker=self.status_tracker,
+                clock=self._clock,
+                sync_calls=self._sync_calls(),
+                collect=collect,
+                outbox=outbox,
+                checkpoint=checkpoint,
+                telemetry=pipeline_telemetry(self.name),
+            )
+            run.start()
+        except BaseException:
+            if checkpoint is not None:  # the run never started: its run id is free again
+                checkpoint.release()
+            raise
         self._run = run
         self._started = False
         return run

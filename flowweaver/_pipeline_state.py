@@ -10,6 +10,11 @@ Design (the principles of a workflow's resume, ``_durable``, applied to items):
   store namespace :func:`~flowweaver._store.pipeline_namespace` of that pair — never a
   workflow's, another pipeline's or another run id's — keyed by the JSON text of the item's id
   (a dict item's ``"id"``, a plain item's input index: stable only if the input order is).
+* **One owner, unique ids.** The run claims its run id on the store for its whole length (see
+  :mod:`flowweaver._claim`): a second run of the same pipeline and run id meanwhile gets
+  :class:`~flowweaver.RunLockedError`. An item id fed twice in one run fails the second item
+  with :class:`~flowweaver.ConfigurationError` naming the id (it would reuse or replace the
+  first one's result); the run keeps the ids it has seen (a set of their JSON texts).
 * **Restore as fed.** :meth:`Checkpoint.restore` reads the item's record (one ``get``) when the
   item is fed. If its fingerprint matches, the item ends at once as a result flagged
   ``restored``: no stage sees it, no stage or tracker callback fires for it, ``run()`` puts it
@@ -44,6 +49,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ._claim import claim_run
 from ._errors import ConfigurationError, ItemMismatchError, SerializationError
 from ._fingerprint import code_fingerprint
 from ._history import RunKind, RunStatus, records_history
@@ -57,6 +63,7 @@ from ._store import StateEntry, StateStore, pipeline_namespace
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._claim import Claim
     from ._options import RunOptions
     from ._pipeline_run import PipelineRun
     from ._stage import Stage
@@ -114,12 +121,14 @@ class Checkpoint:
 
     __slots__ = (
         "_changed",
+        "_claim",
         "_code",
         "_failures",
         "_namespace",
         "_on_changed",
         "_pending",
         "_recorder",
+        "_seen",
         "_serializer",
         "_store",
         "pipeline",
@@ -142,10 +151,14 @@ class Checkpoint:
         #: Items fed and not yet ended: sequence id -> (store key, fingerprint).
         self._pending: dict[int, tuple[str, str]] = {}
         self._changed = 0
+        #: Store keys of the items fed in this run: an id seen twice is refused.
+        self._seen: set[str] = set()
         self.pipeline = pipeline
         self.run_id = run_id
-        # One read now: a store that cannot be read fails the call before anything runs.
-        store.get(self._namespace, "")
+        # One owner per run id (as for a workflow run), claimed before anything is read.
+        self._claim: Claim | None = claim_run(
+            store, self._namespace, ("pipeline", pipeline, run_id), 0.0
+        )
         #: Run history: the run's record, and its failed items (the first MAX_FAILED_ITEMS).
         self._recorder = (
             RunRecorder(store, RunKind.PIPELINE, pipeline, run_id)
@@ -153,8 +166,14 @@ class Checkpoint:
             else None
         )
         self._failures: list[dict[str, object]] = []
-        if self._recorder is not None:
-            self._recorder.start(time.time(), "Pipeline", 0)
+        try:
+            # One read now: a store that cannot be read fails the call before anything runs.
+            store.get(self._namespace, "")
+            if self._recorder is not None:
+                self._recorder.start(time.time(), "Pipeline", 0)
+        except BaseException:
+            self.release()
+            raise
 
     def __repr__(self) -> str:
         return f"<Checkpoint pipeline={self.pipeline!r} run_id={self.run_id!r} {self._store!r}>"
@@ -172,6 +191,13 @@ class Checkpoint:
                 "an item id needs a JSON form to be a store key (use str, int, or tuples of them)",
                 item_id=item.id,
             )
+        if key in self._seen:
+            return ConfigurationError(
+                f"pipeline {self.pipeline!r}: item id {item.id!r} was fed twice in run "
+                f"{self.run_id!r}; ids must be unique in a checkpointed run (the second would "
+                "reuse or replace the first one's committed result)"
+            )
+        self._seen.add(key)
         fingerprint = self._fingerprint(item.value)
         try:
             record = self._store.get(self._namespace, key)
@@ -229,20 +255,29 @@ class Checkpoint:
                  **error_fields(error)}
             )  # fmt: skip
 
+    def release(self) -> None:
+        """Give up the run id's claim (idempotent): another run of it may start."""
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.release()
+
     def finish(self, run: PipelineRun) -> None:
-        """The run ended: say what was reused, and record how it went in the run history."""
-        restored = run.restored
-        if self._recorder is not None:
+        """The run ended: record how it went in the run history, release the run id (even if
+        recording failed), say what was reused."""
+        try:
             self._record_end(run)
-        if restored or self._changed:
+        finally:
+            self.release()
+        if run.restored or self._changed:
             logger.info(
                 "pipeline %r: run %s restored %d committed item result(s); %d item(s) ran "
                 "again because their stage code or input changed",
-                self.pipeline, self.run_id, restored, self._changed,
+                self.pipeline, self.run_id, run.restored, self._changed,
             )  # fmt: skip
 
     def _record_end(self, run: PipelineRun) -> None:
-        assert self._recorder is not None
+        if self._recorder is None:
+            return
         restored = run.restored
         counts = {"completed": run.processed, "failed": run.failed, "restored": restored}
         if run.stopping and run.failed_by_type.get("ItemCancelledError"):

@@ -41,6 +41,7 @@ import threading
 import urllib.parse
 from typing import TYPE_CHECKING, NoReturn
 
+from ._claim import FileClaims
 from ._errors import (
     ConfigurationError,
     SerializationError,
@@ -71,6 +72,7 @@ from ._store import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._claim import Claim, RunLabel
     from ._serialize import Serializer
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -143,8 +145,8 @@ class SQLiteStore(Closing, HasRunHistory):
     """
 
     __slots__ = (
-        "_clock", "_conn", "_lock", "_writes", "keep_runs", "path", "read_only", "serializer",
-        "synchronous", "timeout",
+        "_claims", "_clock", "_conn", "_lock", "_writes", "keep_runs", "path", "read_only",
+        "serializer", "synchronous", "timeout",
     )  # fmt: skip
 
     def __init__(
@@ -162,6 +164,7 @@ class SQLiteStore(Closing, HasRunHistory):
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ConfigurationError(f"SQLiteStore: path must be a file path, got {path!r}")
         self.path = os.path.abspath(os.fspath(path))
+        self._claims = FileClaims(self.path)
         if synchronous not in _SYNCHRONOUS:
             raise ConfigurationError(
                 f"SQLiteStore: synchronous must be one of {list(_SYNCHRONOUS)!r}, "
@@ -464,6 +467,17 @@ class SQLiteStore(Closing, HasRunHistory):
             except _ERRORS as error:
                 self._raise(error)
         return cursor.rowcount
+
+    def claim(self, namespace: str, label: RunLabel, timeout: float | None) -> Claim:
+        """Own the run whose results live in ``namespace`` until the claim is released.
+
+        A lock file in ``<store file>.runs/`` (see :mod:`flowweaver._claim`); durable runs
+        call this, so that one run id has one owner at a time.
+
+        Raises:
+            RunLockedError: Another run owns it (still, after ``timeout`` seconds).
+        """
+        return self._claims.claim(namespace, label, timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
+from ._claim import MemoryClaims
 from ._errors import ConfigurationError
 from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
 from ._history_read import HasRunHistory
@@ -38,6 +39,8 @@ from ._serialize import JSONSerializer, Serializer
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
+
+    from ._claim import Claim, RunLabel
 
 __all__ = [
     "CACHE_NAMESPACE",
@@ -219,7 +222,9 @@ class MemoryStore(Closing, HasRunHistory):
             limit; 0: record no history); see :meth:`runs`.
     """
 
-    __slots__ = ("_clock", "_data", "_lock", "_next_purge", "_writes", "keep_runs", "serializer")
+    __slots__ = (
+        "_claims", "_clock", "_data", "_lock", "_next_purge", "_writes", "keep_runs", "serializer"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -235,6 +240,7 @@ class MemoryStore(Closing, HasRunHistory):
         self._lock = threading.Lock()
         self._writes = 0
         self._next_purge = PURGE_EVERY
+        self._claims = MemoryClaims("MemoryStore")
 
     def __repr__(self) -> str:
         return f"MemoryStore({sum(map(len, self._data.values()))} entries)"
@@ -253,6 +259,7 @@ class MemoryStore(Closing, HasRunHistory):
         self._lock = threading.Lock()
         self._writes = 0
         self._next_purge = PURGE_EVERY
+        self._claims = MemoryClaims("MemoryStore")
 
     def now(self) -> float:
         return self._clock()
@@ -307,6 +314,15 @@ class MemoryStore(Closing, HasRunHistory):
                     del entries[expired]
                     removed += 1
         return removed
+
+    def claim(self, namespace: str, label: RunLabel, timeout: float | None) -> Claim:
+        """Own the run whose results live in ``namespace`` until the claim is released
+        (within this process; see :mod:`flowweaver._claim`).
+
+        Raises:
+            RunLockedError: Another run owns it (still, after ``timeout`` seconds).
+        """
+        return self._claims.claim(namespace, label, timeout)
 
     def close(self) -> None:
         return

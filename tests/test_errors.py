@@ -144,6 +144,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.StateCorruptError("s.db", "truncated"),
         fw.StateVersionError("s.db", 9, 1),
         fw.StateLockedError("s.db", 5.0),
+        fw.RunLockedError("s.db", "etl", "r1", "process 7 on host 'h' since 2026-01-01", 0.0),
         fw.StateAccessError("s.db", "read-only"),
         fw.SerializationError("socket", "no JSON form", task_name="load"),
         fw.StateMismatchError("load", "w", "r1"),
