@@ -17,6 +17,7 @@ import math
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ._checks import check_flag
 from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
 from ._events import await_safely, call_safely
@@ -107,9 +108,7 @@ def make_display(
                 f"run(): dashboard must be one of {names!r}, got {dashboard!r}"
             )
         return DISPLAYS[dashboard]()
-    if not isinstance(progress, bool):
-        raise ConfigurationError(f"run(): progress must be a bool, got {progress!r}")
-    return DISPLAYS["progress"]() if progress else None
+    return DISPLAYS["progress"]() if check_flag("run()", "progress", progress) else None
 
 
 class DashboardPoller:

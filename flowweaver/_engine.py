@@ -51,11 +51,11 @@ from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
 from ._telemetry import workflow_telemetry
+from ._workflow import Workflow
 
 if TYPE_CHECKING:
     from ._options import RunOptions
     from ._task import Task
-    from ._workflow import Workflow
 
 __all__ = ["Call", "Engine", "retry_delay"]
 
@@ -138,6 +138,13 @@ class Engine:
     )
 
     def __new__(cls, workflow: Workflow, options: RunOptions) -> Engine:
+        given: object = workflow  # typed callers cannot get this wrong; others can
+        if not isinstance(given, Workflow):  # every executor's execute() comes through here
+            hint = " (a DAG or Flow: call its run(), or pass its to_workflow())"
+            raise ConfigurationError(
+                f"execute() needs a Workflow, got {given!r}"
+                + (hint if hasattr(given, "to_workflow") else "")
+            )
         # A durable run (a store, or a cached task) gets the subclass that knows about state,
         # a workflow with mapped tasks the one that knows about elements; every other run
         # keeps the plain engine and pays nothing for either feature.

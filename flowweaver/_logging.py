@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, TextIO
 
+from ._errors import ConfigurationError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -107,7 +109,7 @@ def _wants_color(stream: TextIO, use_colors: bool) -> bool:
 
 
 def configure_logging(
-    level: LogLevel | int = LogLevel.INFO,
+    level: LogLevel | int | str = LogLevel.INFO,
     json_output: bool = False,
     use_colors: bool = True,
     *,
@@ -116,7 +118,8 @@ def configure_logging(
     """Send flowweaver's log records to ``stream`` (default: standard error).
 
     Args:
-        level: The lowest level shown.
+        level: The lowest level shown (a :class:`LogLevel`, an int, or a name such as
+            ``"debug"``).
         json_output: One JSON object per line instead of text.
         use_colors: Color the level tags — only when ``stream`` is a terminal and ``NO_COLOR``
             is unset.
@@ -129,6 +132,7 @@ def configure_logging(
         >>> from flowweaver import configure_logging, LogLevel
         >>> logger = configure_logging(level=LogLevel.DEBUG, json_output=True)  # doctest: +SKIP
     """
+    threshold = _level(level)  # before anything changes
     for custom in (LogLevel.SYSTEM, LogLevel.SUCCESS):
         logging.addLevelName(custom, custom.name)
     logger = logging.getLogger("flowweaver")
@@ -140,5 +144,17 @@ def configure_logging(
         JsonFormatter() if json_output else TextFormatter(_wants_color(target, use_colors))
     )
     logger.addHandler(handler)
-    logger.setLevel(int(level))
+    logger.setLevel(threshold)
     return logger
+
+
+def _level(level: object) -> int:
+    """A level for :func:`configure_logging`: a :class:`LogLevel`, an int, or a level's name."""
+    if isinstance(level, str) and level.upper() in LogLevel.__members__:
+        return LogLevel[level.upper()]
+    if isinstance(level, int) and not isinstance(level, bool) and level >= 0:
+        return level
+    raise ConfigurationError(
+        f"configure_logging: level must be a LogLevel, an int >= 0 or one of "
+        f"{list(LogLevel.__members__)!r}, got {level!r}"
+    )

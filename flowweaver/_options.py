@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence  # noqa: TC003 - get_type_hints(RunOptions) resolves it
 from typing import TypedDict
 
+from ._checks import check_flag, check_sequence_of
 from ._errors import ConfigurationError
 from ._events import Monitor
 from ._progress import ProgressMonitor
@@ -73,11 +74,10 @@ def check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Cl
             f"failure_policy must be one of {[p.value for p in FailurePolicy]!r}, "
             f"got {raw_policy!r}"
         ) from None
-    monitors = list(options.get("monitors", ()))
-    for m in monitors:
-        if not isinstance(m, Monitor):
-            raise ConfigurationError(f"monitors must implement Monitor, got {m!r}")
-    if options.get("progress"):
+    monitors: list[Monitor] = check_sequence_of(
+        "execute", "monitors", options.get("monitors", ()), Monitor, "Monitor objects"
+    )
+    if check_flag("execute", "progress", options.get("progress", False)):
         monitors.append(ProgressMonitor())
     clock = options.get("clock") or SystemClock()
     if not isinstance(clock, Clock):

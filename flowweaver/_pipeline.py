@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, S
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._channel import Channel
+from ._checks import check_callables, check_flag, check_items
 from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
 from ._offload import Submitter, sync_calls
@@ -160,7 +161,7 @@ class Pipeline:
             raise ConfigurationError(f"name must be a non-empty str or None, got {name!r}")
         self.name: str = name if name is not None else " > ".join(s.name for s in stages)
         self.stages: tuple[Stage, ...] = stages
-        self.collect_results = bool(collect_results)
+        self.collect_results = check_flag("Pipeline", "collect_results", collect_results)
         self.status_tracker = status_tracker
         self.executor = executor
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -210,6 +211,7 @@ class Pipeline:
                 a bad store option (a store without a run id).
             StateError: The store cannot be read.
         """
+        check_items("Pipeline.run", items)
         display = make_display(progress, dashboard, custom_dashboard, dashboard_update_interval)
         checkpoint = make_checkpoint(self.name, self.stages, store, run_id, on_changed)
         run = self._begin(collect=self.collect_results, checkpoint=checkpoint)
@@ -255,6 +257,7 @@ class Pipeline:
         Raises:
             PipelineError: The pipeline is already running.
         """
+        check_items("Pipeline.stream", items)
         display = make_display(progress, None, None, 0.5)
         checkpoint = make_checkpoint(self.name, self.stages, store, run_id, on_changed)
         # Results wait for the consumer in a queue as large as the last stage's (bounded even
@@ -335,6 +338,7 @@ class Pipeline:
                 ``ValueError``), or ``priority`` is not an int.
             PipelineError: The pipeline was shut down while feeding.
         """
+        check_items("Pipeline.feed", items)
         index = self._stage_index(target_stage, priority)
         run = self._active() or self._begin(collect=self.collect_results)
         await run.feed(items, run.stages[index], priority)
@@ -446,7 +450,8 @@ class Pipeline:
 
         builder = PipelineBuilder()
         taken: set[str] = set()
-        for fn in [tasks] if callable(tasks) else list(tasks):
+        check_items("Pipeline.quick", items)
+        for fn in check_callables("Pipeline.quick", "tasks", tasks):
             name = base = task_name(fn)
             n = 1
             while name in taken:  # the same function twice, or several lambdas
@@ -511,6 +516,10 @@ class Pipeline:
             raise ConfigurationError(f"priority must be an int, got {priority!r}")
         if target_stage is None:
             return 0
+        if not isinstance(target_stage, str):
+            raise ConfigurationError(
+                f"target_stage must be a stage name (a str) or None, got {target_stage!r}"
+            )
         index = self._index.get(target_stage)
         if index is None:
             raise ConfigurationError(

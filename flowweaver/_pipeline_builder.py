@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
 
+from ._checks import check_callables, check_count
 from ._pipeline import Pipeline
-from ._retry import check_count
 from ._stage import Stage
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class PipelineBuilder:
         if retries is not None:
             # Checked as the caller wrote it, so a bad value is named as "retries".
             options["task_attempts"] = check_count(f"stage {name!r}", "retries", retries) + 1
-        fns = [tasks] if callable(tasks) else list(tasks)
+        fns = check_callables(f"stage {name!r}", "tasks", tasks)
         self._stages.append(Stage(name, workers, fns, **options))
         return self
 

@@ -15,9 +15,19 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ._checks import check_count, check_number
 from ._errors import ConfigurationError, ExecutorShutdownError, TransferError
 
-__all__ = ["NEVER_RETRIED", "Clock", "RetryPolicy", "SystemClock", "is_retryable"]
+# check_count and check_number live in _checks (one place for argument rules); re-exported.
+__all__ = [
+    "NEVER_RETRIED",
+    "Clock",
+    "RetryPolicy",
+    "SystemClock",
+    "check_count",
+    "check_number",
+    "is_retryable",
+]
 
 #: Failures that would fail the same way on every attempt, so no retry setting retries them
 #: (``retry_on`` included): the call cannot be sent to its worker process or cluster, or its
@@ -61,30 +71,6 @@ class SystemClock:
 
     async def sleep_async(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-
-
-def check_number(
-    owner: str, name: str, value: object, *, minimum: float = 0.0, strict: bool = False
-) -> float:
-    """Validate a real number argument and return it as a float.
-
-    Raises:
-        ConfigurationError: ``value`` is not a finite real number at least (or, with ``strict``,
-            above) ``minimum``. Booleans are refused: ``timeout=True`` is always a mistake.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        number = float(value)
-        if number > minimum if strict else number >= minimum:
-            return number
-    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-    raise ConfigurationError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
-
-
-def check_count(owner: str, name: str, value: object, *, minimum: int = 0) -> int:
-    """Validate an integer argument (booleans refused) that must be at least ``minimum``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-        return value
-    raise ConfigurationError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
 
 
 def check_retry_fields(

@@ -54,13 +54,14 @@ import pathlib
 import sys
 import uuid
 import weakref
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError, SerializationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
 __all__ = [
     "LEGACY_TAGS",
@@ -191,6 +192,11 @@ class JSONSerializer:
 
     def __init__(self, classes: Iterable[type] = (), *, allow_imported: bool = True) -> None:
         registered: dict[str, type] = {}
+        given: object = classes
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise ConfigurationError(
+                f"JSONSerializer: classes must be an iterable of classes, got {classes!r}"
+            )
         for cls in classes:
             if not (isinstance(cls, type) and is_rebuildable(cls)):
                 raise ConfigurationError(

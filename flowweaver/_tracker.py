@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from time import time
 from typing import Any
 
+from ._checks import check_count, check_mapping
 from ._errors import ConfigurationError
 from ._events import call_safely
 from ._pipeline_types import EMPTY, ItemStatus, StatusEvent, TaskEvent
-from ._retry import check_count
 
 __all__ = ["StatusTracker"]
 
@@ -104,7 +104,9 @@ class StatusTracker:
                 )
         if max_history is not None:
             check_count("StatusTracker", "max_history", max_history, minimum=1)
-        limits = dict(task_concurrency_limits or {})
+        limits = dict(
+            check_mapping("StatusTracker", "task_concurrency_limits", task_concurrency_limits)
+        )
         for key, limit in limits.items():
             if (
                 not isinstance(key, str)
