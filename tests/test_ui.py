@@ -245,3 +245,29 @@ def test_a_running_runs_page_changes_status_without_a_reload(tmp_path: Path) -> 
         if served is not None:
             served.close()
         store.close()
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="SIGINT is POSIX")
+def test_flowweaver_ui_serves_on_localhost_until_ctrl_c(store_path: Path) -> None:
+    import signal
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowweaver", "ui", str(store_path), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"flowweaver ui: serving {store_path} on http://127.0.0.1:")
+        url = line.split(" on ", 1)[1].split()[0]
+        with urllib.request.urlopen(url, timeout=WAIT) as response:
+            assert b"nightly" in response.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=WAIT) == 130
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
