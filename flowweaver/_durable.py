@@ -161,7 +161,8 @@ class DurableEngine(Engine):
                 recorder.start(self.run.started_at, self.executor, self.n)
                 tasks, deps = self.tasks, self.deps
                 n = self.n
-                recorder.graph([tasks[i].name for i in range(n)], deps[:n])
+                mapped = [i for i in range(n) if tasks[i].map_over is not None]
+                recorder.graph([tasks[i].name for i in range(n)], deps[:n], mapped)
             super().start(awaiter, wake, capacity)
         except BaseException:  # drivers finish() only a run that started
             self._release_claim()

@@ -11,9 +11,10 @@ Design:
     :class:`RunRecord` as JSON (written when the run starts, again when it ends); the entry's
     ``created_at`` is the run's start, so listings sort without parsing every record;
   - ``"history:" + [kind, name, run_id]``: the run's details — ``"graph"``
-    (``{"names": [...], "deps": [[positions], ...]}``: tasks in definition order and each one's
-    dependencies), ``"outcomes"`` (every task that did not complete, and the reused ones),
-    ``"stages"`` and ``"failures"`` for pipelines.
+    (``{"names": [...], "deps": [[positions], ...], "mapped": [positions]}``: tasks in
+    definition order, each one's dependencies, and the mapped tasks, whose elements are
+    committed as ``"<task>[<index>]"`` beside them), ``"outcomes"`` (every task that did not
+    complete, and the reused ones), ``"stages"`` and ``"failures"`` for pipelines.
 
   A completed task's outcome (attempts, start, duration) rides in the ``metadata`` of the entry
   that commits its result — the same row, the same transaction — so history adds no write per
@@ -190,6 +191,8 @@ class TaskRecord:
         traceback: The final error's formatted traceback, or None.
         stage: For a failed pipeline item, the stage it failed in.
         reused: ``"restored"`` or ``"cached"`` when its result was reused, else None.
+        elements: For a mapped task, how many of its elements have a committed result (None:
+            not a mapped task).
     """
 
     name: str
@@ -202,13 +205,14 @@ class TaskRecord:
     traceback: str | None = None
     stage: str | None = None
     reused: str | None = None
+    elements: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "status": self.status, "attempts": self.attempts,
             "started_at": self.started_at, "duration": self.duration,
             "error_type": self.error_type, "error": self.error, "traceback": self.traceback,
-            "stage": self.stage, "reused": self.reused,
+            "stage": self.stage, "reused": self.reused, "elements": self.elements,
         }  # fmt: skip
 
 

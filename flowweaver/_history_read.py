@@ -154,6 +154,8 @@ class RunHistory:
             graph = loads(details["graph"].data) if "graph" in details else None
             graph = graph if isinstance(graph, dict) else {}
             names, deps = graph.get("names", []), graph.get("deps", [])
+            mapped = {str(names[k]) for k in graph.get("mapped", []) if 0 <= k < len(names)}
+            elements = _element_counts(results) if mapped else {}
             dependencies = {
                 str(task): tuple(str(names[d]) for d in task_deps if 0 <= d < len(names))
                 for task, task_deps in zip(names, deps, strict=False)
@@ -164,7 +166,17 @@ class RunHistory:
                     reused = outcomes.get(task)
                     if isinstance(reused, dict) and isinstance(reused.get("reused"), str):
                         done = replace(done, reused=reused["reused"])
+                    if task in mapped:
+                        done = replace(done, elements=elements.get(task, 0))
                     tasks.append(done)
+                elif task in mapped:
+                    raw_outcome = outcomes.get(task)
+                    partial = (
+                        parse_task(task, raw_outcome, "unknown")
+                        if task in outcomes
+                        else TaskRecord(task, missing)
+                    )
+                    tasks.append(replace(partial, elements=elements.get(task, 0)))
                 elif task in outcomes:
                     tasks.append(parse_task(task, outcomes[task], "unknown"))
                 else:
@@ -235,6 +247,16 @@ class RunHistory:
         store.clear(results_namespace(record.kind, record.name, record.run_id))
         store.clear(detail_namespace(record.kind, record.name, record.run_id))
         store.delete(runs_namespace(record.kind, record.name), record.run_id)
+
+
+def _element_counts(results: Mapping[str, object]) -> dict[str, int]:
+    """Committed elements per mapped task: keys ``"<task>[<index>]"``."""
+    counts: dict[str, int] = {}
+    for key in results:
+        if key.endswith("]") and "[" in key:
+            base = key[: key.rindex("[")]
+            counts[base] = counts.get(base, 0) + 1
+    return counts
 
 
 def _committed(name: str, metadata: str | None) -> TaskRecord:

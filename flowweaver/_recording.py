@@ -107,10 +107,16 @@ class RunRecorder:
         }  # fmt: skip
         self._put_record({"status": RunStatus.RUNNING.value, "ended_at": None})
 
-    def graph(self, names: Sequence[str], dependencies: Sequence[Sequence[int]]) -> None:
-        """Record a workflow's tasks, in definition order, and each one's dependencies (their
-        positions in ``names``), for the web view's graph."""
-        self._put_detail("graph", json.dumps({"names": names, "deps": dependencies}))
+    def graph(
+        self,
+        names: Sequence[str],
+        dependencies: Sequence[Sequence[int]],
+        mapped: Sequence[int] = (),
+    ) -> None:
+        """Record a workflow's tasks, in definition order, each one's dependencies (their
+        positions in ``names``) and which are mapped tasks, for the web view's graph."""
+        graph = {"names": names, "deps": dependencies, "mapped": mapped}
+        self._put_detail("graph", json.dumps(graph))
 
     def finish(
         self,

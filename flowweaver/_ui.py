@@ -129,6 +129,7 @@ def detail_json(detail: RunDetail) -> dict[str, Any]:
 def render_graph(detail: RunDetail) -> str:
     """The run's graph as SVG: columns by plan layer, rows in definition order."""
     statuses = {t.name: t.status for t in detail.tasks}
+    elements = {t.name: t.elements for t in detail.tasks if t.elements is not None}
     where: dict[str, tuple[int, int]] = {}
     for column, layer in enumerate(detail.layers):
         for row, task in enumerate(layer):
@@ -148,10 +149,18 @@ def render_graph(detail: RunDetail) -> str:
     for task, (x, y) in where.items():
         status = statuses.get(task, "unknown")
         label = task if len(task) <= 22 else task[:21] + "…"
+        count = elements.get(task)
+        # A mapped task is drawn as a stack of cards, with its committed elements counted.
+        stack = "" if count is None else (
+            f"<rect class='under' x='{x + 6}' y='{y - 5}' width='{_NODE_W}' height='{_NODE_H}'/>"
+        )  # fmt: skip
+        label = label if count is None else f"{label[:16]} \u00d7{count}"
+        kind = "node mapped" if count is not None else "node"
         nodes.append(
-            f"<g class='node n-{_e(status)}' data-task='{_e(task)}'>"
-            f"<title>{_e(task)}: {_e(status)}</title>"
-            f"<rect x='{x}' y='{y}' width='{_NODE_W}' height='{_NODE_H}'/>"
+            f"<g class='{kind} n-{_e(status)}' data-task='{_e(task)}'>"
+            f"<title>{_e(task)}: {_e(status)}"
+            + ("" if count is None else f", mapped task, {count} element(s) done")
+            + f"</title>{stack}<rect x='{x}' y='{y}' width='{_NODE_W}' height='{_NODE_H}'/>"
             f"<text x='{x + 10}' y='{y + 21}'>{_e(label)}</text></g>"
         )
     return (
@@ -195,6 +204,8 @@ def render_run(detail: RunDetail) -> bytes:
     for t in detail.tasks:
         error = f"{t.error_type}: {t.error}" if t.error_type else ""
         reused = f" <span class='muted'>({_e(t.reused)})</span>" if t.reused else ""
+        if t.elements is not None:
+            reused += f" <span class='muted'>(mapped: {t.elements} element(s) done)</span>"
         task_rows.append(
             f"<tr data-task='{_e(t.name)}'><td>{_e(t.name)}{reused}</td>"
             f"<td><span class='badge status s-{_e(t.status)}'>{_e(t.status)}</span></td>"

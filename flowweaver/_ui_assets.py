@@ -38,6 +38,7 @@ svg .n-upstream_failed rect { fill: var(--bad); } svg .n-running rect { fill: va
 svg .n-pending rect, svg .n-unknown rect { fill: var(--wait); }
 svg .n-skipped rect { fill: var(--skip); } svg .n-retrying rect { fill: var(--retry); }
 svg .n-cancelled rect { fill: var(--cancel); }
+svg .node rect.under { fill: #cfd8dc; }
 svg .edge { stroke: #90a4ae; stroke-width: 1.2; fill: none; }
 .graph { background: #fff; border: 1px solid #e0e0e0; overflow: auto; max-height: 70vh; }
 pre.tb { background: #263238; color: #eceff1; padding: 10px; overflow: auto; font-size: 12px; }
@@ -79,7 +80,9 @@ SCRIPT = r"""
       const node = document.querySelector('g.node[data-task="' + CSS.escape(task.name) + '"]');
       if (node) {
         statusOf(node, task.status, "n-");
-        node.querySelector("title").textContent = task.name + ": " + task.status;
+        const title = node.querySelector("title");
+        title.textContent = task.name + ": " + task.status + (task.elements === null ? ""
+          : ", mapped task, " + task.elements + " element(s) done");
       }
     }
     const over = run.status !== "running";

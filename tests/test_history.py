@@ -348,3 +348,19 @@ def test_keep_runs_0_records_no_history(tmp_path: Path) -> None:
 
 async def _double(x: int) -> int:
     return 2 * x
+
+
+def test_a_mapped_task_is_recorded_as_one_task_with_its_elements(store: StateStore) -> None:
+    wf = Workflow("mapped")
+    wf.add_task(Task("numbers", lambda: [1, 2, 3]))
+    wf.add_task(Task("square", _square, map_over="numbers"), depends_on=["numbers"])
+    SequentialExecutor().execute(wf, store=store, run_id="m1")
+    detail = store.run("mapped", "m1")  # type: ignore[attr-defined]
+    assert [(t.name, t.status, t.elements) for t in detail.tasks] == [
+        ("numbers", "completed", None), ("square", "completed", 3),
+    ]  # fmt: skip
+    assert dict(detail.dependencies) == {"numbers": (), "square": ("numbers",)}
+
+
+def _square(x: int) -> int:
+    return x * x
