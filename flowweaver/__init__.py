@@ -55,6 +55,7 @@ from ._errors import StateError as StateError
 from ._errors import StateLockedError as StateLockedError
 from ._errors import StateMismatchError as StateMismatchError
 from ._errors import StateVersionError as StateVersionError
+from ._errors import SubflowCycleError as SubflowCycleError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNameCollisionError as TaskNameCollisionError
 from ._errors import TaskTimeoutError as TaskTimeoutError
@@ -210,6 +211,7 @@ __all__ = [  # noqa: RUF022
     "StateVersionError",
     "StatusEvent",
     "StatusTracker",
+    "SubflowCycleError",
     "SystemClock",
     "Task",
     "TaskEvent",

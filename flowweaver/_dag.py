@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Self, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, Unpack
 
 from . import _export, _scope
-from ._errors import ConfigurationError, DefinitionError
+from ._errors import ConfigurationError, DefinitionError, SubflowCycleError
 from ._executors import resolve_executor
 from ._graph import TaskGraph
 from ._retry import check_count
+from ._subflow import Nestable, Subflow, nesting_cycle
 from ._task import Task, _linked
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from contextvars import Token
     from types import TracebackType
 
@@ -37,8 +39,13 @@ def _iterable(value: object, label: str, items: str) -> Iterable[Any]:
     return value
 
 
-class AuthoredGraph:
-    """What :class:`DAG` and :class:`~flowweaver.Flow` share: compile, run, render."""
+_Linkable = TypeVar("_Linkable", bound="Task[..., Any] | Nestable | Sequence[object]")
+
+
+class AuthoredGraph(Nestable):
+    """What :class:`DAG` and :class:`~flowweaver.Flow` share: compile, run, render, and be a
+    subflow of another graph (``a >> child >> b``, ``Flow.add(child)``, ``wf.add_task(child)``:
+    see :meth:`as_task`)."""
 
     _kind: ClassVar[str] = "graph"
 
@@ -92,9 +99,37 @@ class AuthoredGraph:
         graph = self._task_graph()
         compiled = self._compiled
         if compiled is None or compiled[0] != graph.version:
+            for task in graph:
+                if type(task.fn) is Subflow:
+                    cycle = nesting_cycle(self, task.fn.source)
+                    if cycle is not None:
+                        raise SubflowCycleError(cycle)
             compiled = (graph.version, graph.compile(self.name))
             self._compiled = compiled
         return compiled[1]
+
+    def _members(self) -> Iterable[Task[..., Any]]:
+        return iter(self._task_graph())
+
+    # -- as a subflow in the decorator style: ``a >> child >> b`` -----------------------------
+
+    def __rshift__(self, other: _Linkable) -> _Linkable:
+        """``self >> other``: ``other`` runs after this graph's child run. Returns ``other``."""
+        return self.as_task() >> other
+
+    def __rrshift__(self, other: Sequence[object]) -> Self:
+        """``[a, b] >> self``: this graph's child run starts after each. Returns ``self``."""
+        _scope.record(_linked(other, ">>"), (self.as_task(),))
+        return self
+
+    def __lshift__(self, other: _Linkable) -> _Linkable:
+        """``self << other``: this graph's child run starts after ``other``. Returns ``other``."""
+        return self.as_task() << other
+
+    def __rlshift__(self, other: Sequence[object]) -> Self:
+        """``[a, b] << self``: each starts after this graph's child run. Returns ``self``."""
+        _scope.record((self.as_task(),), _linked(other, "<<"))
+        return self
 
     def _runnable(self) -> Workflow:
         workflow = self.to_workflow()
@@ -277,8 +312,9 @@ class DAG(AuthoredGraph):
             f"'with DAG({self.name!r}) as dag:', or pass tasks=[...]"
         )
 
-    def add(self, *tasks: Task[Any, Any]) -> Self:
-        """Include tasks (those in no edge need this). Returns the DAG.
+    def add(self, *tasks: Task[Any, Any] | Nestable) -> Self:
+        """Include tasks (those in no edge need this; a workflow joins as a subflow). Returns
+        the DAG.
 
         Raises:
             ConfigurationError: Something is not a Task.

@@ -12,7 +12,9 @@ Design:
   :class:`~flowweaver._run.Remote` holding the Dask future), not as its value. When the engine
   builds a downstream call from it, the lane swaps each one back for its future, and Dask
   resolves futures inside the ``args`` tuple and ``kwargs`` dict on the worker: data moves
-  worker to worker, never through this process.
+  worker to worker, never through this process. The one exception is a Workflow, DAG or Flow
+  that a task returns (a subflow built at run time): the engine runs it here, so it comes
+  back (Dask reports each result's type, which is how it is told apart).
 * **What a run holds when it ends.** The results of tasks that no task of the run depends on
   (its outputs) are gathered in one batch. Every other result stays on the cluster until it is
   read (``run.result(name)``, ``run.results``, ``task.result``, a ``when=`` predicate); reading
@@ -69,6 +71,7 @@ from ._errors import (
 from ._executors import BaseExecutor
 from ._retry import check_count, check_number
 from ._run import Remote
+from ._subflow import Nestable
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -200,6 +203,16 @@ def _cancel_reason(future: Future[Any]) -> str | None:
     return None
 
 
+def _kept(future: Future[Any], name: str) -> object:
+    """What a finished call reports: its result kept on the cluster, except a workflow that a
+    builder task returned, which the engine must hold to run it as a child run (Dask tells the
+    client the type of every result, so no other result moves)."""
+    kind = future.type
+    if isinstance(kind, type) and issubclass(kind, Nestable):
+        return future.result(timeout=60)
+    return DaskResult(future, name)
+
+
 class DaskLane:
     """The pool driver's lane onto a Dask client (see the module docstring)."""
 
@@ -311,7 +324,7 @@ class DaskLane:
         try:
             status = future.status
             if status == "finished":
-                outcome = (token, True, DaskResult(future, name))
+                outcome = (token, True, _kept(future, name))
             elif status == "cancelled":
                 if (
                     grouped is not None

@@ -67,11 +67,13 @@ from ._run import Remote, fetched
 from ._serialize import JSONSerializer
 from ._status import ChangePolicy, TaskStatus
 from ._store import CACHE_NAMESPACE, MemoryStore, StateEntry, StateStore, run_namespace
+from ._subflow import Nestable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._claim import Claim
+    from ._nesting import Child
     from ._options import RunOptions
     from ._run import WorkflowRun
     from ._task import Task
@@ -92,6 +94,7 @@ class DurableEngine(Engine):
 
     __slots__ = (
         "_cache_keys",
+        "_children",
         "_claim",
         "_code",
         "_digests",
@@ -140,6 +143,8 @@ class DurableEngine(Engine):
             if store is not None and records_history(store)
             else None
         )
+        # Opener -> (namespace, committed records) of each child run (see _nesting).
+        self._children: dict[int, tuple[str, dict[str, StateEntry]]] = {}
 
     # -- the driver protocol -----------------------------------------------------------------
 
@@ -178,12 +183,31 @@ class DurableEngine(Engine):
     def succeed(self, i: int, value: object) -> None:
         """Commit the result (and cache it), then as :meth:`Engine.succeed`; if it cannot be
         stored, the task fails instead and nothing downstream is released."""
+        if isinstance(value, Nestable):  # a child run opens: nothing to commit yet
+            super().succeed(i, value)
+            return
         error = self._commit(i, value)
         if error is not None:
             self.errors[i] = error
             self._fail_for_good(i, error)
             return
         super().succeed(i, value)
+
+    def open_state(self, child: Child) -> None:
+        """Read what an earlier run committed of this child run (its run id is derived from
+        the parent's, so it resumes with it)."""
+        namespace = run_namespace(child.workflow.name, child.run_id)
+        store = self._store
+        records = store.entries(namespace) if store is not None else {}
+        self._children[child.opener] = (namespace, records)
+        self._digests.extend([None] * child.count)
+
+    def _state_of(self, i: int) -> tuple[str, dict[str, StateEntry]]:
+        """The namespace task ``i`` commits to and the records it may resume from."""
+        child = None if self.nest is None else self.nest.child_of(self, i)
+        if child is None:
+            return self._namespace, self._records
+        return self._children[child.opener]
 
     def finish(self) -> WorkflowRun:
         try:
@@ -205,7 +229,8 @@ class DurableEngine(Engine):
         outcomes: dict[str, object] = {}
         statuses = self.statuses[: self.n]
         counts = {status.value: k for status, k in Counter(statuses).items()}
-        started, finished, attempts, tasks = self.started, self.finished, self.attempts, self.tasks
+        started, finished, attempts = self.started, self.finished, self.attempts
+        names = run._names  # a subflow's tasks under their nested names
         for name in run.restored:
             outcomes[name] = {"status": "completed", "reused": "restored"}
         for name in run.cached:
@@ -221,7 +246,7 @@ class DurableEngine(Engine):
                         outcome["duration"] = finished[i] - started[i]
                 if task_status is TaskStatus.FAILED:
                     outcome.update(error_fields(self.errors[i]))
-                outcomes[tasks[i].name] = outcome
+                outcomes[names[i]] = outcome
         error = str(run.failures[0]) if run.failures else None
         self._recorder.finish(
             run_status(counts), run.finished_at or 0.0, counts, error, {"outcomes": outcomes}
@@ -241,8 +266,9 @@ class DurableEngine(Engine):
     def _settle_from_state(self, i: int) -> bool:
         """Settle task ``i`` from its committed or cached result; True if it was settled."""
         task = self.tasks[i]
-        if self._records:
-            record = self._records.pop(task.name, None)
+        records = self._records if i < self.run.own_tasks else self._state_of(i)[1]
+        if records:
+            record = records.pop(task.name, None)
             if record is not None and self._restore(i, task, record):
                 return True
         if task.cache:
@@ -284,7 +310,7 @@ class DurableEngine(Engine):
                 record = StateEntry(
                     entry.data, store.now(), None, self._fingerprint(i), reused_metadata("cached")
                 )
-                store.put(self._namespace, task.name, record)
+                store.put(self._state_of(i)[0], task.name, record)
         except SerializationError as error:
             self._refuse(i, error if error.task_name else error.for_task(task.name))
             return True
@@ -303,7 +329,7 @@ class DurableEngine(Engine):
         self.results[i] = value
         self.started[i] = self.finished[i] = perf_counter()
         self.statuses[i] = _COMPLETED
-        reused.append(task.name)
+        reused.append(self.run._names[i])
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _COMPLETED)
         if self._debug:
@@ -350,7 +376,8 @@ class DurableEngine(Engine):
                     )
                 )
                 entry = StateEntry(text, store.now(), None, self._fingerprint(i), outcome)
-                store.put(self._namespace, task.name, entry)
+                namespace = self._namespace if i < self.run.own_tasks else self._state_of(i)[0]
+                store.put(namespace, task.name, entry)
         except INTERRUPTS:
             raise
         except BaseException as error:  # a locked or broken store (a custom one may raise anything)

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
+from . import _nesting
 from ._binding import NO_ARGS, params_of
 from ._calls import INTERRUPTS
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
@@ -50,10 +51,12 @@ from ._options import check_options
 from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
+from ._subflow import NESTED, Nestable
 from ._telemetry import workflow_telemetry
 from ._workflow import Workflow
 
 if TYPE_CHECKING:
+    from ._nesting import Child, Nesting
     from ._options import RunOptions
     from ._task import Task
 
@@ -124,11 +127,13 @@ class Engine:
         "log_fields",
         "monitors",
         "n",
+        "nest",
         "pending",
         "policy",
         "ready",
         "results",
         "run",
+        "source",
         "specs",
         "started",
         "statuses",
@@ -174,7 +179,10 @@ class Engine:
         n = len(workflow._tasks)
         self.n = n
         # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
-        self.tasks: list[Task[..., Any]] = workflow._tasks
+        # The tasks are copied because drivers hold this list and a subflow's tasks join it
+        # (see _nesting, which copies the other lists before it extends them).
+        self.source = workflow
+        self.tasks: list[Task[..., Any]] = workflow._tasks[:n]
         self.deps = workflow._deps
         self.children = workflow._successors()
         self.specs = workflow._specs
@@ -191,6 +199,8 @@ class Engine:
         self.ready: deque[int] = deque(sources[: bisect_left(sources, n)])
         #: Set once no new task may start (fail-fast after a failure, or a stop request).
         self.stopping = False
+        #: The run's child runs (subflows), once one opens.
+        self.nest: Nesting | None = None
         self._muted: set[tuple[int, str]] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
         #: Record fields of every log line of this run (JSON lines carry them).
@@ -246,6 +256,9 @@ class Engine:
         kwargs: dict[str, Any] | None = None
         if spec is NO_ARGS:
             args: tuple[Any, ...] = ()
+        elif spec is NESTED:  # a subflow: open its child run, or join it (see _nesting)
+            _nesting.step(self, i)
+            return None
         else:
             results, deps = self.results, self.deps[i]
             args = tuple([results[deps[k]] for k in spec.positional])
@@ -267,20 +280,29 @@ class Engine:
             logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
         if self.telemetry is not None:
             return (
-                self.telemetry.begin(i, task.name, attempt, task.fn, perf_counter()),
+                self.telemetry.begin(i, self.run._names[i], attempt, task.fn, perf_counter()),
                 args,
                 kwargs,
             )
         return task.fn, args, kwargs
 
     def succeed(self, i: int, value: object) -> None:
-        """Record that task ``i``'s current attempt returned ``value``; release its dependants."""
+        """Record that task ``i``'s current attempt returned ``value``; release its dependants.
+
+        A returned Workflow, DAG or Flow is run as the task's child run instead; the task
+        completes when it ends (see ``_nesting``).
+        """
+        if isinstance(value, Nestable):
+            if self.telemetry is not None:  # the builder's call is over; its child opens
+                self.telemetry.end(i, self.run._names[i], perf_counter(), None, retried=False)
+            _nesting.open_child(self, i, value)
+            return
         self.results[i] = value
         self.finished[i] = perf_counter()
         self.statuses[i] = _COMPLETED
         task = self.tasks[i]
         if self.telemetry is not None:
-            self.telemetry.end(i, task.name, self.finished[i], None, retried=False)
+            self.telemetry.end(i, self.run._names[i], self.finished[i], None, retried=False)
         if task.on_status_change is not None or self.monitors:
             self._notify(i, _COMPLETED)
         if self._debug:
@@ -295,6 +317,28 @@ class Engine:
                 if not left:
                     ready.append(child)
 
+    #: :meth:`succeed` as the plain engine does it (a subflow's opener completes with it: its
+    #: result is never committed, see ``_nesting``).
+    complete = succeed
+
+    def fail_opener(self, i: int, error: BaseException) -> None:
+        """Fail task ``i``, whose child run could not open or failed, for good (no retry)."""
+        self.errors[i] = error
+        self._fail_for_good(i, error)
+
+    def open_state(self, child: Child) -> None:
+        """A child run opens: read what a durable run committed of it (nothing here)."""
+        if any(map(_is_cached, child.workflow._tasks[: child.count])):
+            logger.warning(
+                "workflow %r: the subflow %r has cache=True tasks, which are cached only when "
+                "the run has a store= or a task of its own workflow has cache=True",
+                self.run.workflow, child.workflow.name, extra=self.log_fields,
+            )  # fmt: skip
+
+    def observed(self, i: int) -> bool:
+        """Whether anyone listens to task ``i``'s status changes."""
+        return self.tasks[i].on_status_change is not None or bool(self.monitors)
+
     def fail(self, i: int, error: BaseException) -> float | None:
         """Record that task ``i``'s current attempt raised ``error``.
 
@@ -306,10 +350,11 @@ class Engine:
         task = self.tasks[i]
         self.errors[i] = error
         attempt = self.attempts[i]
+        name = self.run._names[i]
         delay = retry_delay(task, attempt, error)
         if self.telemetry is not None:
             retried = delay is not None and not self.stopping
-            self.telemetry.end(i, task.name, perf_counter(), error, retried)
+            self.telemetry.end(i, name, perf_counter(), error, retried)
         if delay is not None:
             if self.stopping:  # it would be retried, but the run starts nothing new
                 self._settle(i, _CANCELLED)
@@ -319,11 +364,11 @@ class Engine:
                 self._notify(i, _RETRYING)
             logger.info(
                 "task %r: attempt %d failed (%s: %s); retry %d of %d in %.3g s",
-                task.name, attempt, type(error).__name__, error, attempt, task.retries, delay,
-                extra={**self.log_fields, "task": task.name, "attempt": attempt},
+                name, attempt, type(error).__name__, error, attempt, task.retries, delay,
+                extra={**self.log_fields, "task": name, "attempt": attempt},
             )  # fmt: skip
             if task.on_retry is not None and (i, "on_retry") not in self._muted:
-                self._call_task_callback(i, "on_retry", task.on_retry, task.name, attempt)
+                self._call_task_callback(i, "on_retry", task.on_retry, name, attempt)
             return delay
         self._fail_for_good(i, error)
         return None
@@ -351,6 +396,7 @@ class Engine:
         Returns:
             The run record. Check :attr:`WorkflowRun.failures`, or call :meth:`raise_for_failures`.
         """
+        _nesting.close(self)
         statuses = self.statuses
         if statuses.count(_PENDING) or statuses.count(_RUNNING) or statuses.count(_RETRYING):
             for i in range(self.n):
@@ -446,15 +492,18 @@ class Engine:
     def _fail_for_good(
         self, i: int, error: BaseException, failure: TaskFailedError | None = None
     ) -> None:
-        task = self.tasks[i]
+        name = self.run._names[i]
         if failure is None:
-            failure = TaskFailedError(task.name, max(self.attempts[i], 1), error)
-        self.run.failures.append(failure)
+            failure = TaskFailedError(name, max(self.attempts[i], 1), error)
+        child = None if self.nest is None else self.nest.child_of(self, i)
+        # A child task's failure is its subflow's: the run lists it once, inside the failure
+        # of the task that opened the subflow.
+        (self.run.failures if child is None else child.failures).append(failure)
         # INFO, not WARNING: the run raises WorkflowFailedError with this failure in it, and
         # unconfigured logging would print warnings to stderr a second time.
         logger.info(
             "%s", failure,
-            extra={**self.log_fields, "task": task.name, "attempt": failure.attempts},
+            extra={**self.log_fields, "task": name, "attempt": failure.attempts},
         )  # fmt: skip
         self._settle(i, _FAILED)
         # Everything downstream can no longer run: say so now, not at the end.
@@ -473,14 +522,17 @@ class Engine:
         self.finished[i] = perf_counter()
         if self.tasks[i].on_status_change is not None or self.monitors:
             self._notify(i, status)
+        if i >= self.run.own_tasks:
+            _nesting.settled(self, i, status)
 
     def _notify(self, i: int, status: TaskStatus) -> None:
         task = self.tasks[i]
+        name = self.run._names[i]  # a subflow's task: its nested name
         callback = task.on_status_change
         if callback is not None and (i, "on_status_change") not in self._muted:
-            self._call_task_callback(i, "on_status_change", callback, task.name, status)
+            self._call_task_callback(i, "on_status_change", callback, name, status)
         for monitor in tuple(self.monitors):
-            self._call_monitor(monitor, "on_status_change", self.run, task.name, status)
+            self._call_monitor(monitor, "on_status_change", self.run, name, status)
 
     def _call_task_callback(
         self, i: int, kind: str, callback: Callable[..., object], *args: object

@@ -10,6 +10,8 @@ The hierarchy::
     │   │   └── TaskNameCollisionError       .functions: two different tasks share a name
     │   ├── UnknownDependencyError           .task_name, .dependency
     │   ├── CycleError                       .cycle (the path, first node repeated last)
+    │   │   └── SubflowCycleError            .cycle of workflow names: a graph would run inside
+    │   │                                    itself through subflows
     │   ├── MapDefinitionError               .task_name: a mapped task cannot map as declared
     │   └── BindingError (TypeError)         a function cannot receive its upstream results
     ├── UnknownTaskError (KeyError)          .task_name: a lookup by a name the workflow lacks
@@ -97,6 +99,7 @@ __all__ = [
     "StateLockedError",
     "StateMismatchError",
     "StateVersionError",
+    "SubflowCycleError",
     "TaskFailedError",
     "TaskNameCollisionError",
     "TaskTimeoutError",
@@ -239,6 +242,22 @@ class MapDefinitionError(DefinitionError):
     def __init__(self, task_name: str, reason: str) -> None:
         super().__init__(f"task {task_name!r}: {reason}")
         self.task_name = task_name
+
+
+class SubflowCycleError(CycleError):
+    """A workflow would run inside itself: it is a subflow of one of its own subflows.
+
+    Attributes:
+        cycle: Workflow names from the outer workflow down to itself again, e.g.
+            ``("outer", "inner", "outer")`` when ``inner`` contains ``outer``.
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        super().__init__(cycle)
+        self.args = (
+            f"subflow cycle: workflow {self.cycle[0]!r} would run inside itself: "
+            + " -> ".join(repr(n) for n in self.cycle),
+        )
 
 
 class BindingError(DefinitionError, TypeError):

@@ -21,9 +21,16 @@ from typing import Any, Self
 from ._dag import AuthoredGraph
 from ._errors import ConfigurationError, DuplicateTaskError, TaskNameCollisionError
 from ._graph import describe
+from ._subflow import Nestable
 from ._task import Task
 
 __all__ = ["Flow"]
+
+
+def _as_task(step: object) -> Any:
+    """A step as a task: a workflow stands for its subflow task (anything else is checked by
+    the step itself)."""
+    return step.as_task() if isinstance(step, Nestable) and not isinstance(step, Task) else step
 
 
 class Flow(AuthoredGraph):
@@ -75,14 +82,19 @@ class Flow(AuthoredGraph):
     def _empty_hint(self) -> str:
         return "add tasks with .add(task) first"
 
-    def add(self, task: Task[Any, Any]) -> Self:
-        """Add ``task`` after the current tip(s). Returns the flow."""
-        self._attach(task, self._tips)
-        self._tips = [task]
+    def add(self, task: Task[Any, Any] | Nestable) -> Self:
+        """Add ``task`` after the current tip(s). Returns the flow.
+
+        ``task`` may be a Workflow, DAG or Flow: it runs as a child run (a subflow).
+        """
+        node: Task[Any, Any] = _as_task(task)
+        self._attach(node, self._tips)
+        self._tips = [node]
         return self
 
-    def branch(self, *tasks: Task[Any, Any]) -> Self:
+    def branch(self, *steps: Task[Any, Any] | Nestable) -> Self:
         """Start parallel branches: each task depends on the current tip(s). Returns the flow."""
+        tasks: list[Task[Any, Any]] = [_as_task(step) for step in steps]
         if not tasks:
             raise ConfigurationError(f"flow {self.name!r}: branch() needs at least one task")
         new: dict[str, Task[Any, Any]] = {}
@@ -99,10 +111,11 @@ class Flow(AuthoredGraph):
         self._tips = list(tasks)
         return self
 
-    def merge(self, task: Task[Any, Any]) -> Self:
+    def merge(self, task: Task[Any, Any] | Nestable) -> Self:
         """Join every current branch into ``task``, in branch order. Returns the flow."""
-        self._attach(task, self._tips)
-        self._tips = [task]
+        node: Task[Any, Any] = _as_task(task)
+        self._attach(node, self._tips)
+        self._tips = [node]
         return self
 
     def _check_new(self, task: object) -> None:

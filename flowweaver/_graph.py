@@ -21,6 +21,7 @@ import heapq
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError, CycleError, TaskNameCollisionError
+from ._subflow import Nestable
 from ._task import Task
 from ._workflow import Workflow
 
@@ -80,7 +81,9 @@ class TaskGraph:
             TaskNameCollisionError: A different task already has its name.
         """
         if not isinstance(task, Task):
-            raise ConfigurationError(f"expected a Task, got {task!r}")
+            if not isinstance(task, Nestable):
+                raise ConfigurationError(f"expected a Task, got {task!r}")
+            task = task.as_task()
         if task in self._ups:
             return
         other = self._by_name.get(task.name)

@@ -163,6 +163,8 @@ class ProgressMonitor:
                 if record is not None and len(record):
                     return  # a mapped task's end: its elements were counted
             line.total = _units(run)
+        elif len(run) != line.total:  # a subflow's tasks joined the run
+            line.total = len(run)
         self._done += 1
         self._failed += status is TaskStatus.FAILED
         self._not_run += status in _NOT_RUN

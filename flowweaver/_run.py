@@ -86,6 +86,7 @@ class WorkflowRun:
         "cached",
         "failures",
         "finished_at",
+        "own_tasks",
         "restored",
         "run_id",
         "started_at",
@@ -96,6 +97,9 @@ class WorkflowRun:
         self, workflow: str, run_id: str, names: Sequence[str], index: Mapping[str, int]
     ) -> None:
         n = len(names)
+        #: How many tasks are the workflow's own; the rest (after them) are the tasks of its
+        #: subflows, named ``"<subflow task>/<task>"``.
+        self.own_tasks = n
         self.workflow = workflow
         self.run_id = run_id
         self._names = names
@@ -203,12 +207,14 @@ class WorkflowRun:
 
     @property
     def results(self) -> dict[str, Any]:
-        """``{name: result}`` of every task that completed or was skipped (as None).
+        """``{name: result}`` of every task of the workflow that completed or was skipped (as
+        None). A subflow's tasks are not listed: their results are its result.
 
         Results still kept on a cluster are fetched first, in one batch.
         """
         done = (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
-        indices = [i for i, status in enumerate(self._statuses) if status in done]
+        statuses = self._statuses
+        indices = [i for i in range(self.own_tasks) if statuses[i] in done]
         self._fetch_remotes(indices)
         results, names = self._results, self._names
         return {names[i]: results[i] for i in indices}
@@ -229,7 +235,7 @@ class WorkflowRun:
 
     @property
     def statuses(self) -> dict[str, TaskStatus]:
-        """``{name: status}`` of every task."""
+        """``{name: status}`` of every task, a subflow's tasks under their nested names."""
         return dict(zip(self._names, self._statuses, strict=False))
 
     @property

@@ -20,6 +20,7 @@ from ._status import TaskStatus
 if TYPE_CHECKING:
     from ._run import WorkflowRun
     from ._store import MemoryStore
+    from ._subflow import Nestable
 
 __all__ = ["ONLY_UPSTREAM", "Task"]
 
@@ -41,7 +42,7 @@ R = TypeVar("R")
 #: What ``>>`` and ``<<`` accept on their right: a task or a list of tasks. (A list literal of
 #: tasks with different signatures is ``list[object]`` to mypy; the elements are checked at
 #: run time.)
-_Linkable = TypeVar("_Linkable", bound="Task[..., Any] | Sequence[object]")
+_Linkable = TypeVar("_Linkable", bound="Task[..., Any] | Nestable | Sequence[object]")
 
 StatusCallback = Callable[[str, TaskStatus], object]
 RetryCallback = Callable[[str, int], object]
@@ -417,11 +418,24 @@ class Task(Generic[P, R]):
 
 
 def _linked(other: object, operator: str) -> tuple[Task[..., Any], ...]:
-    """The tasks on one side of ``>>`` / ``<<``: a task, or a non-empty list or tuple of them."""
+    """The tasks on one side of ``>>`` / ``<<``: a task, or a non-empty list or tuple of them.
+
+    A workflow (Workflow, DAG or Flow) among them stands for its subflow task.
+    """
     if isinstance(other, Task):
         return (other,)
     if isinstance(other, list | tuple) and other and all(isinstance(t, Task) for t in other):
         return tuple(other)
+    from ._subflow import Nestable  # the model's own module; it imports this one
+
+    if isinstance(other, Nestable):
+        return (other.as_task(),)
+    if (
+        isinstance(other, list | tuple)
+        and other
+        and all(isinstance(t, Task | Nestable) for t in other)
+    ):
+        return tuple(t if isinstance(t, Task) else t.as_task() for t in other)
     raise ConfigurationError(
-        f"{operator} connects tasks, or non-empty lists of tasks, got {other!r}"
+        f"{operator} connects tasks or workflows, or non-empty lists of them, got {other!r}"
     )

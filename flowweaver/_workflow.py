@@ -33,13 +33,17 @@ from ._errors import (
     DefinitionError,
     DuplicateTaskError,
     MapDefinitionError,
+    SubflowCycleError,
     UnknownDependencyError,
     UnknownTaskError,
 )
 from ._status import TaskStatus
+from ._subflow import NESTED, Nestable, Subflow, nesting_cycle
 from ._task import ONLY_UPSTREAM, Task
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._executors import ExecutorLike
     from ._options import RunOptions
     from ._run import WorkflowRun
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Workflow"]
 
 
-class Workflow:
+class Workflow(Nestable):
     """A named DAG of tasks.
 
     Example:
@@ -59,7 +63,8 @@ class Workflow:
         6
 
     Invariants: names are unique; every dependency names an earlier task; a failed
-    ``add_task`` leaves the workflow exactly as it was.
+    ``add_task`` leaves the workflow exactly as it was. A workflow (or a DAG, or a Flow) can be
+    a task of another one: ``wf.add_task(child)`` (see :meth:`as_task`).
 
     Raises:
         ConfigurationError: ``name`` is not a non-empty string.
@@ -76,6 +81,7 @@ class Workflow:
         "_names",
         "_sources",
         "_specs",
+        "_task",
         "_tasks",
         "name",
     )
@@ -114,16 +120,22 @@ class Workflow:
 
     # -- building ----------------------------------------------------------------------------
 
-    def add_task(self, task: Task[Any, Any], depends_on: Sequence[str] | None = None) -> None:
+    def add_task(
+        self, task: Task[Any, Any] | Nestable, depends_on: Sequence[str] | None = None
+    ) -> None:
         """Add ``task``, depending on the named tasks (default: ``task.depends_on``).
 
         Upstream results reach ``task.fn`` by the binding rule (see :mod:`flowweaver`):
         parameters named after an upstream task get its result; the rest are filled
         positionally in the order of ``depends_on``.
 
+        ``task`` may also be a Workflow, DAG or Flow: it becomes a *subflow*, run as a child
+        run when its dependencies are done (:meth:`as_task`).
+
         Raises:
-            ConfigurationError: ``task`` is not a Task, or ``depends_on`` is malformed or
-                names a dependency twice.
+            ConfigurationError: ``task`` is not a Task (or a workflow), or ``depends_on`` is
+                malformed or names a dependency twice.
+            SubflowCycleError: ``task`` is a subflow that contains this workflow.
             DuplicateTaskError: The name is taken.
             CycleError: The name is taken and the new dependencies would close a cycle, or the
                 task depends on itself.
@@ -131,7 +143,9 @@ class Workflow:
             BindingError: ``task.fn`` cannot receive the dependencies' results.
         """
         if not isinstance(task, Task):
-            raise ConfigurationError(f"add_task() expects a Task, got {task!r}")
+            if not isinstance(task, Nestable):
+                raise ConfigurationError(f"add_task() expects a Task or a workflow, got {task!r}")
+            task = task.as_task()
         name = task.name
         deps = task.depends_on if depends_on is None else depends_on
         if type(deps) not in (list, tuple) and (
@@ -163,7 +177,16 @@ class Workflow:
             twice = next(d for k, d in enumerate(deps) if d in deps[:k])
             raise ConfigurationError(f"task {name!r} lists dependency {twice!r} twice")
         params = task._params or task.params
-        spec = NO_ARGS if params is NOTHING or params.takes_nothing else bind(name, params, deps)
+        if params is NOTHING or params.takes_nothing:
+            spec = NO_ARGS
+            fn = task.fn
+            if type(fn) is Subflow:
+                cycle = nesting_cycle(self, fn.source)
+                if cycle is not None:
+                    raise SubflowCycleError(cycle)
+                spec = NESTED
+        else:
+            spec = bind(name, params, deps)
         mapped = None if task.map_over is None else self._map_plan(task, deps, dep_ids, spec)
 
         # Everything is validated: from here on nothing can fail half-way.
@@ -273,6 +296,15 @@ class Workflow:
                         stack.append(d)
         return None
 
+    # -- as a subflow ------------------------------------------------------------------------
+
+    def to_workflow(self) -> Workflow:
+        """This workflow (what runs when it is a subflow of another)."""
+        return self
+
+    def _members(self) -> Iterable[Task[..., Any]]:
+        return self._tasks
+
     # -- reading the definition --------------------------------------------------------------
 
     def get_execution_plan(self) -> list[list[Task[..., Any]]]:
@@ -377,8 +409,9 @@ class Workflow:
         run = self._last_run
         if run is not None:
             stats = run.stats()
-            stats["total_tasks"] = len(self._tasks)
-            stats["pending"] += len(self._tasks) - len(run)
+            added = len(self._tasks) - run.own_tasks  # added after the run started
+            stats["total_tasks"] += added
+            stats["pending"] += added
             return stats
         stats = {"total_tasks": len(self._tasks)}
         stats.update({status.value: 0 for status in TaskStatus})

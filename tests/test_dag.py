@@ -72,10 +72,13 @@ def test_chains_fan_out_and_fan_in() -> None:
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        (lambda a: a >> 3, ">> connects tasks, or non-empty lists of tasks, got 3"),
-        (lambda a: a >> [], ">> connects tasks, or non-empty lists of tasks, got []"),
-        (lambda a: a << [a, "b"], "<< connects tasks, or non-empty lists of tasks, got [%s, 'b']"),
-        (lambda a: "b" >> a, ">> connects tasks, or non-empty lists of tasks, got 'b'"),
+        (lambda a: a >> 3, ">> connects tasks or workflows, or non-empty lists of them, got 3"),
+        (lambda a: a >> [], ">> connects tasks or workflows, or non-empty lists of them, got []"),
+        (
+            lambda a: a << [a, "b"],
+            "<< connects tasks or workflows, or non-empty lists of them, got [%s, 'b']",
+        ),
+        (lambda a: "b" >> a, ">> connects tasks or workflows, or non-empty lists of them, got 'b'"),
         (lambda a: {a} >> a, None),  # a set has no order: Python refuses it (TypeError)
     ],
 )
@@ -287,7 +290,10 @@ def test_a_function_that_cannot_take_its_inputs_is_refused_before_running() -> N
         ({"tasks": "ab"}, "tasks must be an iterable of tasks, got 'ab'"),
         ({"tasks": [1]}, "expected a Task, got 1"),
         ({"edges": [(1,)]}, "edges must be (upstream, downstream) pairs, got (1,)"),
-        ({"edges": [(1, 2)]}, "connect() connects tasks, or non-empty lists of tasks, got 1"),
+        (
+            {"edges": [(1, 2)]},
+            "connect() connects tasks or workflows, or non-empty lists of them, got 1",
+        ),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:

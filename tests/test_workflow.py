@@ -108,7 +108,7 @@ def test_dependency_listed_twice_is_refused() -> None:
 @pytest.mark.parametrize(
     ("task", "deps", "message"),
     [
-        ("not a task", None, "add_task() expects a Task, got 'not a task'"),
+        ("not a task", None, "add_task() expects a Task or a workflow, got 'not a task'"),
         (Task(name="b", fn=lambda: 1), "a", "task 'b': depends_on must be a sequence of task "
                                              "names, got 'a'"),
         (Task(name="b", fn=lambda: 1), [1], "task 'b': dependency names must be str, got 1"),
