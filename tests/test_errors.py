@@ -125,6 +125,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.TaskNameCollisionError("a", "w", "mod.f", "mod.g"),
         fw.UnknownDependencyError("a", "b", "w"),
         fw.CycleError(["a", "b", "a"]),
+        fw.SubflowCycleError(["outer", "inner", "outer"]),
         fw.BindingError("a", "why"),
         fw.UnknownTaskError("a", "w"),
         fw.UnknownRunError("etl", "r1"),
