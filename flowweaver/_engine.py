@@ -179,13 +179,13 @@ class Engine:
         n = len(workflow._tasks)
         self.n = n
         # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
-        # The tasks are copied because drivers hold this list and a subflow's tasks join it
-        # (see _nesting, which copies the other lists before it extends them).
+        # They are copied (pointers only) because a subflow's tasks join the run's lists, which
+        # drivers may hold (see _nesting).
         self.source = workflow
         self.tasks: list[Task[..., Any]] = workflow._tasks[:n]
-        self.deps = workflow._deps
-        self.children = workflow._successors()
-        self.specs = workflow._specs
+        self.deps = workflow._deps[:n]
+        self.children = workflow._successors()[:n]
+        self.specs = workflow._specs[:n]
         run = WorkflowRun(workflow.name, run_id, workflow._names, workflow._index)
         self.run = run
         self.statuses = run._statuses

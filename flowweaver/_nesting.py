@@ -218,17 +218,16 @@ def _check_lineage(engine: Engine, opener: int, workflow: Workflow) -> tuple[Wor
 
 
 def _start_nesting(engine: Engine) -> Nesting:
-    """Give the run copies of the lists it is about to extend (they were the workflow's)."""
+    """Give the run copies of what it is about to extend that were still the workflow's."""
     run = engine.run
     own = run.own_tasks
-    engine.deps = engine.deps[:own]
-    engine.specs = engine.specs[:own]
-    # A task added to the workflow during the run appended its position to these lists;
-    # positions past the run's own tasks are child tasks from now on.
-    engine.children = [
-        [c for c in kids if c < own] if kids and kids[-1] >= own else kids[:]
-        for kids in engine.children[:own]
-    ]
+    # A task added to the workflow during the run appends its position to the dependants
+    # lists of its dependencies; positions past the run's own tasks are child tasks from now
+    # on, so the run keeps lists of its own (in place: the engine's outer list is its own).
+    children = engine.children
+    for k in range(own):
+        kids = children[k]
+        children[k] = [c for c in kids if c < own] if kids and kids[-1] >= own else kids[:]
     run._names = list(run._names[:own])
     run._index = {name: i for i, name in enumerate(run._names)}
     return Nesting(engine.source)

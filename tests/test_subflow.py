@@ -5,10 +5,15 @@ runs on every executor (conftest: ``executor``)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import (
     DAG,
@@ -442,7 +447,7 @@ def test_a_nested_name_taken_by_a_task_of_the_run_fails_the_opener() -> None:
     ("bad", "message"),
     [
         (3, "add_task() expects a Task or a workflow, got 3"),
-        (DAG, "add_task() expects a Task or a workflow, got <class 'flowweaver._dag.DAG'>"),
+        (DAG, f"add_task() expects a Task or a workflow, got {DAG!r}"),
     ],
 )
 def test_add_task_refuses_what_is_neither_a_task_nor_a_workflow(bad: object, message: str) -> None:
@@ -506,3 +511,90 @@ def test_children_of_builders_on_worker_processes_are_dispatched_by_the_engine(
         "total": 14,
         "static": {"ten": 10},
     }
+
+
+def test_the_cli_summary_lists_child_tasks_by_nested_name(tmp_path: Path) -> None:
+    (tmp_path / "nested.py").write_text(
+        "from flowweaver import Task, Workflow\n"
+        "child = Workflow('child')\n"
+        "child.add_task(Task(name='leaf', fn=lambda: 1))\n"
+        "wf = Workflow('nested')\n"
+        "wf.add_task(child)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "flowweaver", "run", "nested.py:wf", "--executor", "thread"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split()[:3] for line in done.stdout.splitlines()[1:-1]]
+    assert rows == [["child", "completed", "1"], ["child/leaf", "completed", "1"]]
+    assert done.stdout.splitlines()[-1].startswith("'nested': 2 completed in ")
+
+
+# -- properties: every task of every child ends, and an opener mirrors its child ------------
+
+
+@st.composite
+def nests(draw: st.DrawFn) -> tuple[Workflow, set[str], Recorder]:
+    """A random tree of subflows (static and built), some leaves failing on some attempts."""
+    calls = Recorder()
+    failing: set[str] = set()
+    counter = iter(range(10_000))
+
+    def leaf(name: str, fails: int, retries: int) -> Task[..., Any]:
+        attempts = [0]
+
+        def fn() -> str:
+            calls(name)
+            attempts[0] += 1
+            if attempts[0] <= fails:
+                raise ValueError(name)
+            return name
+
+        if fails > retries:
+            failing.add(name)
+        return Task(name=name, fn=fn, retries=retries, delay=0.0)
+
+    def level(depth: int) -> Workflow:
+        wf = Workflow(f"w{next(counter)}")
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["leaf", "static", "built"] if depth < 3 else ["leaf"]))
+            name = f"n{next(counter)}"
+            if kind == "leaf":
+                retries = draw(st.integers(0, 2))
+                wf.add_task(leaf(name, draw(st.integers(0, 3)), retries))
+            elif kind == "static":
+                wf.add_task(level(depth + 1).as_task(name))
+            else:
+                inner = level(depth + 1)
+                wf.add_task(Task(name=name, fn=lambda inner=inner: inner))
+        return wf
+
+    return level(0), failing, calls
+
+
+@pytest.mark.parametrize("make", [lambda: ThreadedExecutor(max_workers=2), AsyncExecutor])
+@settings(max_examples=25, deadline=None)
+@given(case=nests())
+def test_every_child_task_ends_and_each_opener_mirrors_its_child(
+    make: Any, case: tuple[Workflow, set[str], Recorder]
+) -> None:
+    wf, failing, calls = case
+    result: WorkflowRun | None
+    try:
+        result = run(make(), wf, failure_policy="continue")
+    except WorkflowFailedError:
+        result = wf.last_run
+    assert result is not None
+    statuses = result.statuses
+    assert all(status.is_terminal for status in statuses.values())
+    failed_leaves = {
+        n for n, s in statuses.items() if s is S.FAILED and n.split("/")[-1] in failing
+    }
+    assert {n.split("/")[-1] for n in failed_leaves} == failing
+    for name, status in statuses.items():
+        kids = [n for n in statuses if n.startswith(name + "/") and "/" not in n[len(name) + 1 :]]
+        if kids:  # an opener: failed exactly when one of its children failed
+            assert (status is S.FAILED) == any(statuses[k] is S.FAILED for k in kids), name
+    # Each leaf ran at most retries + 1 times (the most a draw asks for is 3 attempts).
+    assert all(calls.count(name) <= 3 for name in set(map(str, calls.items)))
