@@ -137,7 +137,8 @@ def open_child(engine: Engine, opener: int, source: Nestable) -> None:
     try:
         workflow = source.to_workflow()
         lineage = _check_lineage(engine, opener, workflow)
-    except BaseException as error:  # a DAG that does not compile, a cycle
+        _check_unmapped(engine, opener, workflow)
+    except BaseException as error:  # a DAG that does not compile, a cycle, mapped tasks
         engine.fail_opener(opener, error)
         return
     nest = engine.nest
@@ -215,6 +216,24 @@ def _check_lineage(engine: Engine, opener: int, workflow: Workflow) -> tuple[Wor
         first = max((k for k in range(last) if names[k] == names[last]), default=0)
         raise SubflowCycleError(names[first:])
     return (*lineage, workflow)
+
+
+def _check_unmapped(engine: Engine, opener: int, workflow: Workflow) -> None:
+    """Refuse what this release cannot run as a child run: mapped tasks on either side (their
+    elements and a child's tasks would share the run's slots past its own tasks)."""
+    names = engine.run._names
+    if workflow._mapped:
+        mapped = workflow._names[min(workflow._mapped)]
+        raise ConfigurationError(
+            f"task {names[opener]!r}: its subflow {workflow.name!r} has a mapped task "
+            f"({mapped!r}); a subflow cannot have mapped tasks yet"
+        )
+    if engine.source._mapped:
+        mapped = names[min(engine.source._mapped)]
+        raise ConfigurationError(
+            f"task {names[opener]!r}: a subflow cannot run in a workflow with a mapped task "
+            f"({mapped!r}) yet"
+        )
 
 
 def _start_nesting(engine: Engine) -> Nesting:

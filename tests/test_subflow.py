@@ -598,3 +598,28 @@ def test_every_child_task_ends_and_each_opener_mirrors_its_child(
             assert (status is S.FAILED) == any(statuses[k] is S.FAILED for k in kids), name
     # Each leaf ran at most retries + 1 times (the most a draw asks for is 3 attempts).
     assert all(calls.count(name) <= 3 for name in set(map(str, calls.items)))
+
+
+def test_mapped_tasks_and_subflows_do_not_mix_yet_and_say_so() -> None:
+    child = Workflow("child")
+    child.add_task(Task(name="nums", fn=lambda: [1, 2]))
+    child.add_task(Task(name="sq", fn=lambda x: x * x, map_over="nums"), depends_on=["nums"])
+    parent = Workflow("parent")
+    parent.add_task(child)
+    with pytest.raises(WorkflowFailedError) as info:
+        parent.execute()
+    assert str(info.value.failures[0].__cause__) == (
+        "task 'child': its subflow 'child' has a mapped task ('sq'); a subflow cannot have "
+        "mapped tasks yet"
+    )
+    mapping = Workflow("mapping")
+    mapping.add_task(Task(name="nums", fn=lambda: [1, 2]))
+    mapping.add_task(Task(name="sq", fn=lambda x: x * x, map_over="nums"), depends_on=["nums"])
+    mapping.add_task(child_workflow())
+    with pytest.raises(WorkflowFailedError) as info:
+        mapping.execute(failure_policy="continue")
+    assert str(info.value.failures[0].__cause__) == (
+        "task 'child': a subflow cannot run in a workflow with a mapped task ('sq') yet"
+    )
+    latest = mapping.last_run
+    assert latest is not None and latest.result("sq") == [1, 4]
