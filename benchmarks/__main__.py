@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 
-from . import dask, engine, history, mapping, pipeline, state
+from . import dask, engine, history, limits, mapping, pipeline, state
 from ._harness import table
 
 # Dask last: a cluster leaves threads and memory behind that slow every in-process suite run
@@ -15,6 +15,7 @@ SUITES = {
     "engine": engine.run,
     "mapping": mapping.run,
     "pipeline": pipeline.run,
+    "limits": limits.run,
     "state": state.run,
     "history": history.run,
     "dask": dask.run,

@@ -20,6 +20,8 @@ How upstream results reach a task's function — one rule everywhere:
 from ._async import AsyncExecutor as AsyncExecutor
 from ._dag import DAG as DAG
 from ._dashboard import DashboardProtocol as DashboardProtocol
+from ._dashboard_base import BaseDashboard as BaseDashboard
+from ._dashboard_base import ProgressDisplay as ProgressDisplay
 from ._dashboards import CompactDashboard as CompactDashboard
 from ._dashboards import DetailedDashboard as DetailedDashboard
 from ._dashboards import FullDashboard as FullDashboard
@@ -113,6 +115,11 @@ from ._serialize import JSONSerializer as JSONSerializer
 from ._serialize import Serializer as Serializer
 from ._sqlite_store import SQLiteStore as SQLiteStore
 from ._stage import Stage as Stage
+from ._stage_context import call_rate_has_capacity as call_rate_has_capacity
+from ._stage_context import concurrency_limit as concurrency_limit
+from ._stage_context import get_worker_state as get_worker_state
+from ._stage_context import rate_limit as rate_limit
+from ._stage_context import set_task_status as set_task_status
 from ._state_manager import StateManager as StateManager
 from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
@@ -132,6 +139,7 @@ __version__ = "0.3.0"
 __all__ = [  # noqa: RUF022
     "AsyncExecutor",
     "AsyncFuture",
+    "BaseDashboard",
     "BaseExecutor",
     "BindingError",
     "ChangePolicy",
@@ -182,6 +190,7 @@ __all__ = [  # noqa: RUF022
     "PipelineStats",
     "PoolExecutor",
     "ProcessExecutor",
+    "ProgressDisplay",
     "Rate",
     "ResultUnavailableError",
     "RetryPolicy",
@@ -234,8 +243,13 @@ __all__ = [  # noqa: RUF022
     "Workflow",
     "WorkflowFailedError",
     "WorkflowRun",
+    "call_rate_has_capacity",
+    "concurrency_limit",
     "configure_logging",
     "configure_telemetry",
+    "get_worker_state",
+    "rate_limit",
+    "set_task_status",
     "task",
     "telemetry_enabled",
 ]

@@ -7,13 +7,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
+from ._checks import check_count, check_number
 from ._drivers import drive_async
 from ._engine import Engine
 from ._errors import ConfigurationError, EventLoopError
 from ._executors import default_workers
 from ._pool import AsyncFuture, AsyncPool, check_semaphore, retry_policy, window_for
 from ._pool_wait import MapResults, WaitStrategy, wait
-from ._retry import Clock, SystemClock, check_count, check_number
+from ._retry import Clock, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable

@@ -13,6 +13,14 @@ Why not ``asyncio.PriorityQueue``:
 
 Waiters are futures woken one at a time (a put wakes one getter, a get wakes one putter), as in
 ``asyncio.Queue``. Only the event loop's thread touches a channel.
+
+A channel of capacity 0 is a *hand-off* (a pull stage's input, ``stream(buffer_size=0)``), as
+an unbuffered channel in Go or trio: a put succeeds at once only when a getter is waiting and
+not yet promised an item; otherwise the putter waits *with its item* (a sender), and the next
+getter takes it straight from the first sender, first come first served, calling the sender's
+``on_handoff`` in that same step (so whoever held the item stops holding it exactly when the
+getter has it). An item never waits in the channel for a getter; the items a hand-off holds
+at any moment are each promised to a woken getter, never more than the getters waiting.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import asyncio
 import contextlib
 from bisect import insort
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Channel", "ChannelClosed"]
 
@@ -44,10 +55,19 @@ class Channel(Generic[T]):
     """A bounded multi-priority FIFO of items (never ``None``); see the module docstring.
 
     Args:
-        capacity: Most items held at once by ordinary puts (None: unbounded).
+        capacity: Most items held at once by ordinary puts (None: unbounded; 0: a hand-off).
     """
 
-    __slots__ = ("_buckets", "_getters", "_order", "_putters", "_size", "capacity", "closed")
+    __slots__ = (
+        "_buckets",
+        "_getters",
+        "_order",
+        "_putters",
+        "_senders",
+        "_size",
+        "capacity",
+        "closed",
+    )
 
     def __init__(self, capacity: int | None) -> None:
         self.capacity = capacity
@@ -57,6 +77,8 @@ class Channel(Generic[T]):
         self._order: list[int] = []  # priorities with a non-empty bucket, lowest first
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
+        #: A hand-off's waiting putters with their items (and what to call when it is taken).
+        self._senders: deque[tuple[asyncio.Future[None], T, Callable[[], object] | None]] = deque()
 
     def __len__(self) -> int:
         return self._size
@@ -74,7 +96,13 @@ class Channel(Generic[T]):
             raise ChannelClosed
         capacity = self.capacity
         if capacity is not None and self._size >= capacity and not force:
-            return False
+            if capacity:
+                return False  # full
+            getters = self._getters  # a hand-off: only into the hands of a waiting getter
+            while getters and getters[0].done():
+                getters.popleft()  # cancelled, on its way out (see _pass_on)
+            if not getters:
+                return False
         bucket = self._buckets.get(priority)
         if bucket is None:
             bucket = self._buckets[priority] = deque()
@@ -86,12 +114,33 @@ class Channel(Generic[T]):
             _wake(self._getters)
         return True
 
-    async def put(self, item: T, priority: int) -> None:
-        """Add ``item``, waiting for room.
+    async def put(
+        self, item: T, priority: int, on_handoff: Callable[[], object] | None = None
+    ) -> None:
+        """Add ``item``, waiting for room (a hand-off: for a getter to take it).
+
+        Args:
+            item: What to add.
+            priority: Lower is taken first (a hand-off serves waiting putters in order).
+            on_handoff: Called in the very step a getter takes ``item`` from this waiting put
+                (hand-offs only; not called when the put succeeds without waiting).
 
         Raises:
             ChannelClosed: The channel is (or becomes) closed before there is room.
         """
+        if self.capacity == 0:
+            if self.put_nowait(item, priority):
+                return
+            taken = asyncio.get_running_loop().create_future()
+            sender = (taken, item, on_handoff)
+            self._senders.append(sender)
+            try:
+                await taken  # the getter that takes it sets it; close() fails it
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._senders.remove(sender)
+                raise
+            return
         while not self.put_nowait(item, priority):
             waiter = asyncio.get_running_loop().create_future()
             self._putters.append(waiter)
@@ -104,6 +153,14 @@ class Channel(Generic[T]):
     def get_nowait(self) -> T | None:
         """The next item (lowest priority first, FIFO within one), or None if there is none."""
         if not self._size:
+            senders = self._senders
+            while senders:  # a hand-off: take the first waiting putter's item
+                taken, item, on_handoff = senders.popleft()
+                if not taken.done():
+                    taken.set_result(None)
+                    if on_handoff is not None:
+                        on_handoff()
+                    return item
             return None
         order = self._order
         priority = order[0]
@@ -140,6 +197,10 @@ class Channel(Generic[T]):
                 waiter = waiters.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
+        while self._senders:
+            taken = self._senders.popleft()[0]
+            if not taken.done():
+                taken.set_exception(ChannelClosed())
 
     def drain(self) -> list[T]:
         """Remove and return every item, in the order :meth:`get` would have returned them."""

@@ -22,6 +22,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._dashboard_base import BaseDashboard
 from ._dashboard_render import (
     Bar,
     Block,
@@ -94,8 +95,11 @@ class PipelineProgress:
             line.close()
 
 
-class _Dashboard:
-    """What the three dashboards share: the overview, the screen, the final summary."""
+class _Dashboard(BaseDashboard):
+    """What the three dashboards share: the overview, the screen, the final summary.
+
+    A :class:`BaseDashboard` whose ``on_update`` shows a frame on its screen (redrawn at most
+    ``refresh`` times a second) and whose ``render`` returns a frame's text."""
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ The hierarchy::
     ├── DefinitionError (ValueError)         how a workflow or stage was built
     │   ├── ConfigurationError (TypeError)   a constructor argument is invalid
     │   │   └── StageValidationError         .stage, .field: a pipeline Stage is misconfigured
+    │   │                                    (also a PipelineError, as in AntFlow)
     │   ├── DuplicateTaskError               .task_name
     │   │   └── TaskNameCollisionError       .functions: two different tasks share a name
     │   ├── UnknownDependencyError           .task_name, .dependency
@@ -34,6 +35,7 @@ The hierarchy::
     │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
     │   ├── ExecutorShutdownError            a call was submitted to a pool that was shut down
     │   └── PipelineError                    a pipeline was misused (no stages, started twice, …)
+    │       ├── StageValidationError         (see above: both a definition and a pipeline error)
     │       └── ItemCancelledError           .item_id, .stage: the pipeline stopped before the item
     │                                        finished (shutdown, cancellation, stream() break)
     ├── TaskTimeoutError (TimeoutError)      one attempt ran past the task's timeout
@@ -156,20 +158,6 @@ class ConfigurationError(DefinitionError, TypeError):
     It is both a ``ValueError`` and a ``TypeError``: a negative retry count and a retry count
     given as a string are the same mistake to a caller, who may catch either.
     """
-
-
-class StageValidationError(ConfigurationError):
-    """A pipeline :class:`~flowweaver.Stage` (or the list of stages) is misconfigured.
-
-    Attributes:
-        stage: The offending stage's name (None when the name itself is the problem).
-        field: The offending field (``"workers"``, ``"tasks"``, ``"name"`` …).
-    """
-
-    def __init__(self, message: str, stage: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.field = field
 
 
 class DuplicateTaskError(DefinitionError):
@@ -772,6 +760,24 @@ class ExecutorShutdownError(ExecutionError):
 class PipelineError(ExecutionError):
     """A pipeline was used in a way it cannot honour: no stages, started while running, fed
     after a shutdown."""
+
+
+class StageValidationError(ConfigurationError, PipelineError):
+    """A pipeline :class:`~flowweaver.Stage` (or the list of stages) is misconfigured.
+
+    A ``ValueError`` and ``TypeError`` (a bad argument) and, as in every AntFlow, a
+    :class:`PipelineError` (so also a ``RuntimeError``): ``except PipelineError`` written for
+    AntFlow keeps catching it.
+
+    Attributes:
+        stage: The offending stage's name (None when the name itself is the problem).
+        field: The offending field (``"workers"``, ``"tasks"``, ``"name"`` …).
+    """
+
+    def __init__(self, message: str, stage: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.field = field
 
 
 class ItemCancelledError(PipelineError):

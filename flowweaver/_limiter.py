@@ -40,8 +40,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, cast
 
+from ._checks import check_count, check_number
 from ._errors import ConfigurationError
-from ._retry import Clock, SystemClock, check_count, check_number
+from ._retry import Clock, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

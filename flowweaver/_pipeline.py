@@ -77,6 +77,21 @@ def _total(items: object) -> int | None:
     return len(items) if isinstance(items, Sized) else None
 
 
+def _in_process(executor: object) -> bool:
+    """Whether sync tasks sent to ``executor`` run on a thread of this process (where a copy
+    of their worker's context can go with them: a context does not pickle)."""
+    if executor is None:
+        return True
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._async import AsyncExecutor
+    from ._executors import SequentialExecutor, ThreadedExecutor
+
+    return isinstance(
+        executor, ThreadPoolExecutor | ThreadedExecutor | SequentialExecutor | AsyncExecutor
+    )
+
+
 class Pipeline:
     """A chain of stages, each a pool of workers; items flow through them as a stream.
 
@@ -116,7 +131,8 @@ class Pipeline:
 
     Raises:
         PipelineError: ``stages`` is empty.
-        StageValidationError: A stage is invalid, or two share a name.
+        StageValidationError: A stage is invalid (its :meth:`Stage.validate`), the first stage
+            is a pull stage, or two share a name; also a :class:`PipelineError`.
         ConfigurationError: Another argument has the wrong type.
     """
 
@@ -140,6 +156,14 @@ class Pipeline:
             if not isinstance(stage, Stage):
                 raise StageValidationError(
                     f"stages[{index}] must be a Stage, got {stage!r}", None, "stages"
+                )
+            stage.validate()
+            if index == 0 and stage.pull:
+                raise StageValidationError(
+                    f"stage {stage.name!r}: the first stage cannot be a pull stage (nothing "
+                    "upstream hands items to it)",
+                    stage.name,
+                    "pull",
                 )
             if stage.name in seen:
                 raise StageValidationError(
@@ -237,6 +261,7 @@ class Pipeline:
         self,
         items: Iterable[Any] | AsyncIterable[Any],
         progress: bool = False,
+        buffer_size: int | None = None,
         *,
         store: StateStore | None = None,
         run_id: str | None = None,
@@ -254,16 +279,36 @@ class Pipeline:
         ``store``, ``run_id`` and ``on_changed`` checkpoint as in :meth:`run`: restored results
         are yielded as their items are fed; each new result is committed before it is yielded.
 
+        Args:
+            items: Values or ``{"id", "value"}`` dicts (an async iterable works too).
+            progress: Show a minimal progress line on stderr.
+            buffer_size: Most results waiting for the consumer; when it is full, the last
+                stage's workers wait (a slow consumer pushes back on the whole pipeline).
+                ``0``: a hand-off, a result moves only when the consumer asks for the next.
+                None (default): as many as the last stage's queue holds (10 per worker), or
+                100 when that one is unbounded — never unbounded (AntFlow's default is).
+            store: Checkpoint in this :class:`StateStore` (see :meth:`run`).
+            run_id: The run to commit to and resume.
+            on_changed: See :meth:`run`.
+
         Raises:
             PipelineError: The pipeline is already running.
+            ConfigurationError: ``buffer_size`` is not an int >= 0 or None.
         """
         check_items("Pipeline.stream", items)
+        if buffer_size is not None and (
+            isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0
+        ):
+            raise ConfigurationError(
+                f"stream(): buffer_size must be an int >= 0 or None, got {buffer_size!r}"
+            )
         display = make_display(progress, None, None, 0.5)
         checkpoint = make_checkpoint(self.name, self.stages, store, run_id, on_changed)
-        # Results wait for the consumer in a queue as large as the last stage's (bounded even
-        # when that one is not): a slow consumer holds the pipeline back, memory stays flat.
-        last = self.stages[-1].plan.capacity
-        outbox: Channel[PipelineResult] = Channel(last or _STREAM_BUFFER)
+        # Results wait for the consumer in a bounded queue: a slow consumer holds the pipeline
+        # back, memory stays flat.
+        if buffer_size is None:
+            buffer_size = self.stages[-1].plan.capacity or _STREAM_BUFFER
+        outbox: Channel[PipelineResult] = Channel(buffer_size)
         run = self._begin(collect=False, outbox=outbox, checkpoint=checkpoint)
         self._started = True
         poller = None
@@ -496,6 +541,7 @@ class Pipeline:
                 outbox=outbox,
                 checkpoint=checkpoint,
                 telemetry=pipeline_telemetry(self.name),
+                carry_context=_in_process(self.executor),
             )
             run.start()
         except BaseException:
@@ -523,7 +569,7 @@ class Pipeline:
         index = self._index.get(target_stage)
         if index is None:
             raise ConfigurationError(
-                f"target_stage {target_stage!r} is not a stage of this pipeline; "
+                f"target_stage {target_stage!r} not found in pipeline: "
                 f"its stages are {list(self._index)!r}"
             )
         return index

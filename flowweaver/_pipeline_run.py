@@ -86,10 +86,13 @@ class PipelineRun:
         outbox: Channel[PipelineResult] | None,
         checkpoint: Checkpoint | None = None,
         telemetry: PipelineTelemetry | None = None,
+        carry_context: bool = True,
     ) -> None:
         self.tracker = tracker
         #: OpenTelemetry spans and counters (None unless configure_telemetry() is on).
         self.telemetry = telemetry
+        #: Whether sync tasks run in this process (threads), so they can get a worker's context.
+        self.carry_context = carry_context
         self.checkpoint = checkpoint
         self.clock = clock
         self.sync_calls = sync_calls  # where sync tasks run; closed when the run finishes
@@ -327,7 +330,7 @@ class PipelineRun:
                     "error_type": type(error).__name__,
                     "attempts": attempts,
                 }
-                pending = tracker._status(item.id, name, _FAILED, None, meta)
+                pending = tracker._status(item.id, name, _FAILED, None, meta, error)
                 if pending is not None:
                     await self.settle(pending, "on_status_change")
             on_failure = stage.stage.on_failure

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._pipeline_types import (
     DashboardSnapshot,
     ErrorSummary,
+    FailedItem,
     PipelineStats,
     StageStats,
     WorkerMetrics,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._pipeline_run import PipelineRun
     from ._stage import Stage
+    from ._stage_run import StageRun, WorkerSlot
 
 __all__ = [
     "RECENT_FAILURES",
@@ -32,6 +34,7 @@ __all__ = [
     "error_summary",
     "pipeline_stats",
     "worker_metrics",
+    "worker_state",
     "worker_states",
 ]
 
@@ -51,22 +54,27 @@ def worker_states(stages: Sequence[Stage], run: PipelineRun | None) -> dict[str,
             for name, stage in _worker_names(stages)
         }
     offset = time() - perf_counter()  # turns perf_counter readings into wall-clock times
-    states: dict[str, WorkerState] = {}
-    for stage in run.stages:
-        for slot in stage.slots:
-            item = slot.item
-            if item is None:
-                states[slot.name] = WorkerState(slot.name, stage.name, WorkerStatus.IDLE)
-            else:
-                states[slot.name] = WorkerState(
-                    slot.name,
-                    stage.name,
-                    WorkerStatus.BUSY,
-                    item.id,
-                    slot.since + offset,
-                    stage.names[slot.task],
-                )
-    return states
+    return {
+        slot.name: worker_state(stage, slot, offset) for stage in run.stages for slot in stage.slots
+    }
+
+
+def worker_state(stage: StageRun, slot: WorkerSlot, offset: float | None = None) -> WorkerState:
+    """One worker's state: ``current_task`` is what its task last said (``set_task_status``),
+    else the name of the task it runs."""
+    item = slot.item
+    if item is None:
+        return WorkerState(slot.name, stage.name, WorkerStatus.IDLE)
+    if offset is None:
+        offset = time() - perf_counter()
+    return WorkerState(
+        slot.name,
+        stage.name,
+        WorkerStatus.BUSY,
+        item.id,
+        slot.since + offset,
+        slot.status if slot.status is not None else stage.names[slot.task],
+    )
 
 
 def worker_metrics(stages: Sequence[Stage], run: PipelineRun | None) -> dict[str, WorkerMetrics]:
@@ -122,15 +130,17 @@ def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> Dash
         pipeline_stats(stages, run),
         time(),
         recent,
+        error_summary(run, list(recent)),
     )
 
 
-def error_summary(run: PipelineRun | None) -> ErrorSummary:
+def error_summary(run: PipelineRun | None, items: list[FailedItem] | None = None) -> ErrorSummary:
+    """The run's failures: exact counts, and ``items`` (default: every record it kept)."""
     if run is None or not run.failed:
         return ErrorSummary()
     return ErrorSummary(
         total_failed=run.failed,
         errors_by_type=dict(run.failed_by_type),
         errors_by_stage=dict(run.failed_by_stage),
-        failed_items=tuple(run.failures),
+        failed_items=list(run.failures) if items is None else items,
     )

@@ -277,6 +277,8 @@ class DashboardSnapshot:
         timestamp: ``time.time()`` when the snapshot was taken.
         recent_failures: The latest failures of the run, oldest first (at most a few: see
             :meth:`Pipeline.get_error_summary` for all of them).
+        error_summary: The run's failures (AntFlow 0.10's field): exact counts, and as
+            ``failed_items`` the same few latest failures, so a snapshot stays small.
     """
 
     worker_states: Mapping[str, WorkerState]
@@ -284,6 +286,7 @@ class DashboardSnapshot:
     pipeline_stats: PipelineStats
     timestamp: float
     recent_failures: tuple[FailedItem, ...] = ()
+    error_summary: ErrorSummary = field(default_factory=lambda: ErrorSummary())  # noqa: PLW0108  (defined below)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +330,7 @@ class ErrorSummary:
     total_failed: int = 0
     errors_by_type: Mapping[str, int] = EMPTY
     errors_by_stage: Mapping[str, int] = EMPTY
-    failed_items: tuple[FailedItem, ...] = field(default=())
+    failed_items: list[FailedItem] = field(default_factory=list)
 
     def __str__(self) -> str:
         if not self.total_failed:

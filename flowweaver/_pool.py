@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._binding import is_coroutine_callable
 from ._calls import INTERRUPTS, awaitable_error
+from ._checks import check_count, check_number
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
-from ._retry import Clock, RetryPolicy, SystemClock, check_count, check_number
+from ._retry import Clock, RetryPolicy, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable

@@ -5,6 +5,10 @@ workers need per call — each task's name and whether it is a coroutine functio
 policy, the queue capacity — is derived once, when the stage is built, and kept in a private
 :class:`StagePlan`: nothing is rebuilt per item (AntFlow builds a tenacity wrapper per task per
 item, which is where two thirds of its time goes).
+
+As in AntFlow, an invalid stage can be built: :meth:`Stage.validate` and ``Pipeline(...)``
+raise its :class:`StageValidationError` (the same one, naming the stage, the field and the bad
+value), so a list of stages can be assembled before it is checked.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ class StagePlan:
     task_policy: RetryPolicy
     #: Re-runs of the whole task list (per-stage mode), else None.
     stage_policy: RetryPolicy | None
-    #: Most items in the stage's queue (None: unbounded).
+    #: Most items in the stage's queue (None: unbounded); 0 for a pull stage (a hand-off).
     capacity: int | None
+    #: A pull stage: an item leaves the upstream worker only when one of its workers is free.
+    pull: bool = False
 
 
 _NO_RETRY = RetryPolicy(retries=0, delay=0.0, jitter=0.0)
@@ -95,7 +101,18 @@ class Stage:
         skip_if: ``(value) -> bool`` (sync or async); a true result passes the item through
             this stage unchanged (status ``skipped``). If it raises, the item fails.
         queue_capacity: Most items waiting in this stage's queue: None for 10 per worker,
-            0 for unbounded (no backpressure: opt in knowingly).
+            0 for unbounded (no backpressure: opt in knowingly). Ignored by a pull stage.
+        on_skip: ``(item_id, value, metadata)`` after ``skip_if`` passed an item through.
+        pull: Make the stage's input a zero-buffer hand-off: an item leaves the upstream
+            worker only when one of this stage's workers is free to take it, so at most
+            ``workers`` items are inside the stage and none waits in a queue (for work that
+            must not sit, e.g. short-lived URLs). Not for the first stage, nor with
+            ``retry="per_stage"``.
+        call_concurrency: At most this many blocks under ``concurrency_limit()`` at once,
+            across the stage's workers (30 polling workers, 5 API calls at a time).
+        call_rate: At most this many blocks under ``rate_limit()`` start in any
+            ``call_rate_period`` seconds (``call_rate_has_capacity()`` peeks).
+        call_rate_period: The window of ``call_rate``, in seconds (AntFlow's default: 60).
         task_timeout: Seconds one task call may take (None: no limit), counted from when the
             call can run: a sync call waiting for a free thread or executor slot is not timed
             yet. A timeout is a failed attempt (:class:`~flowweaver.TaskTimeoutError`), retried
@@ -119,8 +136,10 @@ class Stage:
     run, and never changes the item's outcome.
 
     Raises:
-        StageValidationError: A field is invalid (a ``ValueError``); the message names the stage,
-            the field and the bad value.
+        StageValidationError: From :meth:`validate` and ``Pipeline(...)``, not from the
+            constructor (AntFlow's rule): a field is invalid. It is a ``ValueError`` and a
+            :class:`~flowweaver.PipelineError`; the message names the stage, the field and the
+            bad value.
     """
 
     name: str
@@ -139,7 +158,12 @@ class Stage:
     _: KW_ONLY
     task_timeout: float | None = None
     retry_policy: RetryPolicy | None = None
-    _plan: StagePlan = field(init=False, repr=False, compare=False)
+    on_skip: Callable[[Any, Any, dict[str, Any]], object] | None = None
+    pull: bool = False
+    call_concurrency: int | None = None
+    call_rate: float | None = None
+    call_rate_period: float = 60.0
+    _plan: StagePlan | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tasks: object = self.tasks
@@ -147,20 +171,30 @@ class Stage:
             object.__setattr__(self, "tasks", tuple(tasks))
         if isinstance(self.task_concurrency_limits, Mapping):
             object.__setattr__(self, "task_concurrency_limits", dict(self.task_concurrency_limits))
-        object.__setattr__(self, "_plan", self._compile())
+        try:
+            plan: StagePlan | None = self._compile()
+        except StageValidationError:
+            plan = None  # validate() and Pipeline(...) raise it (AntFlow's rule)
+        object.__setattr__(self, "_plan", plan)
 
     def validate(self) -> None:
-        """Check every field (the constructor already did: kept for AntFlow's API).
+        """Check every field.
 
         Raises:
             StageValidationError: A field is invalid.
         """
-        self._compile()
+        if self._plan is None:
+            self._compile()
 
     @property
     def plan(self) -> StagePlan:
-        """What the workers use, derived from the fields once."""
-        return self._plan
+        """What the workers use, derived from the fields once.
+
+        Raises:
+            StageValidationError: The stage is invalid.
+        """
+        plan = self._plan
+        return plan if plan is not None else self._compile()
 
     def _bad(self, name: str, message: str) -> StageValidationError:
         return StageValidationError(f"stage {self.name!r}: {name} {message}", self.name, name)
@@ -172,10 +206,16 @@ class Stage:
                 f"stage name must be a non-empty str, got {name!r}", None, "name"
             )
         if not _count(self.workers, 1):
-            raise self._bad("workers", f"must be an int >= 1, got {self.workers!r}")
+            raise self._bad(
+                "workers",
+                f"must be an int >= 1, got {self.workers!r} (a stage must have at least 1 worker)",
+            )
         tasks = self.tasks
         if not isinstance(tasks, tuple) or not tasks:
-            raise self._bad("tasks", f"must be a non-empty sequence of callables, got {tasks!r}")
+            hint = " (a stage must have at least one task)" if tasks == () else ""
+            raise self._bad(
+                "tasks", f"must be a non-empty sequence of callables, got {tasks!r}{hint}"
+            )
         for index, fn in enumerate(tasks):
             if not callable(fn):
                 raise self._bad(f"tasks[{index}]", f"must be callable, got {fn!r}")
@@ -183,7 +223,10 @@ class Stage:
             raise self._bad("retry", f"must be 'per_task' or 'per_stage', got {self.retry!r}")
         for label in ("task_attempts", "stage_attempts"):
             if not _count(getattr(self, label), 1):
-                raise self._bad(label, f"must be an int >= 1, got {getattr(self, label)!r}")
+                value = getattr(self, label)
+                raise self._bad(
+                    label, f"must be an int >= 1, got {value!r} ({label} must be at least 1)"
+                )
         wait = self.task_wait_seconds
         if not _finite(wait) or wait < 0:
             raise self._bad("task_wait_seconds", f"must be a finite number >= 0, got {wait!r}")
@@ -191,7 +234,7 @@ class Stage:
             raise self._bad("unpack_args", f"must be a bool, got {self.unpack_args!r}")
         names = tuple(task_name(fn) for fn in tasks)
         self._check_limits(names)
-        for label in ("on_success", "on_failure", "skip_if"):
+        for label in ("on_success", "on_failure", "skip_if", "on_skip"):
             value = getattr(self, label)
             if value is not None and not callable(value):
                 raise self._bad(label, f"must be callable or None, got {value!r}")
@@ -202,6 +245,7 @@ class Stage:
         if timeout is not None and (not _finite(timeout) or timeout <= 0):
             raise self._bad("task_timeout", f"must be a finite number > 0 or None, got {timeout!r}")
         task_policy, stage_policy = self._policies()
+        self._check_calls()
         if capacity is None:
             capacity = self.workers * QUEUE_PER_WORKER
         return StagePlan(
@@ -209,8 +253,25 @@ class Stage:
             is_async=tuple(is_coroutine_callable(fn) for fn in tasks),
             task_policy=task_policy,
             stage_policy=stage_policy,
-            capacity=capacity or None,
+            capacity=0 if self.pull else (capacity or None),
+            pull=self.pull,
         )
+
+    def _check_calls(self) -> None:
+        """``pull`` and the call limits (AntFlow 0.10's fields)."""
+        if not isinstance(self.pull, bool):
+            raise self._bad("pull", f"must be a bool, got {self.pull!r}")
+        if self.pull and self.retry == "per_stage":
+            raise self._bad("pull", "pull=True is not compatible with retry='per_stage'")
+        limit = self.call_concurrency
+        if limit is not None and not _count(limit, 1):
+            raise self._bad("call_concurrency", f"must be an int >= 1 or None, got {limit!r}")
+        rate = self.call_rate
+        if rate is not None and (not _finite(rate) or rate <= 0):
+            raise self._bad("call_rate", f"must be a finite number > 0 or None, got {rate!r}")
+        period = self.call_rate_period
+        if not _finite(period) or period <= 0:
+            raise self._bad("call_rate_period", f"must be a finite number > 0, got {period!r}")
 
     def _check_limits(self, names: tuple[str, ...]) -> None:
         limits = self.task_concurrency_limits
@@ -223,7 +284,7 @@ class Stage:
             if key not in names:
                 raise self._bad(
                     "task_concurrency_limits",
-                    f"names {key!r}, which is not one of its tasks {list(names)!r}",
+                    f"references unknown task(s): {key!r} is not one of its tasks {list(names)!r}",
                 )
             if not _count(limit, 1):
                 raise self._bad(

@@ -26,12 +26,20 @@ Design:
   (ours, or a hook's), it logs it, fails that item and carries on.
 * Sync tasks run where the run's ``sync_calls`` puts them (``_offload``: flowweaver's threads,
   or the user's executor), which also starts their timeout only once they can run; async
-  tasks are awaited here, within the timeout.
+  tasks are awaited here, within the timeout. A sync task that runs in this process gets a
+  copy of its worker's context (``_stage_context``: ``set_task_status``, the call limits).
+* A pull stage's channel is a hand-off (capacity 0, see ``_channel``): an upstream worker's put
+  completes only when one of this stage's workers waits in ``get``, so at most ``workers``
+  items are inside the stage; everything else about it is an ordinary stage.
+* Where an attempt of a task starts and ends (``_run_tasks``, ``_retry``, the fast path) is
+  where an observer of attempts (telemetry spans) hooks in; nothing there is formatted or
+  allocated when nobody observes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -39,8 +47,10 @@ from typing import TYPE_CHECKING, Any
 from ._calls import INTERRUPTS, bounded
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError
+from ._limiter import Limiter
 from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
+from ._stage_context import WorkerContext, current
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -96,12 +106,29 @@ class WorkerSlot:
     ``busy`` is the time spent on the items it processed successfully."""
 
     __slots__ = (
-        "attempts", "busy", "failed", "item", "last", "name", "processed", "since", "span", "task",
-    )  # fmt: skip
+        "attempts",
+        "busy",
+        "failed",
+        "handed_off",
+        "item",
+        "last",
+        "name",
+        "processed",
+        "since",
+        "span",
+        "status",
+        "status_at",
+        "task",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.item: Item | None = None
+        #: What a hand-off calls as a pull stage's worker takes this worker's item.
+        self.handed_off = self._handed_off
+        #: What its task said it is doing (``set_task_status``), until it takes the next item.
+        self.status: str | None = None
+        self.status_at: float | None = None
         self.task = 0  # index of the task it is running (multi-task stages)
         #: Attempts started on the current item: of the running task (per-task retry) or of
         #: the stage (per-stage retry); 0 until a task starts. A shutdown reports it.
@@ -113,6 +140,9 @@ class WorkerSlot:
         self.failed = 0
         #: The OpenTelemetry span of the stage attempt it is running (telemetry on only).
         self.span: Any = None
+
+    def _handed_off(self) -> None:
+        self.item = None
 
 
 class _Failed(Exception):
@@ -157,6 +187,7 @@ class StageRun:
         self.stage = stage
         self.name = stage.name
         self.inbox: Channel[Item] = Channel(plan.capacity)
+        self.pull = plan.pull
         self.next: StageRun | None = None
         self.slots = [WorkerSlot(f"{stage.name}-W{i}") for i in range(stage.workers)]
         self.fns = tuple(stage.tasks)
@@ -167,6 +198,22 @@ class StageRun:
         self.unpack = stage.unpack_args
         self.policy = plan.task_policy
         self.stage_policy = plan.stage_policy
+        # The stage's call limits, made per run (in-task helpers, ``_stage_context``).
+        self.call_concurrency = (
+            None
+            if stage.call_concurrency is None
+            else Limiter(concurrency=stage.call_concurrency, name=f"{stage.name}.call_concurrency")
+        )
+        self.call_rate = (
+            None
+            if stage.call_rate is None
+            else Limiter(
+                rate=stage.call_rate,
+                per=stage.call_rate_period,
+                name=f"{stage.name}.call_rate",
+                clock=run.clock,
+            )
+        )
         # A task is "plain" when calling it is just `await fn(value)`.
         self.plain = tuple(
             is_async and not limits and not self.unpack and self.timeout is None
@@ -175,6 +222,7 @@ class StageRun:
 
     async def work(self, slot: WorkerSlot) -> None:
         """Run one worker until the channel is closed and empty, or the worker is cancelled."""
+        current.set(WorkerContext(self, slot, self.run.clock))  # this worker task's own context
         while True:
             try:
                 await self._loop(slot)
@@ -207,6 +255,7 @@ class StageRun:
                     return
             slot.item = item
             slot.attempts = 0
+            slot.status = slot.status_at = None
             slot.since = start = perf_counter()
             ran = False  # whether it ran the tasks (not skipped): the stage then reports completed
             try:
@@ -266,9 +315,13 @@ class StageRun:
                 await run.stage_callback(self, "on_success", on_success, item, item.value)
             if nxt is not None:
                 item.attempt = 1
+                handed = False  # straight into a pull stage's worker: it never queued there
                 try:  # waiting for room downstream is the backpressure
                     if not nxt.inbox.put_nowait(item, item.priority):
-                        await nxt.inbox.put(item, item.priority)
+                        # A pull stage's worker takes it from our hands: in that step it is
+                        # no longer ours (see _channel), so no snapshot sees it twice.
+                        await nxt.inbox.put(item, item.priority, slot.handed_off)
+                        handed = nxt.pull
                 except ChannelClosed:  # only a shutdown closes a channel an item is headed for
                     slot.item = None
                     await run.fail(item, nxt, ItemCancelledError(item.id, nxt.name), 0)
@@ -276,7 +329,7 @@ class StageRun:
                 # In the step that put it there: the item is the next stage's now, and only
                 # there (a shutdown during the callback below records it in that stage).
                 slot.item = None
-                if tracker is not None:
+                if tracker is not None and not handed:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
@@ -307,6 +360,9 @@ class StageRun:
             pending = tracker._status(item.id, self.name, _SKIPPED, slot.name, None)
             if pending is not None:
                 await self.run.settle(pending, "on_status_change")
+        on_skip = self.stage.on_skip
+        if on_skip is not None:
+            await self.run.stage_callback(self, "on_skip", on_skip, item, item.value)
         return True
 
     async def _run_tasks(self, item: Item, slot: WorkerSlot) -> Any:
@@ -421,6 +477,9 @@ class StageRun:
                 telemetry = self.run.telemetry
                 if context is not None and telemetry is not None and isinstance(calls, Offload):
                     fn = telemetry.wrap(fn, context)  # our own threads: the span goes along
+                if self.run.carry_context:  # set_task_status() and the limits work there too
+                    args = (fn, *args)
+                    fn = contextvars.copy_context().run
                 return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
             coroutine = fn(*args, **kwargs) if kwargs else fn(*args)

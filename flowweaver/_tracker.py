@@ -24,13 +24,14 @@ from typing import Any
 from ._checks import check_count, check_mapping
 from ._errors import ConfigurationError
 from ._events import call_safely
-from ._pipeline_types import EMPTY, ItemStatus, StatusEvent, TaskEvent
+from ._pipeline_types import EMPTY, ErrorSummary, FailedItem, ItemStatus, StatusEvent, TaskEvent
 
 __all__ = ["StatusTracker"]
 
 _STATUSES = tuple(ItemStatus)
 #: Index of each status in the counters (the pipeline passes these small ints around).
 CODE = {status: code for code, status in enumerate(_STATUSES)}
+_FAILED = CODE[ItemStatus.FAILED]
 
 StatusCallback = Callable[[StatusEvent], object]
 TaskCallback = Callable[[TaskEvent], object]
@@ -127,6 +128,8 @@ class StatusTracker:
         )
         self._counts = [0] * len(_STATUSES)
         self._muted: set[str] = set()
+        #: The exception of every item whose latest status is ``failed``.
+        self._errors: dict[Any, BaseException] = {}
 
     def __repr__(self) -> str:
         return f"StatusTracker(items={len(self._history)}, max_history={self.max_history!r})"
@@ -152,6 +155,39 @@ class StatusTracker:
         history = self._history.get(item_id, [])
         return [_event(item_id, history, at) for at in range(0, len(history), _WIDTH)]
 
+    def get_tracked_ids(self) -> list[Any]:
+        """The ids of every item the tracker remembers, in the order it first saw them."""
+        return list(self._history)
+
+    def get_failed_items(self) -> list[FailedItem]:
+        """Every remembered item whose latest status is ``failed``, in first-seen order."""
+        failed = _FAILED
+        items = []
+        for item_id, history in self._history.items():
+            if history[-4] != failed:
+                continue
+            stage, _, _, timestamp, metadata = history[-_WIDTH:]
+            error = self._errors.get(item_id)
+            if error is None:  # failed without an exception object (never by the pipeline)
+                error = RuntimeError((metadata or {}).get("error", "unknown error"))
+            attempts = (metadata or {}).get("attempts", 0)
+            items.append(FailedItem(item_id, stage or "", error, attempts, timestamp))
+        return items
+
+    def get_error_summary(self) -> ErrorSummary:
+        """The failures this tracker remembers, counted by type and by stage, and listed.
+
+        With ``max_history``, only the remembered items are in it; ``Pipeline.get_error_summary``
+        is the exact count of the latest run.
+        """
+        items = self.get_failed_items()
+        by_type: dict[str, int] = {}
+        by_stage: dict[str, int] = {}
+        for item in items:
+            by_type[item.error_type] = by_type.get(item.error_type, 0) + 1
+            by_stage[item.stage] = by_stage.get(item.stage, 0) + 1
+        return ErrorSummary(len(items), by_type, by_stage, items)
+
     # -- what the pipeline calls -------------------------------------------------------------
 
     def _begin_run(self) -> None:
@@ -165,9 +201,18 @@ class StatusTracker:
         code: int,
         worker: str | None,
         metadata: Mapping[str, Any] | None,
+        error: BaseException | None = None,
     ) -> Awaitable[object] | None:
-        """Record a change; returns the callback's awaitable when an async callback must run."""
+        """Record a change; returns the callback's awaitable when an async callback must run.
+
+        ``error``: the exception of a ``failed`` change (kept for :meth:`get_failed_items`).
+        """
         counts = self._counts
+        errors = self._errors
+        if error is not None:
+            errors[item_id] = error
+        elif errors and item_id in errors:
+            del errors[item_id]  # fed again after it failed
         history = self._history.get(item_id)
         if history is None:
             history = self._history[item_id] = [stage, code, worker, time(), metadata]
@@ -194,7 +239,9 @@ class StatusTracker:
         if len(finished) > self.max_history:  # type: ignore[operator]
             # A forgotten item keeps its final status in the counters, so they describe every
             # item seen, not only the remembered ones.
-            self._history.pop(finished.popitem(last=False)[0], None)
+            forgotten = finished.popitem(last=False)[0]
+            self._history.pop(forgotten, None)
+            self._errors.pop(forgotten, None)
 
     def _task(self, hook: str, event: TaskEvent) -> Awaitable[object] | None:
         callback = getattr(self, hook)

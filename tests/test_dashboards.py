@@ -388,7 +388,7 @@ def test_a_dashboard_that_cannot_draw_is_disabled_and_the_run_goes_on(
 
 
 def _summary(failed: int = 6) -> ErrorSummary:
-    return ErrorSummary(failed, {"ValueError": failed}, {"Fetch": failed}, ())
+    return ErrorSummary(failed, {"ValueError": failed}, {"Fetch": failed}, [])
 
 
 def _size(frame: Frame) -> int:

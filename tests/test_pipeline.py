@@ -499,7 +499,7 @@ def test_items_can_enter_at_a_target_stage() -> None:
             await pipeline.feed(["x"], target_stage="Nope")
         await pipeline.join()
         assert str(unknown.value) == (
-            "target_stage 'Nope' is not a stage of this pipeline; its stages are ['Fetch', 'Save']"
+            "target_stage 'Nope' not found in pipeline: its stages are ['Fetch', 'Save']"
         )
         assert isinstance(unknown.value, ValueError)
 

@@ -53,7 +53,7 @@ def test_a_stream_keeps_exact_counts_and_only_the_latest_failure_records(
     # The latest three, oldest first, in the order they failed (= the stream's order).
     assert [f.item_id for f in summary.failed_items] == [r.id for r in failures[-3:]]
     snapshot = pipeline.get_dashboard_snapshot()
-    assert snapshot.recent_failures == summary.failed_items
+    assert list(snapshot.recent_failures) == summary.failed_items
     assert str(summary) == "8 failed (ValueError: 6, KeyError: 2)"
 
 

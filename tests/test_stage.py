@@ -59,19 +59,19 @@ def test_stages_are_frozen_values() -> None:
 
 BAD = [
     ({"name": ""}, "stage name must be a non-empty str, got ''", "name"),
-    ({"workers": 0}, "stage 'S': workers must be an int >= 1, got 0", "workers"),
-    ({"workers": True}, "stage 'S': workers must be an int >= 1, got True", "workers"),
-    ({"tasks": []}, "stage 'S': tasks must be a non-empty sequence of callables, got ()", "tasks"),
+    ({"workers": 0}, "stage 'S': workers must be an int >= 1, got 0 (a stage must have at least 1 worker)", "workers"),
+    ({"workers": True}, "stage 'S': workers must be an int >= 1, got True (a stage must have at least 1 worker)", "workers"),
+    ({"tasks": []}, "stage 'S': tasks must be a non-empty sequence of callables, got () (a stage must have at least one task)", "tasks"),
     ({"tasks": fetch}, f"stage 'S': tasks must be a non-empty sequence of callables, got {fetch!r}", "tasks"),
     ({"tasks": [fetch, "x"]}, "stage 'S': tasks[1] must be callable, got 'x'", "tasks[1]"),
     ({"retry": "sometimes"}, "stage 'S': retry must be 'per_task' or 'per_stage', got 'sometimes'", "retry"),
-    ({"task_attempts": 0}, "stage 'S': task_attempts must be an int >= 1, got 0", "task_attempts"),
-    ({"stage_attempts": 1.5}, "stage 'S': stage_attempts must be an int >= 1, got 1.5", "stage_attempts"),
+    ({"task_attempts": 0}, "stage 'S': task_attempts must be an int >= 1, got 0 (task_attempts must be at least 1)", "task_attempts"),
+    ({"stage_attempts": 1.5}, "stage 'S': stage_attempts must be an int >= 1, got 1.5 (stage_attempts must be at least 1)", "stage_attempts"),
     ({"task_wait_seconds": -1}, "stage 'S': task_wait_seconds must be a finite number >= 0, got -1", "task_wait_seconds"),
     ({"task_wait_seconds": float("nan")}, "stage 'S': task_wait_seconds must be a finite number >= 0, got nan", "task_wait_seconds"),
     ({"unpack_args": "yes"}, "stage 'S': unpack_args must be a bool, got 'yes'", "unpack_args"),
     ({"task_concurrency_limits": [1]}, "stage 'S': task_concurrency_limits must be a dict of task name -> int >= 1, got [1]", "task_concurrency_limits"),
-    ({"task_concurrency_limits": {"fetsh": 2}}, "stage 'S': task_concurrency_limits names 'fetsh', which is not one of its tasks ['fetch']", "task_concurrency_limits"),
+    ({"task_concurrency_limits": {"fetsh": 2}}, "stage 'S': task_concurrency_limits references unknown task(s): 'fetsh' is not one of its tasks ['fetch']", "task_concurrency_limits"),
     ({"task_concurrency_limits": {"fetch": 0}}, "stage 'S': task_concurrency_limits['fetch'] must be an int >= 1, got 0", "task_concurrency_limits['fetch']"),
     ({"on_success": 3}, "stage 'S': on_success must be callable or None, got 3", "on_success"),
     ({"on_failure": "log"}, "stage 'S': on_failure must be callable or None, got 'log'", "on_failure"),
@@ -90,8 +90,9 @@ BAD = [
 @pytest.mark.parametrize(("change", "message", "field"), BAD)
 def test_every_bad_field_is_named(change: dict[str, Any], message: str, field: str) -> None:
     fields: dict[str, Any] = {"name": "S", "workers": 1, "tasks": [fetch], **change}
+    stage = Stage(**fields)  # an invalid stage can be built (AntFlow's rule) ...
     with pytest.raises(StageValidationError) as info:
-        Stage(**fields)
+        stage.validate()  # ... and validating it (or a Pipeline of it) says what is wrong
     assert str(info.value) == message
     assert info.value.field == field
     assert info.value.stage == (None if field == "name" else "S")
