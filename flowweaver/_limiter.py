@@ -197,8 +197,8 @@ class Limiter:
         concurrency: int | None = None,
         rate: float | Sequence[Rate] | None = None,
         per: float = 1.0,
-        *,
         name: str | None = None,
+        *,
         clock: Clock | None = None,
     ) -> None:
         owner = "Limiter" if name is None else f"Limiter {name!r}"

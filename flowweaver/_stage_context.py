@@ -18,12 +18,15 @@ nothing, the limit helpers raise.
 from __future__ import annotations
 
 import contextvars
+import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import PipelineError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._limiter import Limiter
     from ._pipeline_types import WorkerState
     from ._retry import Clock
@@ -35,6 +38,7 @@ __all__ = [
     "concurrency_limit",
     "current",
     "get_worker_state",
+    "in_context",
     "rate_limit",
     "set_task_status",
 ]
@@ -52,6 +56,15 @@ class WorkerContext:
 current: contextvars.ContextVar[WorkerContext | None] = contextvars.ContextVar(
     "flowweaver_stage_worker", default=None
 )
+
+
+def in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, to be called on another thread in a copy of the calling worker's context.
+
+    Called with the same arguments and carrying ``fn``'s name (``__wrapped__`` is ``fn``), so an
+    executor that looks at what it runs sees the task, not a wrapper.
+    """
+    return functools.update_wrapper(functools.partial(contextvars.copy_context().run, fn), fn)
 
 
 def set_task_status(status: str, min_interval: float = 0.0) -> bool:

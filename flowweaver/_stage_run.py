@@ -39,7 +39,6 @@ Design:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,7 @@ from ._errors import ItemCancelledError
 from ._limiter import Limiter
 from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
-from ._stage_context import WorkerContext, current
+from ._stage_context import WorkerContext, current, in_context
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -478,8 +477,7 @@ class StageRun:
                 if context is not None and telemetry is not None and isinstance(calls, Offload):
                     fn = telemetry.wrap(fn, context)  # our own threads: the span goes along
                 if self.run.carry_context:  # set_task_status() and the limits work there too
-                    args = (fn, *args)
-                    fn = contextvars.copy_context().run
+                    fn = in_context(fn)
                 return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
             coroutine = fn(*args, **kwargs) if kwargs else fn(*args)

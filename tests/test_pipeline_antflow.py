@@ -19,6 +19,7 @@ from flowweaver import (
     Stage,
     StageValidationError,
     StatusTracker,
+    ThreadedExecutor,
     WorkerStatus,
     call_rate_has_capacity,
     concurrency_limit,
@@ -310,7 +311,7 @@ def test_limit_helpers_without_a_limit() -> None:
 # --- set_task_status / get_worker_state ------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("kind", ["async", "sync", "sync on a ThreadedExecutor"])
 def test_task_status_shows_in_worker_states_and_snapshots(kind: str) -> None:
     ready = threading.Event()
     release = threading.Event()
@@ -320,8 +321,7 @@ def test_task_status_shows_in_worker_states_and_snapshots(kind: str) -> None:
         assert set_task_status(f"polling batch {x}")
         states.append(get_worker_state())
         ready.set()
-        while not release.is_set():
-            await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(release.wait, 10)
         return x
 
     def task_sync(x: int) -> int:
@@ -333,10 +333,10 @@ def test_task_status_shows_in_worker_states_and_snapshots(kind: str) -> None:
 
     async def main() -> None:
         task = task_async if kind == "async" else task_sync
-        pipeline = Pipeline([Stage("Poll", 1, [task])])
+        executor = ThreadedExecutor(max_workers=2) if "Threaded" in kind else None
+        pipeline = Pipeline([Stage("Poll", 1, [task])], executor=executor)
         running = asyncio.ensure_future(pipeline.run([7]))
-        while not ready.is_set():
-            await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(ready.wait, 10)
         state = pipeline.get_worker_states()["Poll-W0"]
         assert (state.status, state.current_task, state.current_item_id) == (
             WorkerStatus.BUSY,
