@@ -38,7 +38,7 @@ __all__ = [
     "concurrency_limit",
     "current",
     "get_worker_state",
-    "in_context",
+    "in_worker_context",
     "rate_limit",
     "set_task_status",
 ]
@@ -58,7 +58,7 @@ current: contextvars.ContextVar[WorkerContext | None] = contextvars.ContextVar(
 )
 
 
-def in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+def in_worker_context(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn``, to be called on another thread in a copy of the calling worker's context.
 
     Called with the same arguments and carrying ``fn``'s name (``__wrapped__`` is ``fn``), so an

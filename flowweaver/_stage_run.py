@@ -49,7 +49,7 @@ from ._errors import ItemCancelledError
 from ._limiter import Limiter
 from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
-from ._stage_context import WorkerContext, current, in_context
+from ._stage_context import WorkerContext, current, in_worker_context
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -477,7 +477,7 @@ class StageRun:
                 if context is not None and telemetry is not None and isinstance(calls, Offload):
                     fn = telemetry.wrap(fn, context)  # our own threads: the span goes along
                 if self.run.carry_context:  # set_task_status() and the limits work there too
-                    fn = in_context(fn)
+                    fn = in_worker_context(fn)
                 return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
             # The coroutine is made only now: one made before a cancelled wait would never run.
             coroutine = fn(*args, **kwargs) if kwargs else fn(*args)

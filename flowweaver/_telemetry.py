@@ -55,6 +55,7 @@ class _Instruments:
     def __init__(self, tracer_provider: object, meter_provider: object) -> None:
         try:
             from opentelemetry import context, metrics, trace
+            from opentelemetry.trace.status import Status
         except ImportError as error:
             raise MissingDependencyError("configure_telemetry", "otel", "opentelemetry") from error
         from . import __version__
@@ -62,7 +63,7 @@ class _Instruments:
         # Any: the SDK's types stay out of ours (the extra is optional).
         self.trace: Any = trace
         self.context: Any = context
-        self.status: Any = trace.Status
+        self.status: Any = Status  # not re-exported by opentelemetry.trace for mypy --strict
         self.tracer: Any = self.trace.get_tracer("flowweaver", __version__, tracer_provider)
         meters: Any = metrics
         meter: Any = meters.get_meter("flowweaver", __version__, meter_provider)
