@@ -28,6 +28,11 @@ Design:
   dependants). Runs without either never reach that code: the per-task hot path has no extra
   check (building the engine scans the tasks for ``cache=True`` once, ~30 ns per task).
 
+* **Mapped tasks** (``Task(map_over=...)``): ``Engine(...)`` builds a
+  :class:`~flowweaver._mapping.MapEngine` (or its durable twin) when the workflow has one. An
+  element is an index past the workflow's tasks that the drivers run like a task; its retry is
+  decided by :func:`retry_delay`, the rule :meth:`fail` uses. See ``_mapping``.
+
 Hot path: one ``begin`` and one ``succeed`` per task, list indexing only, no allocation for
 observers that are absent (status callbacks and monitors are checked with one ``is not None`` /
 truthiness test each).

@@ -525,3 +525,29 @@ def test_pool_executor_takes_a_dask_client_executor_only_when_impure(
     run = PoolExecutor(client.get_executor(pure=False)).execute(wf)
     assert run.results == {"src": 10, "left": 11, "right": 20, "join": (11, 20), "flaky": 1}
     assert run.status("flaky") is TaskStatus.COMPLETED
+
+
+@needs_dask
+def test_the_elements_of_a_mapped_task_go_to_the_scheduler_as_one_graph(
+    dask_threads: DaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = dask_threads.client
+    graphs: list[int] = []  # calls per message to the scheduler
+    submit, map_ = client.submit, client.map
+
+    def one(*args: Any, **kwargs: Any) -> Any:
+        graphs.append(1)
+        return submit(*args, **kwargs)
+
+    def many(fn: Any, *iterables: list[Any], **kwargs: Any) -> Any:
+        graphs.append(len(iterables[0]))
+        return map_(fn, *iterables, **kwargs)
+
+    monkeypatch.setattr(client, "submit", one)
+    monkeypatch.setattr(client, "map", many)
+    wf = Workflow("w")
+    wf.add_task(Task(name="numbers", fn=lambda: list(range(8))))
+    wf.add_task(Task(name="square", fn=lambda n: n * n, map_over="numbers"), ["numbers"])
+    run = dask_threads.execute(wf)
+    assert run.result("square") == [n * n for n in range(8)]
+    assert graphs == [1, 8]  # the list, then every element of it in one graph
