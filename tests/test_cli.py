@@ -235,6 +235,26 @@ def test_a_state_file_no_parser_can_read_is_one_line_and_exit_two(files: Path) -
     )  # fmt: skip
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="claims use flock")
+def test_a_run_owned_by_another_process_is_one_line_and_exit_two(files: Path) -> None:
+    from flowweaver import SQLiteStore
+    from flowweaver._store import run_namespace
+
+    store = SQLiteStore(files / "s.db")
+    claim = store.claim(run_namespace("seed", "r"), ("workflow", "seed", "r"), 0.0)
+    try:
+        done = flowweaver(files, "run", "seed.py", "--state", "s.db", "--run-id", "r")
+    finally:
+        claim.release()
+        store.close()
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(
+        "flowweaver: error: workflow 'seed' run 'r' is already in progress, owned by process "
+    )
+    assert done.stderr.count("\n") == 1
+    assert flowweaver(files, "run", "seed.py", "--state", "s.db", "--run-id", "r").returncode == 0
+
+
 def test_bad_arguments_are_usage_errors(files: Path) -> None:
     done = flowweaver(files, "run", "seed.py", "--workers", "0")
     assert done.returncode == 2
