@@ -32,12 +32,19 @@ INTERRUPTS = (KeyboardInterrupt, SystemExit)
 def awaitable_error(error: BaseException) -> BaseException:
     """``error`` as an asyncio future can hold it.
 
-    An asyncio future refuses ``StopIteration`` (it would end the coroutine awaiting it
-    silently); like a coroutine that raises one (PEP 479), it becomes a ``RuntimeError`` whose
-    cause is the original.
+    Two exceptions cannot travel through a future that a coroutine awaits, and each becomes a
+    ``RuntimeError`` whose cause is the original (as PEP 479 does for a coroutine):
+
+    * ``StopIteration``: an asyncio future refuses it (it would end the awaiting coroutine
+      silently).
+    * ``GeneratorExit``: the event loop *throws* a future's exception into the awaiting
+      coroutine, and a thrown ``GeneratorExit`` closes every coroutine of the await chain
+      instead of being raised in it: the worker awaiting the call — and the other items or
+      tasks it would have run — would end with "coroutine ignored GeneratorExit".
     """
-    if isinstance(error, StopIteration):
-        wrapped = RuntimeError(f"task raised StopIteration: {error}".rstrip(": "))
+    if isinstance(error, StopIteration | GeneratorExit):
+        name = type(error).__name__
+        wrapped = RuntimeError(f"task raised {name}: {error}".rstrip(": "))
         wrapped.__cause__ = error
         return wrapped
     return error

@@ -195,7 +195,7 @@ class ExecutorCalls:
                 return await _finish_inline(future, name, timeout, start)
             if slots is not None:
                 future.add_done_callback(self._release_soon)
-            waiting: Any = asyncio.wrap_future(future, loop=self._loop)
+            waiting: Any = _on_loop(future, self._loop)
         else:
             if not (hasattr(future, "add_done_callback") and hasattr(future, "cancel")):
                 future = asyncio.ensure_future(future)  # a bare awaitable: give it a future
@@ -214,11 +214,39 @@ class ExecutorCalls:
         """Nothing to release: the executor is the user's."""
 
 
+def _on_loop(future: cf.Future[Any], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """``asyncio.wrap_future``, but holding what the call raised as :func:`awaitable_error`
+    makes it (a ``GeneratorExit`` thrown into the awaiting coroutine would close it)."""
+    waiting: asyncio.Future[Any] = loop.create_future()
+
+    def copy(done: cf.Future[Any]) -> None:  # on the loop
+        if waiting.done():
+            return
+        if done.cancelled():
+            waiting.cancel()
+        elif (error := done.exception()) is not None:
+            waiting.set_exception(awaitable_error(error))
+        else:
+            waiting.set_result(done.result())
+
+    def soon(done: cf.Future[Any]) -> None:  # on whichever thread completed the call
+        # A closed loop: a call abandoned by a run that has ended came back; nobody waits.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(copy, done)
+
+    future.add_done_callback(soon)
+    return waiting
+
+
 async def _finish_inline(
     future: cf.Future[Any], name: str, timeout: float | None, start: float
 ) -> Any:
     """A call that ran inside ``submit``: nothing could interrupt it, but an overrun is still a
-    timeout (as on a sequential workflow run), never a success."""
+    timeout (as on a sequential workflow run), never a success. What it raised is raised as on
+    any other executor (:func:`awaitable_error`)."""
+    error = future.exception()
+    if error is not None:
+        raise awaitable_error(error)
     value = future.result()
     if timeout is None:
         if hasattr(value, "__await__"):

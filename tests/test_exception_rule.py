@@ -20,6 +20,7 @@ from flowweaver import (
     ItemCancelledError,
     Monitor,
     Pipeline,
+    SequentialExecutor,
     Stage,
     StatusTracker,
     Task,
@@ -309,3 +310,48 @@ def test_the_pool_refuses_what_is_not_a_callable_or_a_future() -> None:
         assert str(not_future.value) == "as_completed() needs AsyncFutures, got 42"
 
     run(main())
+
+
+def exits_on_three(x: int) -> int:
+    if x == 3:
+        raise GeneratorExit("closed")  # thrown into a coroutine, it would close the worker
+    return x
+
+
+@pytest.mark.parametrize("executor", [None, "threaded", "sequential"])
+def test_generator_exit_from_a_sync_pipeline_task_fails_only_its_item(executor: Any) -> None:
+    chosen = {None: None, "threaded": ThreadedExecutor(2), "sequential": SequentialExecutor()}
+    where = chosen[executor]
+    pipeline = Pipeline([Stage("S", 2, [exits_on_three], task_attempts=1)], executor=where)
+    try:
+        results = run(pipeline.run(range(10)))
+    finally:
+        if isinstance(where, ThreadedExecutor):
+            where.shutdown()
+    assert [r.id for r in results] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    (failure,) = pipeline.get_error_summary().failed_items
+    # As for StopIteration: a RuntimeError caused by it, the same on every executor.
+    assert (failure.item_id, repr(failure.error)) == (
+        3,
+        "RuntimeError('task raised GeneratorExit: closed')",
+    )
+    assert isinstance(failure.error.__cause__, GeneratorExit)
+
+
+def test_generator_exit_from_a_sync_call_on_the_event_loop_fails_only_that_call() -> None:
+    wf = Workflow("w")
+    wf.add_task(Task(name="a", fn=lambda: exits_on_three(3)))
+    for i in range(4):
+        wf.add_task(Task(name=f"b{i}", fn=lambda: 1))
+    with pytest.raises(WorkflowFailedError):
+        run(AsyncExecutor(max_workers=2).execute_async(wf, failure_policy="continue"))
+    assert wf.last_run is not None
+    assert [name for name, s in wf.last_run.statuses.items() if s.value != "completed"] == ["a"]
+
+    async def pool() -> list[int]:
+        async with AsyncExecutor(max_workers=2) as executor:
+            with pytest.raises(RuntimeError, match=r"^task raised GeneratorExit: closed$"):
+                await executor.submit(exits_on_three, 3)
+            return [x async for x in executor.map(exits_on_three, [1, 2, 4])]
+
+    assert run(pool()) == [1, 2, 4]
