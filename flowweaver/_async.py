@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
+from ._calls import signals_wake
 from ._checks import check_count, check_number
 from ._drivers import drive_async
 from ._engine import Engine
@@ -141,7 +142,10 @@ class AsyncExecutor:
                 "AsyncExecutor.execute() cannot run inside a running event loop; "
                 "use 'await executor.execute_async(workflow)' (or 'await workflow.execute_async()')"
             )
-        with asyncio.Runner(loop_factory=_loop_factory(self.use_uvloop)) as runner:
+        with (
+            asyncio.Runner(loop_factory=_loop_factory(self.use_uvloop)) as runner,
+            signals_wake(runner.get_loop()),  # Ctrl-C wakes an idle loop (observers waiting)
+        ):
             return runner.run(self.execute_async(workflow, **options))
 
     async def execute_async(self, workflow: Workflow, **options: Unpack[RunOptions]) -> WorkflowRun:

@@ -9,6 +9,8 @@ it — a coroutine can really be cancelled, unlike the thread it runs in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,9 +18,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._errors import TaskTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
-__all__ = ["INTERRUPTS", "AwaitRunner", "awaitable_error", "bounded", "invoke", "run_awaitable"]
+__all__ = [
+    "INTERRUPTS",
+    "AwaitRunner",
+    "awaitable_error",
+    "bounded",
+    "invoke",
+    "run_awaitable",
+    "signals_wake",
+]
 
 T = TypeVar("T")
 
@@ -104,6 +114,35 @@ def run_awaitable(
     raise value
 
 
+@contextlib.contextmanager
+def signals_wake(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """While ``loop`` runs on the main thread, make a signal (Ctrl-C) wake it.
+
+    ``asyncio.Runner`` turns Ctrl-C into a cancellation with a Python-level handler, which runs
+    only when the main thread runs Python code. A signal that arrives just as an idle loop goes
+    to sleep — nothing scheduled, an observer awaiting forever — would wait for the next event,
+    which may never come. With the loop's self-pipe as the wakeup fd (what
+    ``loop.add_signal_handler`` sets up) the signal itself wakes the loop. Does nothing off the
+    main thread, on a loop without a self-pipe (uvloop), or when a wakeup fd is already set
+    (someone else's loop listens).
+    """
+    pipe = getattr(loop, "_csock", None)  # asyncio's selector loops: the self-pipe's write end
+    fileno = getattr(pipe, "fileno", None)
+    if threading.current_thread() is not threading.main_thread() or fileno is None:
+        yield
+        return
+    ours = fileno()
+    try:
+        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        if previous != -1:
+            signal.set_wakeup_fd(previous)  # someone else's loop listens: not ours to replace
+        yield
+    finally:  # whatever a Ctrl-C interrupted above: never leave the fd of a closing loop set
+        current = signal.set_wakeup_fd(-1)
+        if current != ours:
+            signal.set_wakeup_fd(current)
+
+
 class AwaitRunner:
     """One event loop for the awaitables of one thread (the sequential driver, a worker
     thread, the pool driver's callbacks), reused; created on first use."""
@@ -128,7 +167,9 @@ class AwaitRunner:
             return run_awaitable(awaitable, name, timeout, budget)
         if self._runner is None:
             self._runner = asyncio.Runner()
-        return self._runner.run(bounded(awaitable, name, timeout, budget))
+        runner = self._runner
+        with signals_wake(runner.get_loop()):
+            return runner.run(bounded(awaitable, name, timeout, budget))
 
     def close(self) -> None:
         if self._runner is not None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ._checks import check_flag
 from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
-from ._events import await_safely, call_safely
+from ._events import ObserverWaits, call_safely
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -120,8 +120,11 @@ class DashboardPoller:
         snapshot: Callable[[], DashboardSnapshot],
         interval: float,
         clock: Clock,
+        waits: ObserverWaits | None = None,
     ) -> None:
         self.display = display
+        # The run's: an async display that hangs is cut off as any other observer.
+        self._waits = waits if waits is not None else ObserverWaits()
         self._snapshot = snapshot
         self._interval = interval
         self._clock = clock
@@ -151,6 +154,6 @@ class DashboardPoller:
             return
         ok, value = call_safely(getattr(self.display, hook), args, "dashboard %s", hook)
         if ok and value is not None and hasattr(value, "__await__"):
-            ok = await await_safely(value, "dashboard %s", hook)
+            ok = await self._waits.wait(value, "dashboard %s", hook)
         if not ok:
             self._muted.add(hook)

@@ -50,7 +50,7 @@ from ._offload import Offload
 from ._retry import SystemClock
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from ._engine import Engine
     from ._lanes import Lane, Outcome
@@ -455,15 +455,28 @@ async def drive_async(engine: Engine, threads: int, capacity: int | None) -> Non
     finally:
         offload.close()
         engine.finish()  # before the callbacks are awaited, so on_run_end is among them
-        if background:
-            await _wait_out(list(background))
+        if background:  # each is bounded (ObserverWaits); a cancellation cuts them short
+            await _wait_out(list(background), engine.request_stop)
 
 
-async def _wait_out(futures: Iterable[asyncio.Future[Any]]) -> None:
-    """Wait for ``futures`` even if the waiting task is cancelled again (and again)."""
+async def _wait_out(
+    futures: Iterable[asyncio.Future[Any]], on_cancel: Callable[[], object] | None = None
+) -> None:
+    """Wait for ``futures`` even if the waiting task is cancelled again (and again); call
+    ``on_cancel`` at each cancellation, and re-raise it once they are done.
+
+    Raises:
+        asyncio.CancelledError: The waiting task was cancelled meanwhile (never lost: a Ctrl-C
+            arriving while a finished run waits for its callbacks still stops the program).
+    """
     gathering = asyncio.gather(*futures, return_exceptions=True)
+    cancelled = False
     while not gathering.done():
         try:
             await asyncio.shield(gathering)
         except asyncio.CancelledError:
-            continue  # the caller re-raises its own cancellation once the work is settled
+            cancelled = True
+            if on_cancel is not None:
+                on_cancel()
+    if cancelled:
+        raise asyncio.CancelledError

@@ -51,7 +51,15 @@ from . import _nesting
 from ._binding import NO_ARGS, params_of
 from ._calls import INTERRUPTS
 from ._errors import ConfigurationError, TaskFailedError, WorkflowFailedError
-from ._events import Monitor, await_safely, call_safely
+from ._events import (
+    OBSERVER_TIMEOUT,
+    Monitor,
+    ObserverWaits,
+    call_safely,
+    check_observer_timeout,
+    close_unstarted,
+    interrupted_slow,
+)
 from ._options import check_options
 from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
@@ -133,6 +141,7 @@ class Engine:
         "monitors",
         "n",
         "nest",
+        "observer_waits",
         "pending",
         "policy",
         "ready",
@@ -177,6 +186,10 @@ class Engine:
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
         self.policy, self.monitors, self.clock, run_id = check_options(options)
+        #: How long observers' awaitables may run (the rule for observers that do not return).
+        self.observer_waits = ObserverWaits(
+            check_observer_timeout(options.get("observer_timeout", OBSERVER_TIMEOUT), "execute()")
+        )
         self._awaiter: Callable[[Awaitable[object]], object] = _refuse_awaitable
         self._wake: Callable[[], object] = _nothing
         #: How many calls the driver runs at once (None: no limit), told by :meth:`start`.
@@ -206,6 +219,8 @@ class Engine:
         self.stopping = False
         #: The run's child runs (subflows), once one opens.
         self.nest: Nesting | None = None
+        # Disabled callbacks, as (id(callback), kind): a callback shared by many tasks (one
+        # webhook for all) is disabled once, not once per task (a hanging one: one timeout).
         self._muted: set[tuple[int, str]] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
         #: Record fields of every log line of this run (JSON lines carry them).
@@ -372,7 +387,7 @@ class Engine:
                 name, attempt, type(error).__name__, error, attempt, task.retries, delay,
                 extra={**self.log_fields, "task": name, "attempt": attempt},
             )  # fmt: skip
-            if task.on_retry is not None and (i, "on_retry") not in self._muted:
+            if task.on_retry is not None and (id(task.on_retry), "on_retry") not in self._muted:
                 self._call_task_callback(i, "on_retry", task.on_retry, name, attempt)
             return delay
         self._fail_for_good(i, error)
@@ -390,9 +405,11 @@ class Engine:
     def request_stop(self) -> None:
         """Start nothing new; what never started ends ``cancelled`` (Ctrl-C, cancellation).
 
-        May be called from any thread: it only sets a flag and wakes the driver.
+        May be called from any thread: it only sets a flag, cuts the observers' waits short
+        (see ``_events.ObserverWaits``) and wakes the driver.
         """
         self.stopping = True
+        self.observer_waits.stop()
         self._wake()
 
     def finish(self) -> WorkflowRun:
@@ -534,7 +551,7 @@ class Engine:
         task = self.tasks[i]
         name = self.run._names[i]  # a subflow's task: its nested name
         callback = task.on_status_change
-        if callback is not None and (i, "on_status_change") not in self._muted:
+        if callback is not None and (id(callback), "on_status_change") not in self._muted:
             self._call_task_callback(i, "on_status_change", callback, name, status)
         for monitor in tuple(self.monitors):
             self._call_monitor(monitor, "on_status_change", self.run, name, status)
@@ -543,30 +560,51 @@ class Engine:
         self, i: int, kind: str, callback: Callable[..., object], *args: object
     ) -> None:
         name = self.tasks[i].name
-        ok, value = call_safely(callback, args, "%s of task %r", kind, name)
-        if not ok:
-            self._muted.add((i, kind))
-        elif hasattr(value, "__await__"):
-            self._awaiter(
-                await_safely(
-                    value, "%s of task %r", kind, name, on_error=lambda: self._muted.add((i, kind))
+        key = (id(callback), kind)
+        start = perf_counter()
+        value: object = None
+        waiting: object = None
+        try:
+            ok, value = call_safely(callback, args, "%s of task %r", kind, name)
+            if not ok:
+                self._muted.add(key)
+            elif hasattr(value, "__await__"):
+                waiting = self.observer_waits.wait(
+                    value,
+                    "%s of task %r",
+                    kind,
+                    name,
+                    on_error=lambda: self._muted.add(key),
                 )
-            )
+                self._awaiter(waiting)
+        except INTERRUPTS:
+            close_unstarted(waiting, value)
+            if interrupted_slow(start):  # the stop must not wait on it again
+                self._muted.add(key)
+            raise
 
     def _call_monitor(self, monitor: Monitor, hook: str, *args: object) -> None:
-        ok, value = call_safely(getattr(monitor, hook), args, "monitor %r.%s", monitor, hook)
-        if not ok:
-            self._drop_monitor(monitor)
-        elif hasattr(value, "__await__"):
-            self._awaiter(
-                await_safely(
+        start = perf_counter()
+        value: object = None
+        waiting: object = None
+        try:
+            ok, value = call_safely(getattr(monitor, hook), args, "monitor %r.%s", monitor, hook)
+            if not ok:
+                self._drop_monitor(monitor)
+            elif hasattr(value, "__await__"):
+                waiting = self.observer_waits.wait(
                     value,
                     "monitor %r.%s",
                     monitor,
                     hook,
                     on_error=lambda: self._drop_monitor(monitor),
                 )
-            )
+                self._awaiter(waiting)
+        except INTERRUPTS:
+            close_unstarted(waiting, value)
+            if interrupted_slow(start):  # the stop must not wait on it again
+                self._drop_monitor(monitor)
+            raise
 
     def _drop_monitor(self, monitor: Monitor) -> None:
         if monitor in self.monitors:

@@ -40,6 +40,9 @@ class RunOptions(TypedDict, total=False):
             another run of the same workflow and run id is in progress (a run id has one
             owner at a time) before :class:`RunLockedError`. ``0`` (default) does not wait;
             ``None`` waits as long as it takes.
+        observer_timeout: Seconds an async callback's or monitor's awaitable may run before it
+            is cancelled, logged and disabled for the rest of the run (default 10; None: no
+            bound). Once the run is asked to stop, observers get at most 0.5 s more in all.
     """
 
     failure_policy: FailurePolicy | str
@@ -50,6 +53,7 @@ class RunOptions(TypedDict, total=False):
     store: StateStore
     on_changed: ChangePolicy | str
     owner_timeout: float | None
+    observer_timeout: float | None
 
 
 _OPTION_NAMES = frozenset(RunOptions.__annotations__)

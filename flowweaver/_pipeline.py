@@ -25,10 +25,12 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from ._calls import signals_wake
 from ._channel import Channel
 from ._checks import check_callables, check_flag, check_items
 from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
+from ._events import OBSERVER_TIMEOUT, check_observer_timeout
 from ._offload import Submitter, sync_calls
 from ._pipeline_run import PipelineRun
 from ._pipeline_state import make_checkpoint
@@ -128,6 +130,10 @@ class Pipeline:
         clock: Where retry waits and dashboard intervals come from (tests pass a fake one).
         name: Identifies the pipeline in a state store (with the run id). Default: its stage
             names joined by ``" > "``; name pipelines that share a store and stage names.
+        observer_timeout: Seconds an async callback (tracker, stage ``on_success`` /
+            ``on_failure``, dashboard) may run before it is cancelled, logged and disabled for
+            the rest of the run (default 10; None: no bound). Once the run is stopping, they
+            get at most 0.5 s more in all. See the guide's "Observer rules".
 
     Raises:
         PipelineError: ``stages`` is empty.
@@ -145,6 +151,7 @@ class Pipeline:
         executor: Submitter | None = None,
         clock: Clock | None = None,
         name: str | None = None,
+        observer_timeout: float | None = OBSERVER_TIMEOUT,
     ) -> None:
         if isinstance(stages, Stage) or not isinstance(stages, Iterable):
             raise ConfigurationError(f"stages must be a list of Stage objects, got {stages!r}")
@@ -188,6 +195,7 @@ class Pipeline:
         self.collect_results = check_flag("Pipeline", "collect_results", collect_results)
         self.status_tracker = status_tracker
         self.executor = executor
+        self.observer_timeout = check_observer_timeout(observer_timeout, "Pipeline")
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._index = {stage.name: i for i, stage in enumerate(stages)}
         self._run: PipelineRun | None = None
@@ -241,20 +249,26 @@ class Pipeline:
         run = self._begin(collect=self.collect_results, checkpoint=checkpoint)
         self._started = True
         poller = None
-        try:
-            if display is not None:
-                poller = DashboardPoller(
-                    display, self.get_dashboard_snapshot, dashboard_update_interval, self._clock
-                )
-                await poller.start(self, _total(items))
-            await run.feed(items, run.stages[0], DEFAULT_PRIORITY)
-            await run.join()
-        except BaseException:
-            await run.abort()
-            raise
-        finally:
-            if poller is not None:
-                await poller.stop(self._results(run), self.get_error_summary())
+        # On the main thread, Ctrl-C wakes the loop even when everything waits (a hung callback).
+        with signals_wake(asyncio.get_running_loop()):
+            try:
+                if display is not None:
+                    poller = DashboardPoller(
+                        display,
+                        self.get_dashboard_snapshot,
+                        dashboard_update_interval,
+                        self._clock,
+                        run.observer_waits,
+                    )
+                    await poller.start(self, _total(items))
+                await run.feed(items, run.stages[0], DEFAULT_PRIORITY, stops_on_cancel=True)
+                await run.join()
+            except BaseException:
+                await run.abort()
+                raise
+            finally:
+                if poller is not None:
+                    await poller.stop(self._results(run), self.get_error_summary())
         return self._results(run)
 
     async def stream(
@@ -315,7 +329,9 @@ class Pipeline:
         feeder = asyncio.get_running_loop().create_task(self._feed_and_join(run, items))
         try:
             if display is not None:
-                poller = DashboardPoller(display, self.get_dashboard_snapshot, 0.5, self._clock)
+                poller = DashboardPoller(
+                    display, self.get_dashboard_snapshot, 0.5, self._clock, run.observer_waits
+                )
                 await poller.start(self, _total(items))
             get_nowait = outbox.get_nowait
             while True:
@@ -338,7 +354,7 @@ class Pipeline:
         self, run: PipelineRun, items: Iterable[Any] | AsyncIterable[Any]
     ) -> None:
         try:
-            await run.feed(items, run.stages[0], DEFAULT_PRIORITY)
+            await run.feed(items, run.stages[0], DEFAULT_PRIORITY, stops_on_cancel=True)
             await run.join()
         except BaseException:
             await run.abort()
@@ -542,6 +558,7 @@ class Pipeline:
                 checkpoint=checkpoint,
                 telemetry=pipeline_telemetry(self.name),
                 carry_context=_in_process(self.executor),
+                observer_timeout=self.observer_timeout,
             )
             run.start()
         except BaseException:

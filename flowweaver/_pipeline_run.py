@@ -8,16 +8,18 @@ Design:
   with, an item ends once.
 * Checkpointing (a run with a :class:`~flowweaver._pipeline_state.Checkpoint`) adds a third
   ending and one step, both on the loop: :meth:`feed` ends an item whose committed result it
-  restores (``restored`` — never opened, no stage sees it), and the last stage's worker commits
+  restores (``restored`` — no stage sees it), and the last stage's worker commits
   an item's result just before :meth:`complete` (a commit that fails fails the item instead).
-* The run counts items fed and not yet ended (``open``). :meth:`join` waits until that is zero
+* The run counts items fed and not yet ended (``open``), from the moment a feeder takes one
+  from the input: an item in a feeder's hand (waiting for room in a full channel) is in flight
+  too, and ends like the others. :meth:`join` waits until that is zero
   with no feed in progress — items waiting for a per-stage retry or for room downstream are still
   open — then closes the channels, and the workers drain and end.
 * :meth:`abort` (``shutdown()``, a cancelled ``run()``, a ``stream()`` left early) cancels every
   worker and retry timer, waits for them (a bounded grace for tasks that ignore cancellation),
-  then fails every item still inside — in a worker's slot, a channel or a timer — with
-  :class:`ItemCancelledError`. Closing the channels also wakes feeders waiting on a full queue:
-  nothing waits forever.
+  then fails every item still inside — in a worker's slot, a channel, a timer or a feeder's
+  hand — with :class:`ItemCancelledError`; a feeder takes nothing more from its input.
+  Closing the channels also wakes feeders waiting on a full queue: nothing waits forever.
 * Sync tasks go through the run's ``sync_calls`` (``_offload``): flowweaver's daemon threads by
   default, made for the run and closed with it, or the user's executor through its ``submit``.
 * Failures are counted exactly (in total, by error type, by stage). Their records
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
-from ._events import await_safely, call_safely
+from ._events import OBSERVER_TIMEOUT, ObserverWaits, call_safely
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
 from ._stage_run import Item, StageRun, WorkerSlot
 from ._tracker import CODE
@@ -87,8 +89,11 @@ class PipelineRun:
         checkpoint: Checkpoint | None = None,
         telemetry: PipelineTelemetry | None = None,
         carry_context: bool = True,
+        observer_timeout: float | None = OBSERVER_TIMEOUT,
     ) -> None:
         self.tracker = tracker
+        #: How long callbacks' awaitables may run (the rule for observers that do not return).
+        self.observer_waits = ObserverWaits(observer_timeout)
         #: OpenTelemetry spans and counters (None unless configure_telemetry() is on).
         self.telemetry = telemetry
         #: Whether sync tasks run in this process (threads), so they can get a worker's context.
@@ -120,6 +125,8 @@ class PipelineRun:
         # Set once the run is over: join() finished it, or a shutdown settled every item.
         self._over = asyncio.Event()
         self.timers: dict[asyncio.Task[None], tuple[Item, StageRun]] = {}
+        #: Items a feeder took from the input and waits to put into a full channel.
+        self.in_hand: dict[Item, StageRun] = {}
         self.workers: list[asyncio.Task[None]] = []
         self._muted: set[tuple[str, str]] = set()
         self.stages = [
@@ -142,15 +149,30 @@ class PipelineRun:
     def _item(self, raw: Any, priority: int) -> Item:
         seq = self.fed
         self.fed = seq + 1
+        self.open += 1  # in flight from here: every item taken from the input ends, once
         if isinstance(raw, dict) and "id" in raw:
             meta = {k: v for k, v in raw.items() if k not in {"id", "value"}} or None
             return Item(raw["id"], raw.get("value", raw), seq, priority, meta)
         return Item(seq, raw, seq, priority, None)
 
     async def feed(
-        self, items: Iterable[Any] | AsyncIterable[Any], stage: StageRun, priority: int
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        stage: StageRun,
+        priority: int,
+        *,
+        stops_on_cancel: bool = False,
     ) -> None:
         """Put every item into ``stage``'s channel, waiting for room.
+
+        Every item taken from ``items`` ends, once: an item in hand when the run is shut down
+        (or when this feed is cancelled) is recorded as cancelled, and no further item is taken
+        once the run is stopping.
+
+        Args:
+            stops_on_cancel: The caller stops the run if this feed is cancelled (``run()``,
+                ``stream()``): the item in hand is left to that shutdown, whose callbacks are
+                bounded by the stop (``ObserverWaits``), rather than recorded here first.
 
         Raises:
             PipelineError: The run stopped (shutdown) before every item was accepted.
@@ -160,47 +182,71 @@ class PipelineRun:
         inbox, tracker, name = stage.inbox, self.tracker, stage.name
         restore = None if self.checkpoint is None else self.checkpoint.restore
         count = 0
+        item: Item | None = None  # the item in hand: taken from the input, not yet accepted
         try:
             if isinstance(items, AsyncIterable):
                 async for raw in items:
                     item = self._item(raw, priority)
-                    if restore is not None and await self._restored(item, restore, stage):
-                        count += 1
-                        continue
-                    await self._accept(item, inbox, name)
+                    if restore is None or not await self._restored(item, restore, stage):
+                        await self._accept(item, stage, stops_on_cancel)
+                    item = None
                     count += 1
+                    if inbox.closed:  # shut down meanwhile: take nothing more from the input
+                        raise ChannelClosed
             else:
                 put_nowait = inbox.put_nowait
                 for raw in items:
                     item = self._item(raw, priority)
                     if restore is not None and await self._restored(item, restore, stage):
-                        count += 1
-                        continue
-                    if put_nowait(item, priority):
-                        self.open += 1  # counted once accepted: no await between
+                        pass
+                    elif put_nowait(item, priority):
                         if tracker is not None:
                             pending = tracker._status(item.id, name, _QUEUED, None, None)
                             if pending is not None:
+                                item = None
                                 await self.settle(pending, "on_status_change")
                     else:
-                        await self._accept(item, inbox, name)
+                        await self._accept(item, stage, stops_on_cancel)
+                    item = None
                     count += 1
+                    if inbox.closed:  # shut down meanwhile: take nothing more from the input
+                        raise ChannelClosed
         except ChannelClosed:
+            if item is not None:  # in hand when the run stopped (or taken as it stopped)
+                self.in_hand.pop(item, None)
+                await self.fail(item, stage, ItemCancelledError(item.id, name), 0)
             raise PipelineError(
                 f"the pipeline was shut down while feeding stage {name!r}: "
-                f"{count} item(s) were accepted, the rest were not"
+                f"{count} item(s) were accepted"
+                + (", the one taken from the input was recorded as cancelled" * (item is not None))
+                + ", the rest were not taken"
             ) from None
         finally:
             self.feeding -= 1
             if not self.open and not self.feeding:
                 self.drained.set()
 
-    async def _accept(self, item: Item, inbox: Channel[Item], name: str) -> None:
-        await inbox.put(item, item.priority)
-        self.open += 1
+    async def _accept(self, item: Item, stage: StageRun, stops_on_cancel: bool) -> None:
+        """Put ``item`` into ``stage``'s channel, waiting for room; while it waits it is in the
+        feeder's hand (``in_hand``), where a shutdown finds it.
+
+        Raises:
+            ChannelClosed: A shutdown closed the channel (the caller records the item).
+        """
+        in_hand = self.in_hand
+        in_hand[item] = stage
+        try:
+            await stage.inbox.put(item, item.priority)
+        except asyncio.CancelledError:
+            # Cancelled run() or stream(): the shutdown that follows records it, its callbacks
+            # bounded by the stop. A cancelled feed() alone (the run goes on): recorded here.
+            if (self.stopping or not stops_on_cancel) and in_hand.pop(item, None) is not None:
+                await self.fail(item, stage, ItemCancelledError(item.id, stage.name), 0)
+            raise
+        del in_hand[item]  # in the step that put it in the channel (see _stage_run)
         tracker = self.tracker
         if tracker is not None:
-            pending = tracker._status(item.id, name, _QUEUED, None, None)
+            pending = tracker._status(item.id, stage.name, _QUEUED, None, None)
             if pending is not None:
                 await self.settle(pending, "on_status_change")
 
@@ -218,12 +264,12 @@ class PipelineRun:
         if stage.inbox.closed:  # shut down: refused like an item put into the closed channel
             raise ChannelClosed
         if isinstance(outcome, BaseException):
-            self.open += 1  # fail() closes it
             await self.fail(item, stage, outcome, 0)
             return True
         item.ended = True
         self.processed += 1
         self.restored += 1
+        self.open -= 1
         if self.results is not None:
             self.results.append(outcome)
         outbox = self.outbox
@@ -385,13 +431,13 @@ class PipelineRun:
         if not ok or (
             value is not None
             and hasattr(value, "__await__")
-            and not await await_safely(value, what, hook, owner)
+            and not await self.observer_waits.wait(value, what, hook, owner)
         ):
             self._muted.add(key)
 
     async def settle(self, pending: Awaitable[object], hook: str) -> None:
-        """Await a tracker callback's awaitable; if it raises, disable that callback."""
-        if not await await_safely(pending, "status tracker callback %s", hook):
+        """Await a tracker callback's awaitable; if it raises or hangs, disable that callback."""
+        if not await self.observer_waits.wait(pending, "status tracker callback %s", hook):
             assert self.tracker is not None
             self.tracker._mute(hook)
 
@@ -429,6 +475,7 @@ class PipelineRun:
             await self._over.wait()  # already set when join() finished the run
             return
         self.stopping = True
+        self.observer_waits.stop()  # from now on, callbacks share a short grace: never a hang
         try:
             await self._stop()
         finally:
@@ -464,6 +511,10 @@ class PipelineRun:
             # Queued or waiting for a per-stage retry: item.attempt is the next attempt.
             waiting = stage.inbox.drain()
             waiting += [item for item, where in timers.values() if where is stage]
+            held = [item for item, where in self.in_hand.items() if where is stage]
+            for item in held:
+                del self.in_hand[item]
+            waiting += held  # item.attempt is 1: no attempt started
             leftovers += [(item, None, item.attempt - 1) for item in waiting]
             for item, holder, attempts in leftovers:
                 if not item.ended:

@@ -206,7 +206,8 @@ class PipelineStats:
         items_processed: Items that completed every stage (restored ones included).
         items_failed: Items that failed (in any stage, or cancelled by a shutdown).
         items_in_flight: Items fed and not yet ended (queued, running, waiting for a retry or
-            for room in the next stage).
+            for room in the next stage, or taken from the input and waiting for room in the
+            first).
         queue_sizes: Items waiting in each stage's queue.
         stage_stats: Per-stage counts.
         items_restored: Items of ``items_processed`` whose result an earlier run had committed

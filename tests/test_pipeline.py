@@ -389,7 +389,8 @@ def test_queues_are_bounded_and_feeding_waits_for_room() -> None:
         await settle()
         stats = pipeline.get_stats()
         assert not feeding.done()
-        assert (stats.queue_sizes["S"], stats.items_in_flight) == (2, 3)  # 2 queued, 1 running
+        # 2 queued, 1 running, and 1 the feeder took and holds until there is room: in flight.
+        assert (stats.queue_sizes["S"], stats.items_in_flight) == (2, 4)
         gate[0].set()
         await feeding
         await pipeline.join()

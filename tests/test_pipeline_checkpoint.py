@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from flowweaver import (
     ConfigurationError,
+    ItemCancelledError,
     ItemMismatchError,
     JSONFileStore,
     MemoryStore,
@@ -569,10 +570,12 @@ def test_a_shutdown_while_feeding_refuses_restored_items_too() -> None:
         run(pipeline.run(items(), store=store, run_id="r1"))
     assert str(info.value) == (
         "the pipeline was shut down while feeding stage 'Fetch': 2 item(s) were accepted, "
-        "the rest were not"
+        "the one taken from the input was recorded as cancelled, the rest were not taken"
     )
-    stats = pipeline.get_stats()
-    assert (stats.items_processed, stats.items_restored, stats.items_failed) == (2, 2, 0)
+    stats = pipeline.get_stats()  # item 2 was taken from the input as the run stopped: it ended
+    assert (stats.items_processed, stats.items_restored, stats.items_failed) == (2, 2, 1)
+    (failure,) = pipeline.get_error_summary().failed_items
+    assert (failure.item_id, type(failure.error)) == (2, ItemCancelledError)
 
 
 def test_restoring_many_items_lets_the_event_loop_run() -> None:

@@ -111,11 +111,14 @@ def test_shutdown_never_hangs_with_full_downstream_queues() -> None:
 
     run(main())
     assert blocked.cancelled.items == [1]
-    processed, failed = accounted(pipeline, pipeline.get_stats().items_failed)
+    # Every item the feeder took from range(100) ended: 3 waiting for room in B, A's queue of
+    # 30 and the one the feeder held waiting for room in A; B's 2.
+    processed, failed = accounted(pipeline, 3 + 30 + 1 + 2)
     assert processed == 0
     errors = pipeline.get_error_summary()
     assert dict(errors.errors_by_type) == {"ItemCancelledError": failed}
-    assert dict(errors.errors_by_stage) == {"A": 3 + 30, "B": 2}  # 3 waiting + A's queue; B's
+    assert dict(errors.errors_by_stage) == {"A": 3 + 30 + 1, "B": 2}
+    assert pipeline.get_stats().items_in_flight == 0
 
 
 def test_shutdown_reports_cancelled_items_everywhere() -> None:
