@@ -143,6 +143,12 @@ class _FileClaim:
         self.path = path
         self._lock = threading.Lock()
 
+    def __del__(self) -> None:
+        # A safety net: a claim its run forgot (a path that never reached finish()) must not
+        # hold the run id for the rest of the process once nothing refers to it.
+        with contextlib.suppress(Exception):  # at interpreter exit, os may be gone already
+            self.release()
+
     def release(self) -> None:
         with self._lock:
             fd, self._fd = self._fd, -1

@@ -254,3 +254,17 @@ def test_an_item_id_fed_twice_in_a_checkpointed_run_is_refused_naming_it() -> No
     )
     # Without a checkpoint nothing is at stake: repeated ids run as before.
     assert len(run(pipeline.run(items))) == 3
+
+
+def test_a_claim_nothing_refers_to_any_more_frees_its_run_id(tmp_path: Path) -> None:
+    import gc
+
+    store = SQLiteStore(tmp_path / "s.db")
+    label = ("workflow", "w", "r")
+    claim = store.claim("ns", label, 0.0)
+    with pytest.raises(RunLockedError):
+        store.claim("ns", label, 0.0)
+    del claim
+    gc.collect()
+    store.claim("ns", label, 0.0).release()
+    store.close()
