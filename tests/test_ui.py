@@ -271,3 +271,18 @@ def test_flowweaver_ui_serves_on_localhost_until_ctrl_c(store_path: Path) -> Non
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_runs_list_reads_a_json_store_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowweaver import JSONFileStore
+
+    path = tmp_path / "state.json"
+    with JSONFileStore(path, fsync=False) as store:
+        wf = Workflow("small")
+        wf.add_task(Task("only", ok))
+        ThreadedExecutor().execute(wf, store=store, run_id="j1")
+    assert main(["runs", "list", str(path), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert (record["name"], record["run_id"], record["status"]) == ("small", "j1", "completed")
