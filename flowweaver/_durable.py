@@ -235,11 +235,25 @@ class DurableEngine(Engine):
             outcomes[name] = {"status": "completed", "reused": "restored"}
         for name in run.cached:
             outcomes[name] = {"status": "completed", "reused": "cached"}
-        if counts.get("completed", 0) < self.n:  # only what did not complete is listed
+        # A subflow's tasks commit to their child run's namespace, and an opener's own result
+        # is never committed: every task of a child run and every opener is listed here, with
+        # the task that opened it (``parent``) or the number of tasks it opened (``subflow``).
+        parent: dict[int, str] = {}
+        opened: dict[int, int] = {}
+        if self.nest is not None:
+            for child in self.nest.by_opener.values():
+                opened[child.opener] = child.count
+                parent.update(dict.fromkeys(range(child.base, child.base + child.count),
+                                            names[child.opener]))  # fmt: skip
+        if counts.get("completed", 0) < self.n or parent:
             for i, task_status in enumerate(statuses):
-                if task_status is _COMPLETED:
+                if task_status is _COMPLETED and i not in parent and i not in opened:
                     continue
                 outcome: dict[str, object] = {"status": task_status.value, "attempts": attempts[i]}
+                if i in parent:
+                    outcome["parent"] = parent[i]
+                if i in opened:
+                    outcome["subflow"] = opened[i]
                 if started[i]:
                     outcome["started_at"] = self._wall(started[i])
                     if finished[i]:
@@ -249,8 +263,9 @@ class DurableEngine(Engine):
                 outcomes[names[i]] = outcome
         error = str(run.failures[0]) if run.failures else None
         self._recorder.finish(
-            run_status(counts), run.finished_at or 0.0, counts, error, {"outcomes": outcomes}
-        )
+            run_status(counts), run.finished_at or 0.0, counts, error, {"outcomes": outcomes},
+            total=self.n,  # with the tasks of its subflows
+        )  # fmt: skip
 
     def _wall(self, reading: float) -> float:
         """A perf_counter() reading of this run as wall-clock time."""

@@ -193,6 +193,9 @@ class TaskRecord:
         reused: ``"restored"`` or ``"cached"`` when its result was reused, else None.
         elements: For a mapped task, how many of its elements have a committed result (None:
             not a mapped task).
+        parent: For a task of a subflow (a child run), the task that opened it; its ``name``
+            is nested (``"load/parse_3"``).
+        subflow: For a task that opened a subflow, how many tasks the child run has.
     """
 
     name: str
@@ -206,6 +209,8 @@ class TaskRecord:
     stage: str | None = None
     reused: str | None = None
     elements: int | None = None
+    parent: str | None = None
+    subflow: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +218,7 @@ class TaskRecord:
             "started_at": self.started_at, "duration": self.duration,
             "error_type": self.error_type, "error": self.error, "traceback": self.traceback,
             "stage": self.stage, "reused": self.reused, "elements": self.elements,
+            "parent": self.parent, "subflow": self.subflow,
         }  # fmt: skip
 
 
@@ -353,6 +359,8 @@ def parse_task(name: str, raw: object, default_status: str) -> TaskRecord:
         traceback=raw.get("traceback"),
         stage=raw.get("stage"),
         reused=raw.get("reused"),
+        parent=raw.get("parent") if isinstance(raw.get("parent"), str) else None,
+        subflow=raw.get("subflow") if isinstance(raw.get("subflow"), int) else None,
     )
 
 

@@ -181,6 +181,12 @@ class RunHistory:
                     tasks.append(parse_task(task, outcomes[task], "unknown"))
                 else:
                     tasks.append(TaskRecord(task, missing))
+            if dependencies:  # then the tasks of its subflows (child runs), in run order
+                tasks.extend(
+                    parse_task(task, raw, "unknown")
+                    for task, raw in outcomes.items()
+                    if task not in dependencies and isinstance(raw, dict) and raw.get("parent")
+                )
             return RunDetail(record, tuple(tasks), dependencies, _layers(dependencies))
         for key, entry in results.items():
             tasks.append(_committed(key, entry.metadata))

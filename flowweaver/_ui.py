@@ -130,6 +130,7 @@ def render_graph(detail: RunDetail) -> str:
     """The run's graph as SVG: columns by plan layer, rows in definition order."""
     statuses = {t.name: t.status for t in detail.tasks}
     elements = {t.name: t.elements for t in detail.tasks if t.elements is not None}
+    subflows = {t.name: t.subflow for t in detail.tasks if t.subflow is not None}
     where: dict[str, tuple[int, int]] = {}
     for column, layer in enumerate(detail.layers):
         for row, task in enumerate(layer):
@@ -156,6 +157,14 @@ def render_graph(detail: RunDetail) -> str:
         )  # fmt: skip
         label = label if count is None else f"{label[:16]} \u00d7{count}"
         kind = "node mapped" if count is not None else "node"
+        opened = subflows.get(task)
+        if opened is not None:  # a subflow: a framed node, its child run's size in the label
+            kind += " subflow"
+            label = f"{label[:15]} \u2283{opened}"
+            stack = (
+                f"<rect class='frame' x='{x - 4}' y='{y - 4}' width='{_NODE_W + 8}' "
+                f"height='{_NODE_H + 8}'/>"
+            )
         nodes.append(
             f"<g class='{kind} n-{_e(status)}' data-task='{_e(task)}'>"
             f"<title>{_e(task)}: {_e(status)}"
@@ -206,8 +215,11 @@ def render_run(detail: RunDetail) -> bytes:
         reused = f" <span class='muted'>({_e(t.reused)})</span>" if t.reused else ""
         if t.elements is not None:
             reused += f" <span class='muted'>(mapped: {t.elements} element(s) done)</span>"
+        if t.subflow is not None:
+            reused += f" <span class='muted'>(subflow: {t.subflow} task(s))</span>"
         task_rows.append(
-            f"<tr data-task='{_e(t.name)}'><td>{_e(t.name)}{reused}</td>"
+            f"<tr data-task='{_e(t.name)}'><td{' class=child' if t.parent else ''}>"
+            f"{_e(t.name)}{reused}</td>"
             f"<td><span class='badge status s-{_e(t.status)}'>{_e(t.status)}</span></td>"
             f"<td class='num attempts'>{t.attempts}</td>"
             f"<td class='num duration'>{_e(format_duration(t.duration))}</td>"

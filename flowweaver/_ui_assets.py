@@ -39,6 +39,8 @@ svg .n-pending rect, svg .n-unknown rect { fill: var(--wait); }
 svg .n-skipped rect { fill: var(--skip); } svg .n-retrying rect { fill: var(--retry); }
 svg .n-cancelled rect { fill: var(--cancel); }
 svg .node rect.under { fill: #cfd8dc; }
+svg .node rect.frame { fill: none; stroke-dasharray: 4 3; }
+td.child { padding-left: 28px; }
 svg .edge { stroke: #90a4ae; stroke-width: 1.2; fill: none; }
 .graph { background: #fff; border: 1px solid #e0e0e0; overflow: auto; max-height: 70vh; }
 pre.tb { background: #263238; color: #eceff1; padding: 10px; overflow: auto; font-size: 12px; }

@@ -364,3 +364,24 @@ def test_a_mapped_task_is_recorded_as_one_task_with_its_elements(store: StateSto
 
 def _square(x: int) -> int:
     return x * x
+
+
+def test_a_subflow_is_recorded_with_its_opener_and_its_child_tasks(store: StateStore) -> None:
+    from .subflow_tasks import squares_workflow
+
+    SequentialExecutor().execute(squares_workflow(), store=store, run_id="s1")
+    detail = store.run("squares_of_numbers", "s1")  # type: ignore[attr-defined]
+    tasks = {t.name: t for t in detail.tasks}
+    assert [t.name for t in detail.tasks[:4]] == ["numbers", "build_squares", "total", "static"]
+    assert (tasks["build_squares"].status, tasks["build_squares"].subflow) == ("completed", 3)
+    assert tasks["static"].subflow == 1
+    children = {(t.name, t.parent, t.status) for t in detail.tasks[4:]}
+    assert children == {
+        ("build_squares/square_1", "build_squares", "completed"),
+        ("build_squares/square_2", "build_squares", "completed"),
+        ("build_squares/square_3", "build_squares", "completed"),
+        ("static/ten", "static", "completed"),
+    }
+    assert tasks["build_squares/square_2"].attempts == 1
+    (record,) = store.runs()  # type: ignore[attr-defined]
+    assert (record.total, dict(record.counts)) == (8, {"completed": 8})
