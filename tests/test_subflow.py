@@ -35,7 +35,7 @@ from flowweaver import (
     task,
 )
 
-from .conftest import WAIT, Recorder, is_sequential
+from .conftest import HAVE_DASK, WAIT, Recorder, is_sequential
 from .conftest import execute as run
 from .subflow_tasks import squares_workflow
 
@@ -623,3 +623,11 @@ def test_mapped_tasks_and_subflows_do_not_mix_yet_and_say_so() -> None:
     )
     latest = mapping.last_run
     assert latest is not None and latest.result("sq") == [1, 4]
+
+
+@pytest.mark.skipif(not HAVE_DASK, reason="needs the dask extra")
+def test_a_builder_on_a_cluster_of_worker_processes(request: pytest.FixtureRequest) -> None:
+    # The builder runs on a Dask worker process; its workflow (and only it) comes back to the
+    # engine, which sends the child's tasks to the cluster.
+    executor = request.getfixturevalue("dask_processes")
+    assert run(executor, squares_workflow()).result("total") == 14
