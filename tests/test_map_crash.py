@@ -45,6 +45,7 @@ def test_a_killed_mapped_run_resumes_only_the_missing_elements(
         blocked = blocked or line.strip() == "BLOCKED"
         if blocked and not missing:  # every element before the blocker is committed
             break
+    assert blocked and not missing, proc.communicate(timeout=30)[1]  # it died early: why
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
