@@ -18,6 +18,8 @@ How upstream results reach a task's function — one rule everywhere:
 """
 
 from ._async import AsyncExecutor as AsyncExecutor
+from ._clock import Clock as Clock
+from ._clock import SystemClock as SystemClock
 from ._dag import DAG as DAG
 from ._dashboard import DashboardProtocol as DashboardProtocol
 from ._dashboard_base import BaseDashboard as BaseDashboard
@@ -107,9 +109,7 @@ from ._pool import AsyncFuture as AsyncFuture
 from ._pool_wait import MapResults as MapResults
 from ._pool_wait import WaitStrategy as WaitStrategy
 from ._process import ProcessExecutor as ProcessExecutor
-from ._retry import Clock as Clock
 from ._retry import RetryPolicy as RetryPolicy
-from ._retry import SystemClock as SystemClock
 from ._run import WorkflowRun as WorkflowRun
 from ._serialize import JSONSerializer as JSONSerializer
 from ._serialize import Serializer as Serializer
@@ -131,9 +131,8 @@ from ._task import Task as Task
 from ._telemetry import configure_telemetry as configure_telemetry
 from ._telemetry import telemetry_enabled as telemetry_enabled
 from ._tracker import StatusTracker as StatusTracker
+from ._version import __version__ as __version__
 from ._workflow import Workflow as Workflow
-
-__version__ = "0.3.0"
 
 # Plain sorted() order (tests/test_exports.py checks it), not ruff's constants-first order.
 __all__ = [  # noqa: RUF022

@@ -7,15 +7,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
+from ._async_driver import drive_async
 from ._calls import signals_wake
 from ._checks import check_count, check_number
-from ._drivers import drive_async
-from ._engine import Engine
+from ._clock import Clock, SystemClock
+from ._engine_factory import make_engine
 from ._errors import ConfigurationError, EventLoopError
 from ._executors import default_workers
 from ._pool import AsyncFuture, AsyncPool, check_semaphore, retry_policy, window_for
 from ._pool_wait import MapResults, WaitStrategy, wait
-from ._retry import Clock, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -105,6 +105,9 @@ class AsyncExecutor:
 
     #: Calls run on this loop or its threads: an OpenTelemetry span reaches them.
     local_calls = True
+    #: :meth:`submit` returns an awaitable, not a ``concurrent.futures.Future`` (so
+    #: :class:`PoolExecutor` refuses to wrap it).
+    submit_is_awaitable = True
 
     def __init__(
         self,
@@ -157,13 +160,18 @@ class AsyncExecutor:
         Raises:
             WorkflowFailedError: A task failed (a ``RuntimeError``).
         """
-        engine = Engine(workflow, options)
+        engine = make_engine(workflow, options)
         engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         threads = self.max_workers or default_workers()
         await drive_async(engine, threads, self.max_workers)
         return engine.raise_for_failures()
 
     # -- the pool of single calls (AntFlow's concurrent.futures-style API) -------------------
+
+    @property
+    def submit_capacity(self) -> int:
+        """How many :meth:`submit` calls run at once (``max_workers``, or the default)."""
+        return self._pool().limit
 
     def _pool(self) -> AsyncPool:
         pool = self._calls

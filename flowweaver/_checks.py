@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._errors import ConfigurationError
 
@@ -22,7 +22,19 @@ __all__ = [
     "check_mapping",
     "check_number",
     "check_sequence_of",
+    "is_count",
+    "is_number",
 ]
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A finite real number (``int`` or ``float``), not a ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_count(value: object, minimum: int = 0) -> TypeGuard[int]:
+    """An ``int`` (not a ``bool``) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def check_number(
@@ -34,7 +46,7 @@ def check_number(
         ConfigurationError: ``value`` is not a finite real number at least (or, with ``strict``,
             above) ``minimum``. Booleans are refused: ``timeout=True`` is always a mistake.
     """
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if is_number(value):
         number = float(value)
         if number > minimum if strict else number >= minimum:
             return number
@@ -44,7 +56,7 @@ def check_number(
 
 def check_count(owner: str, name: str, value: object, *, minimum: int = 0) -> int:
     """Validate an integer argument (booleans refused) that must be at least ``minimum``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+    if is_count(value, minimum):
         return value
     raise ConfigurationError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
 

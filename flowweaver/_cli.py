@@ -24,8 +24,8 @@ from . import _scope
 from ._cli_runs import add_commands, run_command
 from ._dag import DAG, AuthoredGraph
 from ._errors import FlowWeaverError, WorkflowFailedError
-from ._executors import EXECUTOR_NAMES, resolve_executor
 from ._logging import LogLevel, configure_logging
+from ._resolve import EXECUTOR_NAMES, resolve_executor
 from ._state_manager import open_store
 from ._status import FailurePolicy, TaskStatus
 from ._workflow import Workflow
@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return _bench(args)
         if args.command in ("runs", "ui"):
-            return run_command(args)
+            from ._ui import serve  # http.server: only for `flowweaver ui`
+
+            return run_command(args, serve)
         label, workflow = _load(args.target)
         if args.command == "plan":
             for k, layer in enumerate(workflow.get_execution_plan()):

@@ -18,6 +18,7 @@ from ._history import RunKind, RunStatus
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
     from ._history import RunDetail, RunRecord
     from ._json_store import JSONFileStore
@@ -60,11 +61,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ui.add_argument("--port", type=int, default=8321, help="default 8321; 0: any free port")
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``runs …`` or ``ui``; the exit status (2, with one line, for a mistake)."""
+def run_command(args: argparse.Namespace, serve: Callable[[StateStore, str, int], int]) -> int:
+    """Run ``runs …`` or ``ui`` (``serve``: ``_ui.serve``, which builds on this module); the
+    exit status (2, with one line, for a mistake)."""
     try:
         if args.command == "ui":
-            return _ui(args)
+            with open_history(args.state) as store:
+                return serve(store, args.host, args.port)
         if args.runs_command == "prune":
             return _prune(args)
         with open_history(args.state) as store:
@@ -211,10 +214,3 @@ def _prune(args: argparse.Namespace) -> int:
         removed = RunHistory(store).prune(args.workflow, keep_last=args.keep_last, before=before)
     print(f"removed {removed} run(s)")
     return 0
-
-
-def _ui(args: argparse.Namespace) -> int:
-    from ._ui import serve
-
-    with open_history(args.state) as store:
-        return serve(store, args.host, args.port)

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, Unpack
 
 from . import _export, _scope
+from ._checks import check_count
 from ._errors import ConfigurationError, DefinitionError, SubflowCycleError
-from ._executors import resolve_executor
 from ._graph import TaskGraph
-from ._retry import check_count
+from ._resolve import resolve_executor
 from ._subflow import Nestable, Subflow, nesting_cycle
 from ._task import Task, _linked
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from contextvars import Token
     from types import TracebackType
 
-    from ._executors import ExecutorLike
     from ._options import RunOptions
+    from ._resolve import ExecutorLike
     from ._run import WorkflowRun
     from ._workflow import Workflow
 

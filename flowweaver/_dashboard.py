@@ -13,11 +13,10 @@ the run loop only ever sees a :class:`DashboardProtocol`.
 from __future__ import annotations
 
 import asyncio
-import math
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._checks import check_flag
+from ._checks import check_flag, is_number
 from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
 from ._events import ObserverWaits, call_safely
@@ -25,8 +24,8 @@ from ._events import ObserverWaits, call_safely
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from ._clock import Clock
     from ._pipeline_types import DashboardSnapshot, ErrorSummary, PipelineResult
-    from ._retry import Clock
 
 __all__ = ["DISPLAYS", "DashboardPoller", "DashboardProtocol", "make_display"]
 
@@ -86,11 +85,7 @@ def make_display(
             f"run(): progress, dashboard and custom_dashboard are mutually exclusive, "
             f"got {' and '.join(chosen)}"
         )
-    if (
-        not isinstance(interval, int | float)
-        or isinstance(interval, bool)
-        or not (math.isfinite(interval) and interval > 0)
-    ):
+    if not (is_number(interval) and interval > 0):
         raise ConfigurationError(
             f"run(): dashboard_update_interval must be a finite number > 0, got {interval!r}"
         )

@@ -18,10 +18,10 @@ see :mod:`flowweaver._dashboard_render` for how frames reach the screen.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._checks import is_number
 from ._dashboard_base import BaseDashboard
 from ._dashboard_render import (
     Bar,
@@ -50,13 +50,7 @@ __all__ = ["CompactDashboard", "DetailedDashboard", "FullDashboard", "PipelinePr
 
 
 def _positive(name: str, value: object, *, integer: bool = False) -> None:
-    ok = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-        and (not integer or isinstance(value, int))
-    )
+    ok = is_number(value) and value > 0 and (not integer or isinstance(value, int))
     if not ok:
         kind = "an int" if integer else "a finite number"
         raise ConfigurationError(f"{name} must be {kind} > 0, got {value!r}")

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import uuid4
 
 from ._calls import INTERRUPTS, invoke
+from ._checks import check_count, check_number
 from ._drivers import drive_pool
 from ._errors import (
     ConfigurationError,
@@ -69,7 +70,6 @@ from ._errors import (
     TransferError,
 )
 from ._executors import BaseExecutor
-from ._retry import check_count, check_number
 from ._run import Remote
 from ._subflow import Nestable
 
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from ._lanes import Outcome
 
     #: A queued call: (token, task name, fn, args, kwargs, timeout).
-    _Call = tuple[
+    _Queued = tuple[
         int, str, Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, float | None
     ]
 
@@ -185,6 +185,12 @@ class DaskResult(Remote):
         return values
 
 
+#: These two texts are what ``distributed.scheduler`` says, checked against its source: the
+#: deserialization error in distributed 2024.1.0 and 2026.8.0; the "lost dependencies" reason
+#: in 2026.8.0 (2024.1.0 gives such a cancellation no reason: the call then fails, as any
+#: cancelled call does, and is never run twice). ``tests/test_dask.py`` finds both in the
+#: installed scheduler's source, so an upgrade that rewords them fails a test instead of
+#: quietly turning the resend off.
 #: The scheduler's error for a graph it could not unpickle: it fails every call of the graph,
 #: none of which ran.
 _GRAPH_NOT_REBUILT = "Error during deserialization of the task graph"
@@ -222,10 +228,10 @@ class DaskLane:
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._client = client
         self._futures: dict[int, Future[Any]] = {}
-        self._queued: list[_Call] = []
+        self._queued: list[_Queued] = []
         #: Calls sent in a graph with others, until their outcome: sent again alone if Dask
         #: fails or cancels the whole graph before they ran.
-        self._grouped: dict[int, _Call] = {}
+        self._grouped: dict[int, _Queued] = {}
         self._cancelling: set[int] = set()  # sent calls this lane asked Dask to drop
         self._closed = False
         # Makes "may it be sent again?" and sending it one step against cancel() and close().
@@ -280,7 +286,7 @@ class DaskLane:
         for c in calls:
             self._send_alone(c)
 
-    def _send_alone(self, c: _Call) -> None:
+    def _send_alone(self, c: _Queued) -> None:
         try:
             (future,) = self._submit([c])
         except INTERRUPTS:
@@ -290,7 +296,7 @@ class DaskLane:
         else:
             self._watch(c, future)
 
-    def _submit(self, calls: list[_Call]) -> list[Future[Any]]:
+    def _submit(self, calls: list[_Queued]) -> list[Future[Any]]:
         # Keyed like Dask's own impure calls, by the function's name: the scheduler keeps
         # statistics per key prefix; one prefix per task name cost ~40 % more per task. New
         # keys on every attempt to send: a graph that failed to send still leaves its keys
@@ -309,7 +315,7 @@ class DaskLane:
         )
         return futures
 
-    def _watch(self, c: _Call, future: Future[Any]) -> None:
+    def _watch(self, c: _Queued, future: Future[Any]) -> None:
         token, name = c[0], c[1]
         self._futures[token] = future
         future.add_done_callback(partial(self._report, token, name))
@@ -348,7 +354,7 @@ class DaskLane:
         self._cancelling.discard(token)
         self.outbox.put(outcome)
 
-    def _resend(self, c: _Call) -> bool:
+    def _resend(self, c: _Queued) -> bool:
         """Send a call of a failed graph again, alone; False if this lane asked it to stop.
 
         Only for the failures of a whole graph that happen before any call of it runs, so a

@@ -1,7 +1,8 @@
 """The engine's durable half: resuming a run from its store, and the result cache.
 
-``Engine(workflow, options)`` builds a :class:`DurableEngine` when the run has a ``store=`` or
-a task has ``cache=True`` (see ``Engine.__new__``); otherwise nothing here runs.
+``_engine_factory.make_engine`` — how every executor builds a run's engine — builds a
+:class:`DurableEngine` when the run has a ``store=`` or a task has ``cache=True``; otherwise
+nothing here runs.
 
 Design:
 
@@ -89,7 +90,7 @@ _COMPLETED = TaskStatus.COMPLETED
 class DurableEngine(Engine):
     """An :class:`Engine` that commits results to a store, resumes from it, and caches.
 
-    Built by ``Engine(...)`` itself; see the module docstring.
+    Built by ``_engine_factory.make_engine``; see the module docstring.
     """
 
     __slots__ = (
@@ -173,12 +174,12 @@ class DurableEngine(Engine):
             self._release_claim()
             raise
 
-    def begin(self, i: int) -> Call | None:
+    def begin(self, i: int, start: bool = True) -> Call | None:
         """As :meth:`Engine.begin`, but a task with a reusable committed or cached result is
         settled ``completed`` with it instead of running."""
         if not self.attempts[i] and self._settle_from_state(i):
             return None
-        return super().begin(i)
+        return super().begin(i, start)
 
     def succeed(self, i: int, value: object) -> None:
         """Commit the result (and cache it), then as :meth:`Engine.succeed`; if it cannot be
@@ -339,20 +340,19 @@ class DurableEngine(Engine):
         return True
 
     def _reuse(self, i: int, value: object, reused: list[str]) -> None:
-        """Settle ``i`` completed with ``value`` without running it; release its dependants."""
+        """Settle ``i`` completed with ``value`` without running it; release its dependants.
+
+        The COMPLETED transition is :meth:`Engine.succeed`'s, said once there; only the
+        commit (this class's ``succeed``) is skipped: the value came from the store."""
         task = self.tasks[i]
-        self.results[i] = value
-        self.started[i] = self.finished[i] = perf_counter()
-        self.statuses[i] = _COMPLETED
         reused.append(self.run._names[i])
-        if task.on_status_change is not None or self.monitors:
-            self._notify(i, _COMPLETED)
         if self._debug:
             logger.debug(
-                "task %r: reused its stored result", task.name,
+                "task %r: reusing its stored result", task.name,
                 extra={**self.log_fields, "task": task.name},
             )  # fmt: skip
-        self._release(i)
+        self.started[i] = perf_counter()
+        Engine.succeed(self, i, value)
 
     # -- commit ------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Durable mapped tasks: each element's result is committed on its own, and cached on its own.
 
-``Engine(workflow, options)`` builds a :class:`DurableMapEngine` for a durable run (a
-``store=``, or a ``cache=True`` task) of a workflow with mapped tasks.
+``_engine_factory.make_engine(workflow, options)`` builds a :class:`DurableMapEngine` for a
+durable run (a ``store=``, or a ``cache=True`` task) of a workflow with mapped tasks.
 
 Design:
 

@@ -15,18 +15,27 @@ Design:
   state needs no locks and every callback fires on one thread, in one place.
 * **Retries** are decided by :meth:`Engine.fail` from the task's retry settings; the driver only
   waits the returned delay (through the run's :class:`Clock`) and calls :meth:`Engine.requeue`.
+  A pipeline stage retries in its own loop (``_stage_run``), on the same rules, each written
+  once: whether an error is retried (``_retry.is_retryable``: ``retry_on``, never a
+  ``TransferError`` or ``ExecutorShutdownError``), the back-off (``RetryPolicy.delay_before``),
+  what a failure is (``_calls.INTERRUPTS``), and waiting through the :class:`Clock`. The loops
+  differ because the units do: a task's attempt is a state of this run, so the wait is a timer
+  the driver keeps and no worker is held; an item's attempt belongs to the worker holding the
+  item (AntFlow's per-task retry keeps it, in order, between its tasks; per-stage retry sends
+  it back to its stage's queue), and a pipeline has no run-wide state machine to hand it to.
 * **Failure policy** (:class:`FailurePolicy`): a final failure marks every task downstream of it
   ``upstream_failed`` at once; under fail-fast it also sets :attr:`Engine.stopping`, after which
   drivers start nothing new. :meth:`Engine.finish` ends whatever never ran ``cancelled``: when a
   run returns, no task is left ``pending``, ``retrying`` or ``running``.
 * **Timeouts** are enforced by the drivers, which know what can be interrupted where; they
   report an overrun as a failed attempt with :class:`TaskTimeoutError`.
-* **Durable state** (resume, result cache): ``Engine(...)`` builds a
-  :class:`~flowweaver._durable.DurableEngine` instead when the run has a ``store=`` or a task
-  has ``cache=True``. It overrides ``begin`` (settle a task from its committed or cached
-  result without running it) and ``succeed`` (commit the result before releasing the
-  dependants). Runs without either never reach that code: the per-task hot path has no extra
-  check (building the engine scans the tasks for ``cache=True`` once, ~30 ns per task).
+* **Durable state** (resume, result cache): ``_engine_factory.make_engine(...)``, which
+  every executor calls, builds a :class:`~flowweaver._durable.DurableEngine` instead when the
+  run has a ``store=`` or a task has ``cache=True``. It overrides ``begin`` (settle a task from its
+  committed or cached result without running it) and ``succeed`` (commit the result before
+  releasing the dependants). Runs without either never reach that code: the per-task hot path
+  has no extra check (building the engine scans the tasks for ``cache=True`` once, ~30 ns per
+  task).
 
 * **Mapped tasks** (``Task(map_over=...)``): ``Engine(...)`` builds a
   :class:`~flowweaver._mapping.MapEngine` (or its durable twin) when the workflow has one. An
@@ -164,24 +173,14 @@ class Engine:
                 f"execute() needs a Workflow, got {given!r}"
                 + (hint if hasattr(given, "to_workflow") else "")
             )
-        # A durable run (a store, or a cached task) gets the subclass that knows about state,
-        # a workflow with mapped tasks the one that knows about elements; every other run
-        # keeps the plain engine and pays nothing for either feature.
-        if cls is not Engine:
-            return object.__new__(cls)
-        durable = options.get("store") is not None or any(map(_is_cached, workflow._tasks))
-        if workflow._mapped:
-            if durable:
-                from ._durable_map import DurableMapEngine
-
-                return object.__new__(DurableMapEngine)
-            from ._mapping import MapEngine
-
-            return object.__new__(MapEngine)
-        if durable:
-            from ._durable import DurableEngine
-
-            return object.__new__(DurableEngine)
+        # Built by _engine_factory.make_engine, which picks the class; building the plain
+        # engine for a run that needs another would silently lose its state or its elements.
+        if cls is Engine and (
+            workflow._mapped
+            or options.get("store") is not None
+            or any(map(_is_cached, workflow._tasks))
+        ):
+            raise TypeError("this run needs a durable or mapping engine: use make_engine()")
         return object.__new__(cls)
 
     def __init__(self, workflow: Workflow, options: RunOptions) -> None:
@@ -264,8 +263,14 @@ class Engine:
         if self.telemetry is not None:
             self.telemetry.start(self.executor, self.local_calls)
 
-    def begin(self, i: int) -> Call | None:
+    def begin(self, i: int, start: bool = True) -> Call | None:
         """Start the next attempt of ready task ``i``.
+
+        Args:
+            i: The task.
+            start: The call starts now. False: it waits for a worker first; the task stays
+                ``pending`` (``retrying``) until the driver calls :meth:`mark_running`, so
+                ``running`` means running and a task's duration leaves out its queueing.
 
         Returns:
             The call to run, or None when the task was settled without running (skipped, or
@@ -285,19 +290,22 @@ class Engine:
             if spec.keywords:
                 kwargs = {name: results[deps[k]] for name, k in spec.keywords}
         attempt = self.attempts[i] + 1
-        if attempt == 1:
-            if (task.when is not None or task.skip_if_upstream_skipped) and self._skips(
-                i, task, args, kwargs
-            ):
-                return None
-            self.started[i] = perf_counter()
+        if (
+            attempt == 1
+            and (task.when is not None or task.skip_if_upstream_skipped)
+            and self._skips(i, task, args, kwargs)
+        ):
+            return None
         self.attempts[i] = attempt
-        self.statuses[i] = _RUNNING
-        if task.on_status_change is not None or self.monitors:
-            self._notify(i, _RUNNING)
-        if self._debug:
-            fields = {**self.log_fields, "task": task.name, "attempt": attempt}
-            logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
+        if start:  # mark_running(), inlined: this is the hot path
+            if attempt == 1:
+                self.started[i] = perf_counter()
+            self.statuses[i] = _RUNNING
+            if task.on_status_change is not None or self.monitors:
+                self._notify(i, _RUNNING)
+            if self._debug:
+                fields = {**self.log_fields, "task": task.name, "attempt": attempt}
+                logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
         if self.telemetry is not None:
             return (
                 self.telemetry.begin(i, self.run._names[i], attempt, task.fn, perf_counter()),
@@ -305,6 +313,19 @@ class Engine:
                 kwargs,
             )
         return task.fn, args, kwargs
+
+    def mark_running(self, i: int) -> None:
+        """The call of ``begin(i, start=False)`` has reached a worker: task ``i`` is running."""
+        attempt = self.attempts[i]
+        if attempt == 1:
+            self.started[i] = perf_counter()
+        self.statuses[i] = _RUNNING
+        task = self.tasks[i]
+        if task.on_status_change is not None or self.monitors:
+            self._notify(i, _RUNNING)
+        if self._debug:
+            fields = {**self.log_fields, "task": task.name, "attempt": attempt}
+            logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
 
     def succeed(self, i: int, value: object) -> None:
         """Record that task ``i``'s current attempt returned ``value``; release its dependants.

@@ -17,16 +17,17 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, Self, TypeVar, Unpack, runtime_checkable
 
+from ._checks import check_count
 from ._drivers import drive_inline, drive_pool
-from ._engine import Engine
+from ._engine_factory import make_engine
 from ._errors import ConfigurationError
 from ._lanes import FutureLane, WorkerThreads
-from ._retry import check_count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from ._engine import Engine
     from ._options import RunOptions
     from ._run import WorkflowRun
     from ._workflow import Workflow
@@ -38,8 +39,8 @@ __all__ = [
     "PoolExecutor",
     "SequentialExecutor",
     "ThreadedExecutor",
-    "as_executor",
-    "resolve_executor",
+    "WorkflowRunner",
+    "dask_kind",
 ]
 
 P = ParamSpec("P")
@@ -65,9 +66,6 @@ class WorkflowRunner(Protocol):
 
 
 ExecutorLike = WorkflowRunner | Executor | cf.Executor
-
-#: The executor names accepted wherever an executor is (``run``, ``execute``, the CLI).
-EXECUTOR_NAMES = ("sequential", "thread", "async", "process")
 
 
 class BaseExecutor:
@@ -100,7 +98,7 @@ class BaseExecutor:
             WorkflowFailedError: A task failed (a ``RuntimeError``); the run record is complete.
             ConfigurationError: An option is invalid.
         """
-        engine = Engine(workflow, options)
+        engine = make_engine(workflow, options)
         engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         self._drive(engine)
         return engine.raise_for_failures()
@@ -111,7 +109,7 @@ class BaseExecutor:
         The run is driven from a worker thread. If the awaiting task is cancelled, the run stops
         starting tasks, waits for the calls in flight, and the cancellation propagates.
         """
-        engine = Engine(workflow, options)
+        engine = make_engine(workflow, options)
         engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         driving = asyncio.ensure_future(asyncio.to_thread(self._drive, engine))
         try:
@@ -249,7 +247,7 @@ class ThreadedExecutor(BaseExecutor):
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _dask_kind(obj: object) -> str | None:
+def dask_kind(obj: object) -> str | None:
     """The class name of a Dask ``distributed`` object, told without importing distributed."""
     cls = type(obj)
     return cls.__name__ if cls.__module__.partition(".")[0] == "distributed" else None
@@ -285,10 +283,8 @@ class PoolExecutor(BaseExecutor):
     """
 
     def __init__(self, executor: Executor | cf.Executor, max_workers: int | None = None) -> None:
-        from ._async import AsyncExecutor  # its submit is the async pool's: not a Future
-
         given: object = executor  # typed callers cannot pass one; untyped ones can
-        if isinstance(given, AsyncExecutor):
+        if getattr(given, "submit_is_awaitable", False):  # AsyncExecutor: not a Future
             raise ConfigurationError(
                 f"PoolExecutor cannot wrap {executor!r}: its submit() returns an awaitable "
                 "future; run workflows on it directly (it is an executor)"
@@ -297,7 +293,7 @@ class PoolExecutor(BaseExecutor):
             raise ConfigurationError(
                 f"PoolExecutor needs an object with submit(), got {executor!r}"
             )
-        kind = _dask_kind(executor)
+        kind = dask_kind(executor)
         if kind == "Client":
             raise ConfigurationError(
                 f"PoolExecutor cannot run on a Dask client; use DaskExecutor(client), "
@@ -321,58 +317,3 @@ class PoolExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"PoolExecutor({self.executor!r}, max_workers={self.max_workers!r})"
-
-
-def as_executor(executor: ExecutorLike | None) -> WorkflowRunner:
-    """What ``Workflow.execute`` runs on: ours as they are, a Dask client in a
-    :class:`DaskExecutor`, a foreign pool in a :class:`PoolExecutor`.
-
-    Raises:
-        ConfigurationError: ``executor`` can neither run a workflow nor ``submit`` a call.
-    """
-    if executor is None:
-        return SequentialExecutor()
-    if isinstance(executor, WorkflowRunner):
-        return executor
-    if _dask_kind(executor) == "Client":
-        from ._dask import DaskExecutor
-
-        return DaskExecutor(executor)  # type: ignore[arg-type]  # it is a distributed.Client
-    if callable(getattr(executor, "submit", None)):
-        return PoolExecutor(executor)
-    raise ConfigurationError(
-        f"expected a flowweaver executor or a concurrent.futures.Executor, got {executor!r}"
-    )
-
-
-def resolve_executor(
-    executor: str | ExecutorLike | None, max_workers: int | None = None
-) -> tuple[WorkflowRunner, Callable[[], None] | None]:
-    """The executor a name or object means, and how to release it if we made it.
-
-    ``"sequential"``, ``"thread"``, ``"async"`` and ``"process"`` make a fresh executor (with
-    ``max_workers``); a pool made here is returned with its ``shutdown`` so the caller shuts
-    it down after the run. Anything else goes through :func:`as_executor`.
-
-    Raises:
-        ConfigurationError: An unknown name, or an object that is not an executor.
-    """
-    if not isinstance(executor, str):
-        return as_executor(executor), None
-    if executor == "sequential":
-        return SequentialExecutor(), None
-    if executor == "thread":
-        threaded = ThreadedExecutor(max_workers)
-        return threaded, threaded.shutdown
-    if executor == "async":
-        from ._async import AsyncExecutor  # it builds on this module
-
-        return AsyncExecutor(max_workers=max_workers), None
-    if executor == "process":
-        from ._process import ProcessExecutor  # it builds on this module
-
-        processes = ProcessExecutor(max_workers)
-        return processes, processes.shutdown
-    raise ConfigurationError(
-        f"executor must be one of {list(EXECUTOR_NAMES)!r} or an executor object, got {executor!r}"
-    )

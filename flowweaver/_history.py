@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ._checks import is_count
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -62,9 +63,11 @@ __all__ = [
     "loads",
     "number",
     "parse_task",
+    "pipeline_namespace",
     "process_identity",
     "records_history",
     "results_namespace",
+    "run_namespace",
     "runs_namespace",
 ]
 
@@ -113,10 +116,18 @@ def detail_namespace(kind: RunKind, name: str, run_id: str) -> str:
     return "history:" + json.dumps([kind.value, name, run_id])
 
 
+def run_namespace(workflow: str, run_id: str) -> str:
+    """The namespace of one run's committed results (unambiguous for any two names)."""
+    return "run:" + json.dumps([workflow, run_id])
+
+
+def pipeline_namespace(pipeline: str, run_id: str) -> str:
+    """The namespace of one pipeline run's committed item results (never a workflow run's)."""
+    return "pipeline:" + json.dumps([pipeline, run_id])
+
+
 def results_namespace(kind: RunKind, name: str, run_id: str) -> str:
     """The namespace of one run's committed results."""
-    from ._store import pipeline_namespace, run_namespace  # the store module builds on this one
-
     if kind is RunKind.WORKFLOW:
         return run_namespace(name, run_id)
     return pipeline_namespace(name, run_id)
@@ -366,9 +377,7 @@ def parse_task(name: str, raw: object, default_status: str) -> TaskRecord:
 
 def check_keep_runs(owner: str, keep_runs: object) -> int | None:
     """A store's ``keep_runs=`` (runs kept per name), validated."""
-    if keep_runs is None or (
-        isinstance(keep_runs, int) and not isinstance(keep_runs, bool) and keep_runs >= 0
-    ):
+    if keep_runs is None or (is_count(keep_runs)):
         return keep_runs
     raise ConfigurationError(f"{owner}: keep_runs must be an int >= 0 or None, got {keep_runs!r}")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
+from ._checks import is_count
 from ._errors import ConfigurationError, UnknownRunError
 from ._history import (
     HISTORY_NAMESPACE,
@@ -85,9 +86,7 @@ class RunHistory:
         """
         kinds = _kind_filter(kind)
         wanted = _status_filter(status)
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
-        ):
+        if limit is not None and (not is_count(limit)):
             raise ConfigurationError(f"limit must be an int >= 0 or None, got {limit!r}")
         if since is not None and number(since) is None:
             raise ConfigurationError(f"since must be a wall-clock time in seconds, got {since!r}")
@@ -227,9 +226,7 @@ class RunHistory:
         """
         if keep_last is None and before is None:
             raise ConfigurationError("prune needs keep_last= or before= (or both)")
-        if keep_last is not None and (
-            not isinstance(keep_last, int) or isinstance(keep_last, bool) or keep_last < 0
-        ):
+        if keep_last is not None and not is_count(keep_last):
             raise ConfigurationError(f"keep_last must be an int >= 0, got {keep_last!r}")
         if before is not None and number(before) is None:
             raise ConfigurationError(f"before must be a wall-clock time in seconds, got {before!r}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import re
 import sys
@@ -36,6 +35,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._checks import check_number, is_number
 from ._claim import FileClaims
 from ._errors import (
     ConfigurationError,
@@ -47,7 +47,6 @@ from ._errors import (
 )
 from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
 from ._history_read import HasRunHistory
-from ._retry import check_number
 from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
 
 if sys.platform != "win32":
@@ -214,8 +213,8 @@ class JSONFileStore(Closing, HasRunHistory):
             )  # fmt: skip
             ok = (
                 isinstance(entry.data, str)
-                and _is_number(entry.created_at)
-                and (entry.expires_at is None or _is_number(entry.expires_at))
+                and is_number(entry.created_at)
+                and (entry.expires_at is None or is_number(entry.expires_at))
                 and isinstance(entry.fingerprint, str)
                 and (entry.metadata is None or isinstance(entry.metadata, str))
             )
@@ -393,10 +392,6 @@ def _drop_expired(data: Namespaces, now: float) -> int:
             del entries[key]
         removed += len(expired)
     return removed
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _FileLock:

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, cast
 
 from ._checks import check_count, check_number
+from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
-from ._retry import Clock, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

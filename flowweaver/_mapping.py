@@ -1,8 +1,8 @@
 """Mapped tasks in the engine: one attempt, retry, status and commit per element.
 
-``Engine(workflow, options)`` builds a :class:`MapEngine` (or, for a durable run, a
-``_durable_map.DurableMapEngine``) when the workflow has a mapped task; other runs never reach
-this code. The per-element half lives in ``_map_elements``.
+``_engine_factory.make_engine(workflow, options)`` builds a :class:`MapEngine` (or, for a
+durable run, a ``_durable_map.DurableMapEngine``) when the workflow has a mapped task; other
+runs never reach this code. The per-element half lives in ``_map_elements``.
 
 Design:
 
@@ -135,7 +135,9 @@ class MapMixin(ElementMixin):
 
     # -- the driver protocol -----------------------------------------------------------------
 
-    def begin(self, i: int) -> Call | None:
+    def begin(self, i: int, start: bool = True) -> Call | None:
+        # An element counts as running from here whatever ``start`` says (its record has
+        # no "queued" state yet); a plain task follows Engine.begin.
         n = self.n
         if i >= n:
             k = i - n
@@ -173,7 +175,11 @@ class MapMixin(ElementMixin):
         if i in self._plans:
             self._begin_mapped(i)
             return None
-        return super().begin(i)
+        return super().begin(i, start)
+
+    def mark_running(self, i: int) -> None:
+        if i < self.n:  # an element was counted running by begin()
+            super().mark_running(i)
 
     def succeed(self, i: int, value: object) -> None:
         n = self.n

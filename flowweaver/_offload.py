@@ -34,6 +34,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._calls import awaitable_error, bounded
+from ._checks import is_count
 from ._errors import TaskTimeoutError
 from ._lanes import WorkerThreads
 
@@ -123,8 +124,12 @@ class Offload:
         kwargs: dict[str, Any] | None,
         name: str,
         timeout: float | None,
+        started: Callable[[], object] | None = None,
     ) -> Any:
+        """Run ``fn(*args, **kwargs)`` on a thread; ``started()`` once a thread is free for it."""
         async with self._slots:
+            if started is not None:
+                started()
             token = next(self._tokens)
             future = self._loop.create_future()
             self._waiting[token] = future
@@ -279,15 +284,11 @@ def sync_calls(executor: Submitter | None, threads: int, name: str) -> SyncCalls
 
 
 def capacity_of(executor: object) -> int | None:
-    """How many calls ``executor`` runs at once, if it says so: its ``max_workers``
-    (flowweaver's executors; the pool size of an :class:`AsyncExecutor` without one), else a
+    """How many calls ``executor`` runs at once, if it says so: its ``submit_capacity`` (an
+    :class:`AsyncExecutor`'s pool size), ``max_workers`` (flowweaver's executors), else a
     ``concurrent.futures`` pool's ``_max_workers``. None: it does not say; no limit applies."""
-    from ._async import AsyncExecutor  # here: _async imports this module
-
-    if isinstance(executor, AsyncExecutor):
-        return executor._pool().limit
-    for attribute in ("max_workers", "_max_workers"):
+    for attribute in ("submit_capacity", "max_workers", "_max_workers"):
         value = getattr(executor, attribute, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if is_count(value, 1):
             return value
     return None

@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Sequence  # noqa: TC003 - get_type_hints(RunOptions) resolves it
 from typing import TypedDict
 
-from ._checks import check_flag, check_sequence_of
+from ._checks import check_flag, check_number, check_sequence_of
+from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
 from ._events import Monitor
 from ._progress import ProgressMonitor
-from ._retry import Clock, SystemClock, check_number
 from ._status import ChangePolicy, FailurePolicy
 from ._store import StateStore
 

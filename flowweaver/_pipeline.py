@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from ._calls import signals_wake
 from ._channel import Channel
 from ._checks import check_callables, check_flag, check_items
+from ._clock import Clock, SystemClock
 from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
 from ._events import OBSERVER_TIMEOUT, check_observer_timeout
@@ -41,7 +42,6 @@ from ._pipeline_stats import (
     worker_metrics,
     worker_states,
 )
-from ._retry import Clock, SystemClock
 from ._stage import Stage, task_name
 from ._telemetry import pipeline_telemetry
 from ._tracker import StatusTracker

@@ -47,9 +47,9 @@ from ._tracker import CODE
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
+    from ._clock import Clock
     from ._offload import SyncCalls
     from ._pipeline_state import Checkpoint
-    from ._retry import Clock
     from ._stage import Stage
     from ._telemetry import PipelineTelemetry
     from ._tracker import StatusTracker

@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._binding import is_coroutine_callable
 from ._calls import INTERRUPTS, awaitable_error
-from ._checks import check_count, check_number
+from ._checks import check_count, check_number, is_count
+from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
-from ._retry import Clock, RetryPolicy, SystemClock
+from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable
@@ -397,11 +398,7 @@ def window_for(limit: int, max_concurrency: object) -> int:
     """How many calls ``map`` keeps submitted ahead (``max_concurrency`` or twice the pool)."""
     if max_concurrency is None:
         return 2 * limit
-    if (
-        isinstance(max_concurrency, bool)
-        or not isinstance(max_concurrency, int)
-        or max_concurrency < 1
-    ):
+    if not is_count(max_concurrency, 1):
         raise ConfigurationError(
             f"map(): max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
         )

@@ -39,11 +39,11 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from ._checks import check_count
 from ._drivers import drive_pool
 from ._errors import ConfigurationError, TransferError
 from ._executors import BaseExecutor
-from ._process_pool import Call, WorkerPool, cancel, payload
-from ._retry import check_count
+from ._process_pool import Job, WorkerPool, cancel, payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +65,7 @@ class _RunLane:
     def __init__(self, pool: WorkerPool) -> None:
         self.outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._pool = pool
-        self._calls: dict[int, Call] = {}
+        self._calls: dict[int, Job] = {}
 
     def send(
         self,
@@ -76,7 +76,7 @@ class _RunLane:
         name: str,
         timeout: float | None,
     ) -> None:
-        call = Call(name, payload(name, timeout, fn, args, kwargs), partial(self._report, token))
+        call = Job(name, payload(name, timeout, fn, args, kwargs), partial(self._report, token))
         self._calls[token] = call
         self._pool.dispatch(call)
 
@@ -197,7 +197,7 @@ class ProcessExecutor(BaseExecutor):
         except TransferError as error:
             future.set_exception(error)
             return future
-        call = Call(name, data, partial(_settle_future, future),
+        call = Job(name, data, partial(_settle_future, future),
                      future.set_running_or_notify_cancel)  # fmt: skip
         self._workers().dispatch(call)
         return future

@@ -1,7 +1,7 @@
 """Worker processes for :class:`~flowweaver.ProcessExecutor`: the pool, the worker, pickling.
 
 See ``_process`` for the design. What ``_process`` uses: :class:`WorkerPool` and
-:class:`Call`, :func:`payload` (pickling a call) and :func:`cancel`. A pool runs calls
+:class:`Job`, :func:`payload` (pickling a call) and :func:`cancel`. A pool runs calls
 (pickled payloads) on up to ``size`` processes, reports every outcome through the call's
 ``report``, and can cancel a queued call or kill a running one.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.context import BaseContext
 
-__all__ = ["Call", "WorkerPool", "cancel", "payload"]
+__all__ = ["Job", "WorkerPool", "cancel", "payload"]
 
 _STOP = b""  # tells a worker to exit
 #: How long to wait for a killed or stopped worker process to be reaped.
@@ -152,7 +152,7 @@ def _run(data: bytes) -> bytes:
 _PENDING, _RUNNING, _DONE = 0, 1, 2
 
 
-class Call:
+class Job:
     """One call on its way through the pool. ``report(ok, value)`` is called exactly once,
     unless the call is cancelled or killed (whoever does that reports instead)."""
 
@@ -180,7 +180,7 @@ class _Worker:
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
-        self.call: Call | None = None
+        self.call: Job | None = None
         #: Set (under the pool lock) when the pool stops caring about this worker.
         self.retired = False
         self.thread: threading.Thread | None = None
@@ -195,11 +195,11 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
-        self._pending: deque[Call] = deque()
+        self._pending: deque[Job] = deque()
         self._closed = False
         self._started = 0
 
-    def dispatch(self, call: Call) -> None:
+    def dispatch(self, call: Job) -> None:
         with self._lock:
             if self._closed:
                 raise ExecutorShutdownError("cannot schedule new calls after shutdown")
@@ -213,7 +213,7 @@ class WorkerPool:
                 raise
         self._send(assigned)
 
-    def cancel(self, call: Call) -> bool:
+    def cancel(self, call: Job) -> bool:
         """Drop a call that no worker has taken yet; False if one has."""
         with self._lock:
             if call.state != _PENDING:
@@ -222,7 +222,7 @@ class WorkerPool:
             call.state = _DONE
             return True
 
-    def kill(self, call: Call) -> bool:
+    def kill(self, call: Job) -> bool:
         """Stop a running call by killing its process; a replacement starts. False if the call
         is not running (already done, or never taken)."""
         with self._lock:
@@ -242,11 +242,11 @@ class WorkerPool:
         worker.process.join(_REAP_TIMEOUT)
         return True
 
-    def close(self, wait: bool, cancel_pending: bool) -> list[Call]:
+    def close(self, wait: bool, cancel_pending: bool) -> list[Job]:
         """Stop taking calls; workers exit once idle. Returns the calls cancelled."""
         with self._lock:
             self._closed = True
-            cancelled: list[Call] = []
+            cancelled: list[Job] = []
             if cancel_pending:
                 cancelled = list(self._pending)
                 self._pending.clear()
@@ -295,9 +295,9 @@ class WorkerPool:
         if worker in self._workers:
             self._workers.remove(worker)
 
-    def _assign(self) -> list[tuple[_Worker, Call]]:
+    def _assign(self) -> list[tuple[_Worker, Job]]:
         """Give pending calls to idle workers, starting workers up to ``size`` (lock held)."""
-        assigned: list[tuple[_Worker, Call]] = []
+        assigned: list[tuple[_Worker, Job]] = []
         while self._pending:
             if self._idle:
                 worker = self._idle.pop()
@@ -321,7 +321,7 @@ class WorkerPool:
             assigned.append((worker, call))
         return assigned
 
-    def _orphans(self) -> list[Call]:
+    def _orphans(self) -> list[Job]:
         """After shutdown, calls left with no worker to run them (lock held): cancelled."""
         if not self._closed or self._workers:
             return []
@@ -331,7 +331,7 @@ class WorkerPool:
             call.state = _DONE
         return orphans
 
-    def _send(self, assigned: list[tuple[_Worker, Call]]) -> None:
+    def _send(self, assigned: list[tuple[_Worker, Job]]) -> None:
         for worker, call in assigned:
             with contextlib.suppress(OSError):  # a dead worker: its reader reports the call
                 worker.conn.send_bytes(call.payload)
@@ -392,7 +392,7 @@ class WorkerPool:
             call.report(False, WorkerDiedError(call.name, worker.process.exitcode))
 
 
-def cancel(calls: list[Call]) -> None:
+def cancel(calls: list[Job]) -> None:
     for call in calls:
         call.report(False, cf.CancelledError())
 

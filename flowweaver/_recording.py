@@ -29,6 +29,7 @@ from ._history import (
 from ._history_read import RunHistory
 from ._status import TaskStatus
 from ._store import StateEntry
+from ._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -67,8 +68,6 @@ def error_fields(error: BaseException | None) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 

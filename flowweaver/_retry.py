@@ -1,31 +1,24 @@
-"""Retry policy and the clock that times its waits.
+"""Retry policy.
 
 A :class:`RetryPolicy` answers two questions and nothing else: *should this failure be retried*
 and *how long to wait first*. Who waits, and how, belongs to whoever runs the calls (the
-workflow engine's drivers, a pipeline worker); they wait through a :class:`Clock`, so tests can
-replace time instead of sleeping.
+workflow engine's drivers, a pipeline worker); they wait through a :class:`~flowweaver.Clock`
+(``_clock``), so tests can replace time instead of sleeping.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from ._checks import check_count, check_number
 from ._errors import ConfigurationError, ExecutorShutdownError, TransferError
 
-# check_count and check_number live in _checks (one place for argument rules); re-exported.
 __all__ = [
     "NEVER_RETRIED",
-    "Clock",
     "RetryPolicy",
-    "SystemClock",
-    "check_count",
-    "check_number",
+    "check_retry_fields",
     "is_retryable",
 ]
 
@@ -40,37 +33,6 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (TransferError, ExecutorShutdow
 def is_retryable(error: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
     """Whether ``error`` is worth another attempt under ``retry_on`` (the one rule for it)."""
     return isinstance(error, retry_on) and not isinstance(error, NEVER_RETRIED)
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """Where back-off waits come from. Replace it in tests to make retries instant."""
-
-    def now(self) -> float:
-        """Monotonic time in seconds."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Block the calling thread for ``seconds``."""
-        ...
-
-    async def sleep_async(self, seconds: float) -> None:
-        """Suspend the calling coroutine for ``seconds``."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SystemClock:
-    """The real clock: ``time.monotonic``, ``time.sleep`` and ``asyncio.sleep``."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    async def sleep_async(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 def check_retry_fields(

@@ -41,6 +41,7 @@ import threading
 import urllib.parse
 from typing import TYPE_CHECKING, NoReturn
 
+from ._checks import check_number
 from ._claim import FileClaims
 from ._errors import (
     ConfigurationError,
@@ -59,7 +60,6 @@ from ._history import (
     runs_namespace,
 )
 from ._history_read import HasRunHistory
-from ._retry import check_number
 from ._store import (
     PURGE_EVERY,
     Closing,

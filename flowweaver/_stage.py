@@ -14,12 +14,12 @@ value), so a list of stages can be assembled before it is checked.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from ._binding import is_coroutine_callable
+from ._checks import is_count, is_number
 from ._errors import StageValidationError
 from ._retry import RetryPolicy
 
@@ -59,14 +59,6 @@ class StagePlan:
 
 
 _NO_RETRY = RetryPolicy(retries=0, delay=0.0, jitter=0.0)
-
-
-def _count(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +197,7 @@ class Stage:
             raise StageValidationError(
                 f"stage name must be a non-empty str, got {name!r}", None, "name"
             )
-        if not _count(self.workers, 1):
+        if not is_count(self.workers, 1):
             raise self._bad(
                 "workers",
                 f"must be an int >= 1, got {self.workers!r} (a stage must have at least 1 worker)",
@@ -222,13 +214,13 @@ class Stage:
         if self.retry not in RETRY_MODES:
             raise self._bad("retry", f"must be 'per_task' or 'per_stage', got {self.retry!r}")
         for label in ("task_attempts", "stage_attempts"):
-            if not _count(getattr(self, label), 1):
+            if not is_count(getattr(self, label), 1):
                 value = getattr(self, label)
                 raise self._bad(
                     label, f"must be an int >= 1, got {value!r} ({label} must be at least 1)"
                 )
         wait = self.task_wait_seconds
-        if not _finite(wait) or wait < 0:
+        if not is_number(wait) or wait < 0:
             raise self._bad("task_wait_seconds", f"must be a finite number >= 0, got {wait!r}")
         if not isinstance(self.unpack_args, bool):
             raise self._bad("unpack_args", f"must be a bool, got {self.unpack_args!r}")
@@ -239,10 +231,10 @@ class Stage:
             if value is not None and not callable(value):
                 raise self._bad(label, f"must be callable or None, got {value!r}")
         capacity = self.queue_capacity
-        if capacity is not None and not _count(capacity, 0):
+        if capacity is not None and not is_count(capacity, 0):
             raise self._bad("queue_capacity", f"must be an int >= 0 or None, got {capacity!r}")
         timeout = self.task_timeout
-        if timeout is not None and (not _finite(timeout) or timeout <= 0):
+        if timeout is not None and (not is_number(timeout) or timeout <= 0):
             raise self._bad("task_timeout", f"must be a finite number > 0 or None, got {timeout!r}")
         task_policy, stage_policy = self._policies()
         self._check_calls()
@@ -264,13 +256,13 @@ class Stage:
         if self.pull and self.retry == "per_stage":
             raise self._bad("pull", "pull=True is not compatible with retry='per_stage'")
         limit = self.call_concurrency
-        if limit is not None and not _count(limit, 1):
+        if limit is not None and not is_count(limit, 1):
             raise self._bad("call_concurrency", f"must be an int >= 1 or None, got {limit!r}")
         rate = self.call_rate
-        if rate is not None and (not _finite(rate) or rate <= 0):
+        if rate is not None and (not is_number(rate) or rate <= 0):
             raise self._bad("call_rate", f"must be a finite number > 0 or None, got {rate!r}")
         period = self.call_rate_period
-        if not _finite(period) or period <= 0:
+        if not is_number(period) or period <= 0:
             raise self._bad("call_rate_period", f"must be a finite number > 0, got {period!r}")
 
     def _check_limits(self, names: tuple[str, ...]) -> None:
@@ -286,7 +278,7 @@ class Stage:
                     "task_concurrency_limits",
                     f"references unknown task(s): {key!r} is not one of its tasks {list(names)!r}",
                 )
-            if not _count(limit, 1):
+            if not is_count(limit, 1):
                 raise self._bad(
                     f"task_concurrency_limits[{key!r}]", f"must be an int >= 1, got {limit!r}"
                 )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._limiter import Limiter
     from ._pipeline_types import WorkerState
-    from ._retry import Clock
+    from ._clock import Clock
     from ._stage_run import StageRun, WorkerSlot
 
 __all__ = [

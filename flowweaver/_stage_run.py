@@ -10,8 +10,11 @@ Design:
   single ``await fn(value)`` inline in the loop. Everything else goes through :meth:`_call`, and
   retries through :meth:`_retry`: the fast path pays for none of it.
 * Per-task retries happen inside the worker, which keeps the item (but no concurrency-limit
-  permit) while it waits through the run's :class:`Clock`. Per-stage retries send the item back
-  to its own stage's queue with a forced put: waiting for room in one's own queue can deadlock.
+  permit) while it waits through the run's :class:`Clock`. Which errors are retried and how
+  long to wait are the workflow engine's rules, written once (``RetryPolicy.should_retry`` /
+  ``delay_before``); why this loop is not the engine's is said in ``_engine``'s docstring.
+  Per-stage retries send the item back to its own stage's queue with a forced put: waiting
+  for room in one's own queue can deadlock.
 * An item that has not ended is in exactly one place the run can find: a channel, a worker's
   slot (running, waiting for a permit, a retry delay or room downstream), or a pending retry
   timer. A worker clears its slot in the same step (no ``await`` between) as it puts the item

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ._checks import check_number
 from ._errors import ConfigurationError, SerializationError
 from ._json_store import JSONFileStore
-from ._retry import check_number
 from ._sqlite_store import SQLiteStore
 from ._store import Closing, MemoryStore, StateEntry, StateStore
 

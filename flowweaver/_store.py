@@ -23,7 +23,6 @@ optional method a store of your own may offer too (:meth:`StateManager.purge` us
 from __future__ import annotations
 
 import errno
-import json
 import os
 import threading
 import time
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from ._claim import MemoryClaims
 from ._errors import ConfigurationError
-from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
+from ._history import DEFAULT_KEEP_RUNS, check_keep_runs, pipeline_namespace, run_namespace
 from ._history_read import HasRunHistory
 from ._serialize import JSONSerializer, Serializer
 
@@ -61,16 +60,6 @@ CACHE_NAMESPACE = "cache"
 
 #: Fewest writes between two sweeps for expired entries in a store that sweeps on write.
 PURGE_EVERY = 256
-
-
-def run_namespace(workflow: str, run_id: str) -> str:
-    """The namespace of one run's committed results (unambiguous for any two names)."""
-    return "run:" + json.dumps([workflow, run_id])
-
-
-def pipeline_namespace(pipeline: str, run_id: str) -> str:
-    """The namespace of one pipeline run's committed item results (never a workflow run's)."""
-    return "pipeline:" + json.dumps([pipeline, run_id])
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
 from . import _scope
 from ._binding import Params, is_coroutine_callable, params_of
-from ._errors import ConfigurationError, WorkflowFailedError
-from ._retry import RetryPolicy, check_number, check_retry_fields
+from ._checks import check_number
+from ._errors import ConfigurationError
+from ._retry import RetryPolicy, check_retry_fields
 from ._status import TaskStatus
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class Task(Generic[P, R]):
 
     Lifecycle: a Task is immutable once built; add it to a :class:`~flowweaver.Workflow` (or
     connect it with ``>>``) and run it with an executor. The same Task may be part of several
-    workflows and runs; each run keeps its own state.
+    workflows and runs; each run keeps its own state. :attr:`status`, :attr:`result` and
+    :attr:`error` (the seeds' accessors) read the run that began most recently: with two runs
+    of one Task at once, that is whichever began last, and it can change under you; read
+    the :class:`~flowweaver.WorkflowRun` each run returns instead (``run.status(name)``).
 
     Args:
         name: Unique name in its workflow; downstream parameters with this name receive its
@@ -388,12 +392,9 @@ class Task(Generic[P, R]):
         Raises:
             TaskFailedError: Every attempt failed; ``__cause__`` is the last error.
         """
-        from ._executors import SequentialExecutor  # the model runs itself through the engine
+        from ._resolve import execute_task  # the seed API's one way up (see _resolve)
 
-        try:
-            SequentialExecutor().execute(self._alone())
-        except WorkflowFailedError as failed:
-            raise failed.failures[0] from failed.failures[0].__cause__
+        execute_task(self)
 
     async def execute_async(self) -> None:
         """Run this task alone on the running event loop; see :meth:`execute`.
@@ -402,19 +403,9 @@ class Task(Generic[P, R]):
             TaskFailedError: Every attempt failed (the failure is also recorded in
                 ``task.status`` and ``task.error``); ``__cause__`` is the last error.
         """
-        from ._async import AsyncExecutor
+        from ._resolve import execute_task_async  # the seed API's one way up (see _resolve)
 
-        try:
-            await AsyncExecutor().execute_async(self._alone())
-        except WorkflowFailedError as failed:
-            raise failed.failures[0] from failed.failures[0].__cause__
-
-    def _alone(self) -> Any:
-        from ._workflow import Workflow
-
-        workflow = Workflow(self.name)
-        workflow.add_task(self, depends_on=())
-        return workflow
+        await execute_task_async(self)
 
 
 def _linked(other: object, operator: str) -> tuple[Task[..., Any], ...]:

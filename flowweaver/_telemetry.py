@@ -58,7 +58,7 @@ class _Instruments:
             from opentelemetry.trace.status import Status
         except ImportError as error:
             raise MissingDependencyError("configure_telemetry", "otel", "opentelemetry") from error
-        from . import __version__
+        from ._version import __version__
 
         # Any: the SDK's types stay out of ours (the extra is optional).
         self.trace: Any = trace

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from time import time
 from typing import Any
 
-from ._checks import check_count, check_mapping
+from ._checks import check_count, check_mapping, is_count
 from ._errors import ConfigurationError
 from ._events import call_safely
 from ._pipeline_types import EMPTY, ErrorSummary, FailedItem, ItemStatus, StatusEvent, TaskEvent
@@ -109,12 +109,7 @@ class StatusTracker:
             check_mapping("StatusTracker", "task_concurrency_limits", task_concurrency_limits)
         )
         for key, limit in limits.items():
-            if (
-                not isinstance(key, str)
-                or isinstance(limit, bool)
-                or not isinstance(limit, int)
-                or limit < 1
-            ):
+            if not (isinstance(key, str) and is_count(limit, 1)):
                 raise ConfigurationError(
                     "StatusTracker: task_concurrency_limits must map task names to ints >= 1, "
                     f"got {task_concurrency_limits!r}"

@@ -44,8 +44,8 @@ from ._task import ONLY_UPSTREAM, Task
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._executors import ExecutorLike
     from ._options import RunOptions
+    from ._resolve import ExecutorLike
     from ._run import WorkflowRun
 
 __all__ = ["Workflow"]
@@ -435,14 +435,9 @@ class Workflow(Nestable):
                 is the finished run, with the results of the tasks that completed.
             ConfigurationError: An unknown executor name or run option.
         """
-        from ._executors import resolve_executor
+        from ._resolve import execute  # the seed API's one way up (see _resolve)
 
-        runner, release = resolve_executor(executor)
-        try:
-            return runner.execute(self, **options)
-        finally:
-            if release is not None:
-                release()
+        return execute(self, executor, options)
 
     async def execute_async(
         self, executor: str | ExecutorLike | None = None, **options: Unpack[RunOptions]
@@ -455,11 +450,6 @@ class Workflow(Nestable):
             WorkflowFailedError: One or more tasks failed (a ``RuntimeError``); ``.run`` is
                 the finished run.
         """
-        from ._executors import resolve_executor
+        from ._resolve import execute_async  # the seed API's one way up (see _resolve)
 
-        runner, release = resolve_executor("async" if executor is None else executor)
-        try:
-            return await runner.execute_async(self, **options)
-        finally:
-            if release is not None:
-                release()
+        return await execute_async(self, executor, options)

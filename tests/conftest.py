@@ -29,6 +29,7 @@ from flowweaver import (
     WorkflowRun,
     _scope,
 )
+from flowweaver.testing import FakeClock as FakeClock  # noqa: PLC0414 - re-exported to tests
 
 # Checked by mypy only (test_decorator runs mypy on it); importing it would fail on purpose.
 collect_ignore = ["typecheck_task.py"]
@@ -175,27 +176,6 @@ def is_sequential(executor: object) -> bool:
 
 def is_async(executor: object) -> bool:
     return isinstance(executor, AsyncExecutor)
-
-
-class FakeClock:
-    """A clock whose sleeps return at once and are recorded: retries without waiting."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.t += seconds
-
-    async def sleep_async(self, seconds: float) -> None:
-        self.sleep(seconds)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

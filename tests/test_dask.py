@@ -551,3 +551,18 @@ def test_the_elements_of_a_mapped_task_go_to_the_scheduler_as_one_graph(
     run = dask_threads.execute(wf)
     assert run.result("square") == [n * n for n in range(8)]
     assert graphs == [1, 8]  # the list, then every element of it in one graph
+
+
+@needs_dask
+def test_the_scheduler_messages_the_resend_rule_matches_are_the_installed_ones() -> None:
+    """The resend rule matches distributed's own texts: an upgrade that rewords them must fail
+    here, not silently fail every call of a burst again."""
+    import inspect
+
+    from distributed import scheduler
+
+    from flowweaver._dask import _GRAPH_NOT_REBUILT, _LOST_DEPENDENCIES
+
+    source = inspect.getsource(scheduler)
+    assert _GRAPH_NOT_REBUILT in source
+    assert f'"reason": "{_LOST_DEPENDENCIES}"' in source

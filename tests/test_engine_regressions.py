@@ -286,7 +286,7 @@ def test_an_error_inside_the_async_driver_surfaces_instead_of_vanishing(
 ) -> None:
     from flowweaver import _engine
 
-    def broken(self: Any, i: int) -> None:
+    def broken(self: Any, i: int, start: bool = True) -> None:
         raise RuntimeError("engine bug")
 
     monkeypatch.setattr(_engine.Engine, "begin", broken)
