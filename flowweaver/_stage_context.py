@@ -27,9 +27,9 @@ from ._errors import PipelineError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._clock import Clock
     from ._limiter import Limiter
     from ._pipeline_types import WorkerState
-    from ._clock import Clock
     from ._stage_run import StageRun, WorkerSlot
 
 __all__ = [

@@ -54,16 +54,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # The decorator and builder styles of writing a workflow.
     "authoring": ("_decorator", "_dag", "_flow"),
     # What a pipeline run shows while it runs.
-    "display": ("_dashboard_render", "_dashboards", "_dashboard"),
+    "display": ("_dashboard_base", "_dashboard_render", "_dashboards", "_dashboard"),
     # The item-stream pipeline, on the executors.
     "pipeline": (
-        "_stage", "_tracker", "_stage_run", "_pipeline_run", "_pipeline_state",
+        "_stage", "_tracker", "_stage_context", "_stage_run", "_pipeline_run", "_pipeline_state",
         "_pipeline_stats", "_pipeline", "_pipeline_builder",
     ),
     # The command line and the local web UI.
     "cli": ("_cli_runs", "_ui_assets", "_ui", "_cli", "__main__"),
     # The public namespaces.
-    "api": ("__init__", "testing"),
+    "api": ("__init__", "testing", "display", "context"),
 }  # fmt: skip
 
 #: The only imports that may point up, ``(importer, imported) -> why``. The seed API runs a
