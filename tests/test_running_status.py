@@ -89,14 +89,18 @@ def test_status_callbacks_never_see_more_tasks_running_than_workers(
 
 def test_a_queued_task_is_pending_and_its_duration_leaves_the_queue_out() -> None:
     """The issue's case: six tasks on two workers. The sleep is the tasks' work, not a way to
-    wait for something; before, later tasks counted the earlier ones' time as theirs."""
+    wait for something. Before, each task counted from when it was sent, so the later ones
+    counted the earlier ones' time as theirs: durations summed to about four times the run's
+    length. Two workers can only fill twice the run's length, however loaded the machine."""
     seen = Running()
     with ThreadedExecutor(max_workers=2) as threaded:
+        started = time.perf_counter()
         run = threaded.execute(wide(6, functools.partial(time.sleep, 0.2), seen))
+        elapsed = time.perf_counter() - started
     durations = [run.duration(f"t{k}") or 0.0 for k in range(6)]
     assert seen.most == 2
-    assert min(durations) >= 0.2
-    assert max(durations) < 0.4, durations  # queued: 0.4 and 0.6 s before
+    assert all(d > 0 for d in durations)
+    assert sum(durations) <= 2 * elapsed, (durations, elapsed)
 
 
 class WallClock:
