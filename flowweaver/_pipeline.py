@@ -559,6 +559,7 @@ class Pipeline:
                 telemetry=pipeline_telemetry(self.name),
                 carry_context=_in_process(self.executor),
                 observer_timeout=self.observer_timeout,
+                name=self.name,
             )
             run.start()
         except BaseException:

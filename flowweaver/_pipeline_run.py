@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
 from ._events import OBSERVER_TIMEOUT, ObserverWaits, call_safely
+from ._pipeline_stats import end_of_run_warning
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
 from ._stage_run import Item, StageRun, WorkerSlot
 from ._tracker import CODE
@@ -90,7 +91,9 @@ class PipelineRun:
         telemetry: PipelineTelemetry | None = None,
         carry_context: bool = True,
         observer_timeout: float | None = OBSERVER_TIMEOUT,
+        name: str = "pipeline",
     ) -> None:
+        self.name = name
         self.tracker = tracker
         #: How long callbacks' awaitables may run (the rule for observers that do not return).
         self.observer_waits = ObserverWaits(observer_timeout)
@@ -539,6 +542,9 @@ class PipelineRun:
                 self.checkpoint.finish(self)
             if self.telemetry is not None:
                 self.telemetry.finish(self.failed)
+            warning = end_of_run_warning(self.name, self)
+            if warning is not None:
+                logger.warning("%s", warning)
         finally:
             # Whoever ended the run (join or abort), later callers of abort() and join() wait
             # on this: it must be set, or they would wait forever.

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RECENT_FAILURES",
     "dashboard_snapshot",
+    "end_of_run_warning",
     "error_summary",
     "pipeline_stats",
     "worker_metrics",
@@ -143,4 +144,29 @@ def error_summary(run: PipelineRun | None, items: list[FailedItem] | None = None
         errors_by_type=dict(run.failed_by_type),
         errors_by_stage=dict(run.failed_by_stage),
         failed_items=list(run.failures) if items is None else items,
+    )
+
+
+#: The error type of an item a stop cancelled: counted apart from failures.
+_CANCELLED = "ItemCancelledError"
+
+
+def end_of_run_warning(name: str, run: PipelineRun) -> str | None:
+    """The WARNING a run that ended with failed items logs (None: nothing failed).
+
+    Retries are quiet by design, so a run whose items all failed would otherwise end silently
+    with ``[]``; one line says how many failed, of what, and where to look.
+    """
+    by_type = {kind: n for kind, n in run.failed_by_type.items() if kind != _CANCELLED}
+    failed = sum(by_type.values())
+    if not failed:
+        return None
+    ended = run.processed + run.failed
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    cancelled = run.failed - failed
+    also = f", {cancelled} cancelled" if cancelled else ""
+    noun = "item" if ended == 1 else "items"
+    return (
+        f"pipeline {name!r}: {failed} of {ended} {noun} failed ({kinds}){also}; "
+        "see get_error_summary()"
     )

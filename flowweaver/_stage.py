@@ -81,9 +81,11 @@ class Stage:
             ``task_wait_seconds`` between attempts (the worker keeps the item); ``"per_stage"``:
             a failure sends the item back to the end of the stage's queue to run every task
             again, up to ``stage_attempts`` times.
-        task_attempts: Attempts per task call in per-task mode (1 = no retry).
-        task_wait_seconds: Wait between per-task attempts.
-        stage_attempts: Attempts of the whole task list in per-stage mode.
+        task_attempts: Attempts per task call in per-task mode (default 3; 1 = no retry).
+        task_wait_seconds: Seconds between per-task attempts (default 1.0). With the
+            defaults a failing call takes three attempts and two seconds before its item
+            fails; a run that ends with failed items logs one WARNING saying how many.
+        stage_attempts: Attempts of the whole task list in per-stage mode (default 3).
         unpack_args: Call every task with its input unpacked: a dict as keyword arguments, a
             list or tuple as positional ones (anything else as the single argument).
         task_concurrency_limits: ``{task name: n}``: at most ``n`` calls of that task at once

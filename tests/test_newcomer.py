@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import subprocess
+import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from flowweaver import (
     ConfigurationError,
+    Pipeline,
+    Stage,
     Task,
     TaskStatus,
     Workflow,
     WorkflowFailedError,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _two_branches() -> Workflow:
@@ -55,3 +64,61 @@ def test_workflow_failed_error_carries_the_run_with_finished_branches() -> None:
     split: object = info.value.split(WorkflowFailedError)[0]
     assert isinstance(split, WorkflowFailedError)
     assert split.run is run  # except* keeps the run
+
+
+_ALL_FAIL = """
+import asyncio
+from flowweaver import Pipeline, Stage
+
+def parse(x):
+    if {fail}:
+        raise ValueError(f"bad {{x}}")
+    return x
+
+print(asyncio.run(Pipeline([Stage("Parse", 2, [parse], task_attempts=1)]).run(range(10))))
+"""
+
+
+@pytest.mark.parametrize("fail", [True, False])
+def test_a_pipeline_whose_items_fail_says_so_on_stderr_without_logging_setup(
+    tmp_path: Path, fail: bool
+) -> None:
+    # No logging configured: the WARNING reaches stderr through logging's last resort.
+    script = tmp_path / "parse.py"
+    script.write_text(_ALL_FAIL.format(fail=fail))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if fail:
+        assert (done.stdout, done.stderr) == (
+            "[]\n",
+            "pipeline 'Parse': 10 of 10 items failed (ValueError 10); see get_error_summary()\n",
+        )
+    else:
+        assert done.stderr == ""  # a clean run stays quiet
+
+
+def test_the_end_of_run_warning_counts_cancelled_items_apart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    async def gate(x: int) -> int:
+        if x == 0:
+            raise KeyError(x)
+        await release.wait()
+        return x
+
+    async def main() -> None:
+        pipeline = Pipeline([Stage("Gate", 2, [gate], task_attempts=1)])
+        await pipeline.start()
+        await pipeline.feed(range(4))
+        while pipeline.get_stats().items_failed < 1:
+            await asyncio.sleep(0)
+        await pipeline.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="flowweaver.pipeline"):
+        asyncio.run(asyncio.wait_for(main(), 30))
+    assert [r.getMessage() for r in caplog.records] == [
+        "pipeline 'Gate': 1 of 4 items failed (KeyError 1), 3 cancelled; see get_error_summary()"
+    ]

@@ -80,8 +80,12 @@ def test_an_item_failure_is_logged_with_its_stage_and_item(
     pipeline = Pipeline([Stage("Odd", 1, [odd_only], task_attempts=1)])
     with caplog.at_level(logging.INFO, logger="flowweaver.pipeline"):
         run(pipeline.run([{"id": "a", "value": 2}]))
-    (record,) = caplog.records
+    record, summary = caplog.records
     assert record.getMessage() == (
         "item 'a' failed in stage 'Odd' after 1 attempt(s): ValueError: even 2"
     )
     assert (record.stage, record.item) == ("Odd", "a")  # type: ignore[attr-defined]
+    assert (summary.levelno, summary.getMessage()) == (
+        logging.WARNING,
+        "pipeline 'Odd': 1 of 1 item failed (ValueError 1); see get_error_summary()",
+    )
