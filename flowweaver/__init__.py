@@ -68,6 +68,7 @@ from ._errors import UnknownDependencyError as UnknownDependencyError
 from ._errors import UnknownRunError as UnknownRunError
 from ._errors import UnknownTaskError as UnknownTaskError
 from ._errors import WorkerDiedError as WorkerDiedError
+from ._errors import WorkerStartError as WorkerStartError
 from ._errors import WorkflowFailedError as WorkflowFailedError
 from ._events import Monitor as Monitor
 from ._executors import BaseExecutor as BaseExecutor
@@ -237,6 +238,7 @@ __all__ = [  # noqa: RUF022
     "WaitStrategy",
     "WorkerDiedError",
     "WorkerMetrics",
+    "WorkerStartError",
     "WorkerState",
     "WorkerStatus",
     "Workflow",

@@ -33,6 +33,8 @@ The hierarchy::
     │   │                                    cannot come back)
     │   ├── ResultUnavailableError           .task_name: a result kept on a cluster is gone
     │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
+    │   │   └── WorkerStartError             .main: workers cannot start (a script without
+    │   │                                    the ``if __name__ == "__main__":`` guard)
     │   ├── ExecutorShutdownError            a call was submitted to a pool that was shut down
     │   └── PipelineError                    a pipeline was misused (no stages, started twice, …)
     │       ├── StageValidationError         (see above: both a definition and a pipeline error)
@@ -110,6 +112,7 @@ __all__ = [
     "UnknownRunError",
     "UnknownTaskError",
     "WorkerDiedError",
+    "WorkerStartError",
     "WorkflowFailedError",
 ]
 
@@ -547,6 +550,30 @@ class WorkerDiedError(ExecutionError):
         )
         self.task_name = task_name
         self.exitcode = exitcode
+
+
+class WorkerStartError(WorkerDiedError):
+    """Worker processes cannot start: each one re-imports the main module, and that import
+    starts a run of its own (a script that runs a workflow on ``executor="process"`` without
+    the ``if __name__ == "__main__":`` guard). Never retried: every worker would do the same.
+
+    Attributes:
+        task_name: The task whose call found no worker.
+        exitcode: The exit status of the worker that said so.
+        main: The main module's file, as the parent knows it (None if it has none).
+    """
+
+    def __init__(self, task_name: str, exitcode: int | None, main: str | None) -> None:
+        script = "the main module" if main is None else f"the main module {main!r}"
+        ExecutionError.__init__(
+            self,
+            f"worker processes cannot start (task {task_name!r}): each re-imports {script}, "
+            "which starts a run when imported; put the code that runs workflows under "
+            "'if __name__ == \"__main__\":'",
+        )
+        self.task_name = task_name
+        self.exitcode = exitcode
+        self.main = main
 
 
 class StateError(FlowWeaverError):

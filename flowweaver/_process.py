@@ -19,7 +19,10 @@ Design:
   from a small single-threaded server, so a replacement starts in milliseconds; ``spawn``
   starts a fresh interpreter each time. Either way the worker imports the task's module (as
   ``__mp_main__`` for a script's main module): scripts need the usual
-  ``if __name__ == "__main__":`` guard. Workers get the parent's ``sys.path``. They are daemon
+  ``if __name__ == "__main__":`` guard. A worker that, while importing that module, is asked
+  to start workers itself (an unguarded script) exits with ``MAIN_REIMPORT_EXIT`` at once,
+  and the pool fails every call with one :class:`WorkerStartError` instead of starting
+  more workers. Workers get the parent's ``sys.path``. They are daemon
   processes (a task cannot start processes of its own) and ignore SIGINT: Ctrl-C stops the run
   in the parent, which kills the calls that run still has in flight.
 * **Pickling.** ``@task`` replaces a module-level function with its Task in the module, so
@@ -132,8 +135,14 @@ class ProcessExecutor(BaseExecutor):
     """Runs each task in a worker process: CPU-bound Python in parallel, timeouts that kill.
 
     Example:
-        >>> with ProcessExecutor(max_workers=4) as processes:  # doctest: +SKIP
-        ...     results = DAG("crunch").run(executor=processes)
+        >>> if __name__ == "__main__":  # doctest: +SKIP
+        ...     with ProcessExecutor(max_workers=4) as processes:
+        ...         results = DAG("crunch").run(executor=processes)
+
+    **A script needs the** ``if __name__ == "__main__":`` **guard.** Every worker imports the
+    script that started it (as ``__mp_main__``) to find its task functions; code that runs a
+    workflow at the script's top level would run again in each worker. Put it under the
+    guard. Without it the run fails at once with :class:`WorkerStartError`, which says so.
 
     Task functions, their arguments and results must pickle: define functions at module level
     (``@task``-decorated ones included). A lambda or closure fails its task with

@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import contextlib
 import importlib
 import io
+import os
 import pickle
 import signal
 import sys
@@ -22,7 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._calls import invoke
-from ._errors import ExecutorShutdownError, TransferError, WorkerDiedError
+from ._errors import ExecutorShutdownError, TransferError, WorkerDiedError, WorkerStartError
 from ._task import Task
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Job", "WorkerPool", "cancel", "payload"]
 
 _STOP = b""  # tells a worker to exit
+#: Exit status of a worker that, while re-importing its parent's main module, was asked to
+#: start workers itself: the module runs a workflow at import (no ``__main__`` guard).
+MAIN_REIMPORT_EXIT = 86
 #: How long to wait for a killed or stopped worker process to be reaped.
 _REAP_TIMEOUT = 5.0
 
@@ -198,12 +202,23 @@ class WorkerPool:
         self._pending: deque[Job] = deque()
         self._closed = False
         self._started = 0
+        #: Set when workers cannot start at all (see MAIN_REIMPORT_EXIT): calls fail at once.
+        self._unstartable: int | None = None
 
     def dispatch(self, call: Job) -> None:
         with self._lock:
             if self._closed:
                 raise ExecutorShutdownError("cannot schedule new calls after shutdown")
-            self._pending.append(call)
+            if self._unstartable is not None:
+                call.state = _DONE
+                exitcode = self._unstartable
+            else:
+                exitcode = None
+                self._pending.append(call)
+        if exitcode is not None:
+            call.report(False, _start_error(call.name, exitcode))
+            return
+        with self._lock:
             try:
                 assigned = self._assign()
             except BaseException:  # no worker could start: the call must not linger
@@ -269,6 +284,11 @@ class WorkerPool:
 
     def _start_worker(self) -> _Worker:
         """Start one worker process (lock held)."""
+        if getattr(self._context.current_process(), "_inheriting", False):
+            # We are a worker still importing the parent's main module, and that module runs
+            # a workflow on processes at import. Starting a process here cannot work; exit
+            # quietly with a status the parent turns into one clear error.
+            os._exit(MAIN_REIMPORT_EXIT)
         parent, child = self._context.Pipe(duplex=True)
         self._started += 1
         process = self._context.Process(  # type: ignore[attr-defined]
@@ -382,14 +402,33 @@ class WorkerPool:
             self._retire(worker)
             if worker in self._idle:
                 self._idle.remove(worker)
+        worker.process.join(_REAP_TIMEOUT)
+        exitcode = worker.process.exitcode
+        unstartable: list[Call] = []
+        with self._lock:
+            if exitcode == MAIN_REIMPORT_EXIT:  # every worker would do the same: stop trying
+                self._unstartable = exitcode
+                unstartable = list(self._pending)
+                self._pending.clear()
+                for waiting in unstartable:
+                    waiting.state = _DONE
             assigned = self._assign()
             orphans = self._orphans()
-        worker.process.join(_REAP_TIMEOUT)
         self._send(assigned)
         cancel(orphans)
+        for waiting in unstartable:
+            waiting.report(False, _start_error(waiting.name, exitcode))
         if call is not None:
             call.state = _DONE
-            call.report(False, WorkerDiedError(call.name, worker.process.exitcode))
+            if exitcode == MAIN_REIMPORT_EXIT:
+                call.report(False, _start_error(call.name, exitcode))
+            else:
+                call.report(False, WorkerDiedError(call.name, exitcode))
+
+
+def _start_error(name: str, exitcode: int | None) -> WorkerStartError:
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return WorkerStartError(name, exitcode, main if isinstance(main, str) else None)
 
 
 def cancel(calls: list[Job]) -> None:

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from ._checks import check_count, check_number
-from ._errors import ConfigurationError, ExecutorShutdownError, TransferError
+from ._errors import ConfigurationError, ExecutorShutdownError, TransferError, WorkerStartError
 
 __all__ = [
     "NEVER_RETRIED",
@@ -25,9 +25,14 @@ __all__ = [
 #: Failures that would fail the same way on every attempt, so no retry setting retries them
 #: (``retry_on`` included): the call cannot be sent to its worker process or cluster, or its
 #: result cannot come back (:class:`TransferError`: a lambda, an open file, a lock); the
-#: executor was shut down (:class:`ExecutorShutdownError`). A worker that died, a timeout or a
-#: lost connection are retried as usual.
-NEVER_RETRIED: tuple[type[BaseException], ...] = (TransferError, ExecutorShutdownError)
+#: executor was shut down (:class:`ExecutorShutdownError`); worker processes cannot start
+#: (:class:`WorkerStartError`: a script without the ``__main__`` guard). A worker that died,
+#: a timeout or a lost connection are retried as usual.
+NEVER_RETRIED: tuple[type[BaseException], ...] = (
+    TransferError,
+    ExecutorShutdownError,
+    WorkerStartError,
+)
 
 
 def is_retryable(error: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:

@@ -137,6 +137,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.EventLoopError("in a loop"),
         fw.TransferError("load", "TypeError: cannot pickle 'lock'", destination="the cluster"),
         fw.WorkerDiedError("load", -9),
+        fw.WorkerStartError("load", 86, "/tmp/job.py"),
         fw.ResultUnavailableError("load", "its Dask client is closed"),
         fw.ExecutorShutdownError("shut down"),
         fw.PipelineError("misused"),

@@ -122,3 +122,41 @@ def test_the_end_of_run_warning_counts_cancelled_items_apart(
     assert [r.getMessage() for r in caplog.records] == [
         "pipeline 'Gate': 1 of 4 items failed (KeyError 1), 3 cancelled; see get_error_summary()"
     ]
+
+
+_UNGUARDED = """
+from flowweaver import DAG, ProcessExecutor, task
+
+@task(retries=3, delay=0.0)
+def a() -> int:
+    return 1
+
+@task
+def b(a: int) -> int:
+    return a + 1
+
+a >> b
+print(DAG("x").run(executor=ProcessExecutor(2, start_method={method!r})))
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_process_run_without_the_main_guard_says_so_in_one_line(
+    tmp_path: Path, method: str
+) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED.format(method=method))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1
+    cause = (
+        f"flowweaver.WorkerStartError: worker processes cannot start (task 'a'): each "
+        f"re-imports the main module {str(script)!r}, which starts a run when imported; put "
+        "the code that runs workflows under 'if __name__ == \"__main__\":'"
+    )
+    lines = done.stderr.splitlines()
+    assert lines[0] == cause  # first, whole, and never retried ("after 1 attempt")
+    assert "task 'a' failed after 1 attempt: WorkerStartError" in done.stderr
+    assert "RuntimeError" not in done.stderr  # no child tracebacks
+    assert len(lines) < 30
