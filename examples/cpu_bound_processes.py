@@ -7,7 +7,8 @@ twice each; the script prints the second (warm) run's times and their ratio, so 
 worker processes is not what is measured.
 
 Task functions are defined at module level and the entry point is guarded, because worker
-processes import this file to find them.
+processes import this file to find them. The module-level ``primes`` DAG is what
+``flowweaver run examples/cpu_bound_processes.py --executor process`` runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import time
 
 from flowweaver import DAG, ProcessExecutor, ThreadedExecutor, task
 
-SPAN = 120_000
+#: Numbers per chunk. ``PRIMES_SPAN`` in the environment makes it smaller for a quick try
+#: (worker processes inherit the environment, so they agree with the parent).
+SPAN = int(os.environ.get("PRIMES_SPAN", "120000"))
 
 
 def count_primes(start: int, stop: int) -> int:
@@ -56,6 +59,11 @@ def total(a: int, b: int, c: int, d: int) -> int:  # fan-in: upstream results in
 
 def build() -> DAG:
     return DAG("primes", edges=[([chunk_0, chunk_1, chunk_2, chunk_3], total)])
+
+
+#: Building a DAG runs nothing, so it may live at module level: the command line finds it
+#: (``flowweaver run examples/cpu_bound_processes.py --executor process``).
+primes = build()
 
 
 def main(argv: list[str]) -> int:

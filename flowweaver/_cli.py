@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +26,7 @@ from ._cli_runs import add_commands, run_command
 from ._dag import DAG, AuthoredGraph
 from ._errors import FlowWeaverError, WorkflowFailedError
 from ._logging import LogLevel, configure_logging
+from ._pipeline import Pipeline
 from ._resolve import EXECUTOR_NAMES, resolve_executor
 from ._state_manager import open_store
 from ._status import FailurePolicy, TaskStatus
@@ -55,15 +57,40 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="flowweaver",
         description="Run, plan and draw flowweaver workflows defined in Python files.",
     )
+    parser.add_argument("--version", action="version", version=f"flowweaver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a workflow and print a summary")
-    run.add_argument("target", metavar="FILE[:NAME]")
-    run.add_argument("--executor", choices=EXECUTOR_NAMES, default="thread")
+    run = commands.add_parser(
+        "run",
+        help="run a workflow and print a summary",
+        description="Run the workflow, DAG or Flow that FILE defines and print a summary. "
+        "Arguments after a lone -- become the file's sys.argv[1:]: "
+        "flowweaver run job.py --progress -- --day monday.",
+    )
+    run.add_argument(
+        "target", metavar="FILE[:NAME]", help="a Python file; NAME picks one of its workflows"
+    )
+    run.add_argument(
+        "--executor",
+        choices=EXECUTOR_NAMES,
+        default="thread",
+        help="where tasks run: %(choices)s (default: %(default)s)",
+    )
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--show-results", action="store_true", help="print each task's result after the summary"
+    )
+    shown.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run as one JSON object (statuses, results, errors) instead",
+    )
     run.add_argument("--workers", type=_positive, metavar="N", help="worker threads/processes")
     run.add_argument("--progress", action="store_true", help="show a progress line")
     run.add_argument(
@@ -94,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after a lone "--" is the loaded file's own arguments (its sys.argv[1:]).
+    file_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, file_args = argv[:cut], argv[cut + 1 :]
     args = _parser().parse_args(argv)
     try:
         if args.command == "bench":
@@ -102,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._ui import serve  # http.server: only for `flowweaver ui`
 
             return run_command(args, serve)
-        label, workflow = _load(args.target)
+        label, workflow = _load(args.target, file_args)
         if args.command == "plan":
             for k, layer in enumerate(workflow.get_execution_plan()):
                 print(f"layer {k}: {', '.join(task.name for task in layer)}")
@@ -163,8 +196,41 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
             store.close()
     run = workflow.last_run
     assert run is not None  # execute() always leaves its run behind
-    print(_summary(run))
+    if args.json:
+        print(json.dumps(_as_json(run), indent=2, default=repr))
+    else:
+        print(_summary(run))
+        if args.show_results:
+            print(_results(run))
     return 1 if failed else 0
+
+
+def _results(run: WorkflowRun) -> str:
+    results = run.results
+    width = max([4, *map(len, results)])
+    return "\n".join(f"{name:<{width}}  {value!r}" for name, value in results.items())
+
+
+def _as_json(run: WorkflowRun) -> dict[str, object]:
+    """The run for ``--json``; a result JSON cannot hold is given as its ``repr``."""
+    tasks: dict[str, object] = {}
+    for name, status in run.statuses.items():
+        error = run.error(name)
+        tasks[name] = {
+            "status": status.value,
+            "attempts": run.attempts(name),
+            "seconds": run.duration(name),
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+        }
+    stats = run.stats()
+    return {
+        "workflow": run.workflow,
+        "run_id": run.run_id,
+        "ok": not run.failures,
+        "seconds": stats["total_time_seconds"],
+        "results": run.results,
+        "tasks": tasks,
+    }
 
 
 def _summary(run: WorkflowRun) -> str:
@@ -204,18 +270,25 @@ def _element_counts(record: ElementRecord) -> str:
     return f"[{total} {noun}: {counts}]" if counts else f"[{total} {noun}]"
 
 
-def _load(target: str) -> tuple[str, Workflow]:
+def _load(target: str, argv: Sequence[str] = ()) -> tuple[str, Workflow]:
     """Import the file named by ``target`` and pick the workflow; (label, workflow)."""
     file, _, name = target.rpartition(":") if ":" in target else (target, "", "")
     if not file or (not Path(file).exists() and Path(target).exists()):
         file, name = target, ""
+    if Path(file).is_dir():
+        raise UsageError(f"{file!r} is a directory; give the Python file that defines the workflow")
     if not Path(file).is_file():
         raise UsageError(f"no such file: {file!r}")
-    module, records = _import(Path(file))
+    module, records = _import(Path(file), argv)
     found: dict[int, tuple[str, Workflow | AuthoredGraph]] = {}
+    pipelines: list[str] = []
     for attribute, value in vars(module).items():
-        if isinstance(value, Workflow | AuthoredGraph) and not attribute.startswith("_"):
+        if attribute.startswith("_"):
+            continue
+        if isinstance(value, Workflow | AuthoredGraph):
             found.setdefault(id(value), (attribute, value))
+        elif isinstance(value, Pipeline):
+            pipelines.append(attribute)
     candidates = list(found.values())
     edges = _scope.edges_of(records)
     lone = _scope.declared_in(records, module.__name__)
@@ -229,6 +302,12 @@ def _load(target: str) -> tuple[str, Workflow]:
             raise UsageError(f"no workflow named {name!r} in {file!r} (found: {have})")
     elif candidates:
         chosen = candidates
+    elif pipelines:
+        raise UsageError(
+            f"{file!r} defines a Pipeline ({', '.join(pipelines)}) and no workflow; the "
+            f"command line runs workflows, DAGs and Flows: run a pipeline with "
+            f"'python {file}' (await pipeline.run(items))"
+        )
     else:
         raise UsageError(f"no workflow, DAG or Flow found in {file!r}")
     if len(chosen) > 1:
@@ -243,9 +322,13 @@ def _load(target: str) -> tuple[str, Workflow]:
     return f"{kind} {value.name!r}", workflow
 
 
-def _import(path: Path) -> tuple[Any, list[_scope.Edge]]:
+def _import(path: Path, argv: Sequence[str] = ()) -> tuple[Any, list[_scope.Edge]]:
     """Import ``path`` as a module (so worker processes can import it too) and return it with
-    the ``>>`` edges it recorded but no DAG claimed."""
+    the ``>>`` edges it recorded but no DAG claimed.
+
+    While it loads, ``sys.argv`` is ``[path, *argv]``, as ``python path ...`` (and ``runpy``)
+    would set it, so a file that reads its arguments at import works; it is restored after.
+    """
     shown = str(path)
     path = path.resolve()
     stem = path.stem
@@ -261,6 +344,8 @@ def _import(path: Path) -> tuple[Any, list[_scope.Edge]]:
     sys.modules[module_name] = module
     sys.path.insert(0, str(path.parent))
     scope = _scope.open_scope()
+    saved_argv = sys.argv
+    sys.argv = [shown, *argv]
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as error:  # sys.exit() in the file must not end *us* silently
@@ -274,6 +359,7 @@ def _import(path: Path) -> tuple[Any, list[_scope.Edge]]:
             message = f"the file exited while being loaded (SystemExit({error.code!r}))"
         raise UsageError(f"cannot import {shown!r}: {message}{line}") from None
     finally:
+        sys.argv = saved_argv
         edges = _scope.close_scope(scope)
     return module, edges
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -56,10 +58,13 @@ pipeline = Flow("users").add(fetch_user).add(fetch_orders).merge(combine)
 """
 
 
-def flowweaver(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def flowweaver(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flowweaver", *args],
         cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+        env=None if env is None else {**os.environ, **env},
     )  # fmt: skip
 
 
@@ -73,6 +78,20 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "raises.py").write_text("\n\nraise ValueError('at import')\n")
     (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
     (tmp_path / "quits.py").write_text("import sys\n\nsys.exit()\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "stream.py").write_text(
+        "from flowweaver import Pipeline, Stage\n\n"
+        "pipeline = Pipeline([Stage('Parse', 2, [str])])\n"
+    )
+    (tmp_path / "argv.py").write_text(
+        "import sys\nfrom flowweaver import Task, Workflow\n\n"
+        "ARGS = list(sys.argv)\n"
+        "wf = Workflow('argv')\n"
+        "wf.add_task(Task(name='args', fn=lambda: ARGS))\n"
+    )
+    (tmp_path / "lone.py").write_text(
+        "from flowweaver import task\n\n@task\ndef flaky():\n    return 'ok'\n"
+    )
     return tmp_path
 
 
@@ -216,6 +235,11 @@ def test_graph_in_every_format(files: Path, fmt: str, first_line: str) -> None:
                               "(SystemExit(3)) (line 2)"),
         (["plan", "quits.py"], "cannot import 'quits.py': the file exited while being loaded "
                                "(SystemExit(None)) (line 3)"),
+        (["run", "folder"], "'folder' is a directory; give the Python file that defines the "
+                            "workflow"),
+        (["run", "stream.py"], "'stream.py' defines a Pipeline (pipeline) and no workflow; the "
+                               "command line runs workflows, DAGs and Flows: run a pipeline "
+                               "with 'python stream.py' (await pipeline.run(items))"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_and_exit_two(files: Path, args: list[str], message: str) -> None:
@@ -289,3 +313,60 @@ def test_the_console_script_is_installed() -> None:
     assert "plan" in done.stdout
     assert "graph" in done.stdout
     assert "bench" in done.stdout
+
+
+def test_version_names_the_package_version() -> None:
+    from flowweaver import __version__
+
+    done = flowweaver(Path.cwd(), "--version")
+    assert (done.returncode, done.stdout) == (0, f"flowweaver {__version__}\n")
+
+
+def test_executor_help_lists_the_choices_and_the_default(files: Path) -> None:
+    done = flowweaver(files, "run", "--help")
+    assert "where tasks run: sequential, thread, async, process (default: thread)" in " ".join(
+        done.stdout.split()
+    )
+
+
+def test_show_results_prints_each_result_after_the_summary(files: Path) -> None:
+    done = flowweaver(files, "run", "seed.py", "--executor", "sequential", "--show-results")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-3:] == [
+        "extract    [1, 2, 3]",
+        "transform  [2, 4, 6]",
+        "load       12",
+    ]
+
+
+def test_json_prints_the_run_as_one_object(files: Path) -> None:
+    done = flowweaver(files, "run", "two.py:second", "--json", "--failure-policy", "continue")
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert (data["workflow"], data["ok"], data["results"]) == ("second", False, {"ok": 2})
+    assert data["tasks"]["boom"]["status"] == "failed"
+    assert data["tasks"]["boom"]["error"] == "ZeroDivisionError: division by zero"
+    assert data["tasks"]["ok"]["attempts"] == 1
+
+
+def test_the_file_sees_its_own_sys_argv_as_python_would_set_it(files: Path) -> None:
+    done = flowweaver(files, "run", "argv.py", "--show-results", "--", "--day", "monday")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "args  ['argv.py', '--day', 'monday']"
+
+
+def test_a_file_of_one_decorated_task_runs_it(files: Path) -> None:
+    done = flowweaver(files, "run", "lone.py", "--show-results")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "flaky  'ok'"
+
+
+def test_an_example_runs_under_flowweaver_run_as_the_cli_guide_shows() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "cpu_bound_processes.py"
+    done = flowweaver(example.parent.parent, "run", str(example), "--executor", "process",
+                      "--workers", "2", "--show-results", env={"PRIMES_SPAN": "2000"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[6].startswith("'primes': 5 completed in ")
+    assert lines[-1].split()[0] == "total"
+    assert int(lines[-1].split()[1]) == sum(int(line.split()[1]) for line in lines[-5:-1])
