@@ -495,6 +495,9 @@ class DaskExecutor(BaseExecutor):
                 client = distributed.Client.current()
             except ValueError:  # no client in this process: start a local cluster
                 client, owned = distributed.Client(), True
+                from ._dask_logs import quiet_compute_failed
+
+                quiet_compute_failed(client)  # our cluster: the run reports task failures
         self.client: Client = client
         self.max_workers = max_workers
         self.send_interval = SEND_INTERVAL if send_interval is None and owned else send_interval

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import logging
 import os
 import subprocess
 import sys
@@ -566,3 +567,49 @@ def test_the_scheduler_messages_the_resend_rule_matches_are_the_installed_ones()
     source = inspect.getsource(scheduler)
     assert _GRAPH_NOT_REBUILT in source
     assert f'"reason": "{_LOST_DEPENDENCIES}"' in source
+
+
+_RETRIED_ON_OUR_CLUSTER = """
+import os
+from flowweaver import DaskExecutor, Task, Workflow
+
+def flaky():
+    marker = os.environ["MARKER"]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise ValueError("first attempt fails")
+    return "ok"
+
+if __name__ == "__main__":
+    wf = Workflow("dask")
+    wf.add_task(Task(name="flaky", fn=flaky, retries=2, delay=0.0))
+    with DaskExecutor() as executor:
+        print(wf.execute(executor).results)
+"""
+
+
+@needs_dask
+def test_a_cluster_the_executor_starts_logs_no_compute_failed_for_a_retried_task(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "retried.py"
+    script.write_text(_RETRIED_ON_OUR_CLUSTER)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True, text=True, timeout=180, check=False, cwd=tmp_path,
+        env={**os.environ, "MARKER": str(tmp_path / "marker")},
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "{'flaky': 'ok'}\n"), done.stderr
+    assert (tmp_path / "marker").exists()  # the first attempt did fail on a worker
+    assert "Compute Failed" not in done.stderr
+
+
+def test_the_compute_failed_filter_drops_only_those_records() -> None:
+    from flowweaver._dask_logs import ComputeFailedFilter
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("distributed.worker", logging.ERROR, "w.py", 1, msg, (), None)
+
+    keep = ComputeFailedFilter()
+    assert not keep.filter(record("Compute Failed\nKey:       %s\n"))
+    assert keep.filter(record("Could not find data: %s"))

@@ -14,6 +14,7 @@ from flowweaver import (
     TaskTimeoutError,
     TransferError,
     WorkerDiedError,
+    WorkerStartError,
     Workflow,
     WorkflowFailedError,
 )
@@ -40,10 +41,11 @@ def test_a_lambda_sent_to_a_process_fails_on_its_first_attempt(clock: FakeClock)
 
 
 def test_the_policy_refuses_what_can_never_succeed_and_retries_the_rest() -> None:
-    assert (TransferError, ExecutorShutdownError) == NEVER_RETRIED
+    assert (TransferError, ExecutorShutdownError, WorkerStartError) == NEVER_RETRIED
     policy = RetryPolicy(retries=3, retry_on=(Exception,))
     assert not policy.should_retry(TransferError("t", "a lambda cannot be pickled"), 1)
     assert not policy.should_retry(ExecutorShutdownError("shut down"), 1)
+    assert not policy.should_retry(WorkerStartError("t", 86, "job.py"), 1)
     assert policy.should_retry(WorkerDiedError("t", -9), 1)
     assert policy.should_retry(TaskTimeoutError("t", 1.0), 1)
     assert policy.should_retry(ConnectionError("reset"), 3)
