@@ -58,7 +58,7 @@ class AsyncExecutor:
     fresh thread takes its place. Under fail-fast, when a task fails for good, the coroutines
     in flight are cancelled and the sync calls in flight run to their end.
 
-    Example:
+    Examples:
         >>> import asyncio
         >>> from flowweaver import Task, Workflow, AsyncExecutor
         >>> async def fetch() -> int:

@@ -207,7 +207,7 @@ class AuthoredGraph(Nestable):
 class DAG(AuthoredGraph):
     """Tasks connected with ``>>`` / ``<<``, run as one workflow.
 
-    Example:
+    Examples:
         >>> from flowweaver import DAG, task
         >>> @task
         ... def extract() -> list[int]:

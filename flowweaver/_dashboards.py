@@ -236,7 +236,7 @@ class _Dashboard(BaseDashboard):
 class CompactDashboard(_Dashboard):
     """``dashboard="compact"``: one panel with the essentials.
 
-    Example:
+    Examples:
         >>> results = await pipeline.run(items, dashboard="compact")  # doctest: +SKIP
         >>> results = await pipeline.run(  # doctest: +SKIP
         ...     items, custom_dashboard=CompactDashboard(use_rich=False)

@@ -414,7 +414,7 @@ class DaskExecutor(BaseExecutor):
     each call goes to the cluster. Upstream results reach downstream calls as Dask futures, so
     large intermediate results stay on the workers.
 
-    Example:
+    Examples:
         >>> from flowweaver import DaskExecutor, Task, Workflow
         >>> with DaskExecutor(address="tcp://scheduler:8786") as executor:  # doctest: +SKIP
         ...     run = executor.execute(workflow)

@@ -50,7 +50,7 @@ def task(
 ) -> Task[..., Any] | TaskDecorator:
     """Make a function a task: ``@task``, ``@task()`` or ``@task(retries=3, timeout=5.0)``.
 
-    Example:
+    Examples:
         >>> from flowweaver import task
         >>> @task(retries=2)
         ... def extract() -> list[int]:

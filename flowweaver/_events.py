@@ -77,7 +77,7 @@ class Monitor(Protocol):
     monitor disabled for the rest of that run (see the module docstring: stops never wait on
     it).
 
-    Example:
+    Examples:
         >>> class Count(Monitor):
         ...     def __init__(self) -> None:
         ...         self.done = 0

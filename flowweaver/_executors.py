@@ -159,7 +159,7 @@ class SequentialExecutor(BaseExecutor):
     overruns its timeout is marked failed (``TaskTimeoutError``) when it returns, and its result
     is discarded. Use :class:`ThreadedExecutor` if a call may hang.
 
-    Example:
+    Examples:
         >>> from flowweaver import Task, Workflow, SequentialExecutor
         >>> wf = Workflow("w")
         >>> wf.add_task(Task(name="a", fn=lambda: 41))
@@ -264,7 +264,7 @@ class PoolExecutor(BaseExecutor):
     callbacks and the failure policy are the engine's, as on every executor; a timed-out call
     is cancelled if it has not started, else abandoned (its late result discarded).
 
-    Example:
+    Examples:
         >>> from concurrent.futures import ThreadPoolExecutor
         >>> with ThreadPoolExecutor(4) as pool:
         ...     run = workflow.execute(PoolExecutor(pool))  # doctest: +SKIP

@@ -90,7 +90,7 @@ def to_mermaid(
 ) -> str:
     """A Mermaid ``flowchart`` (top-down), titled ``title``, one node per task.
 
-    Example:
+    Examples:
         >>> print(to_mermaid("etl", ["extract", "load"], [[], [0]]), end="")
         ---
         title: "etl"
@@ -128,7 +128,7 @@ def to_dot(
 ) -> str:
     """A Graphviz ``digraph`` named ``title``, one box per task, edges upstream → downstream.
 
-    Example:
+    Examples:
         >>> print(to_dot("etl", ["extract", "load"], [[], [0]]), end="")
         digraph "etl" {
             rankdir=TB;
@@ -174,7 +174,7 @@ def to_text(
     ``levels`` are the tasks' Kahn layers (0 for tasks without dependencies), as the
     workflow computed them when the tasks were added.
 
-    Example:
+    Examples:
         >>> names, deps = ["extract", "clean", "load"], [[], [0], [0, 1]]
         >>> print(to_text("dag 'etl'", names, deps, [0, 1, 2]), end="")
         dag 'etl': 3 tasks in 3 layers

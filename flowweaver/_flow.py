@@ -36,7 +36,7 @@ def _as_task(step: object) -> Any:
 class Flow(AuthoredGraph):
     """A pipeline built step by step; every step depends on the previous one.
 
-    Example:
+    Examples:
         >>> from flowweaver import Flow, task
         >>> @task
         ... def fetch_user() -> str:

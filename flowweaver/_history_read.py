@@ -42,7 +42,7 @@ class RunHistory:
     ``store.prune_runs(...)``); ``RunHistory(store)`` gives them to any other
     :class:`~flowweaver.StateStore`.
 
-    Example:
+    Examples:
         >>> for record in RunHistory(store).runs(workflow="etl", limit=5):  # doctest: +SKIP
         ...     print(record.run_id, record.status.value)
     """

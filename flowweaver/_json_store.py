@@ -74,7 +74,7 @@ logger = logging.getLogger("flowweaver.state")
 class JSONFileStore(Closing, HasRunHistory):
     """A :class:`~flowweaver.StateStore` in one JSON file, replaced atomically on each write.
 
-    Example:
+    Examples:
         >>> store = JSONFileStore(".flowkit/state.json")  # doctest: +SKIP
 
     Args:

@@ -58,7 +58,7 @@ WAIT_FOR_RELEASE = math.inf
 class Rate:
     """A rate window: at most ``limit`` tokens in any ``per`` seconds.
 
-    Example:
+    Examples:
         >>> Limiter(rate=[Rate(10, per=1.0), Rate(500, per=60.0)]).rates
         (Rate(limit=10.0, per=1.0), Rate(limit=500.0, per=60.0))
 
@@ -152,7 +152,7 @@ class _Window:
 class Limiter:
     """Concurrency slots and rate windows, for threads and coroutines alike.
 
-    Example:
+    Examples:
         >>> api = Limiter(concurrency=5, rate=10, per=1.0, name="api")
         >>> with api:          # a slot and a token, the slot released at the end of the block
         ...     pass

@@ -128,7 +128,7 @@ def configure_logging(
     Returns:
         The configured ``flowweaver`` logger.
 
-    Example:
+    Examples:
         >>> from flowweaver import configure_logging, LogLevel
         >>> logger = configure_logging(level=LogLevel.DEBUG, json_output=True)  # doctest: +SKIP
     """

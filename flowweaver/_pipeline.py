@@ -97,7 +97,7 @@ def _in_process(executor: object) -> bool:
 class Pipeline:
     """A chain of stages, each a pool of workers; items flow through them as a stream.
 
-    Example:
+    Examples:
         >>> async def fetch(x): return f"data_{x}"
         >>> async def save(x): return f"saved_{x}"
         >>> pipeline = Pipeline(stages=[

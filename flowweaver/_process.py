@@ -134,7 +134,7 @@ def _settle_future(future: cf.Future[Any], ok: bool, value: object) -> None:
 class ProcessExecutor(BaseExecutor):
     """Runs each task in a worker process: CPU-bound Python in parallel, timeouts that kill.
 
-    Example:
+    Examples:
         >>> if __name__ == "__main__":  # doctest: +SKIP
         ...     with ProcessExecutor(max_workers=4) as processes:
         ...         results = DAG("crunch").run(executor=processes)

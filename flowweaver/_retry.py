@@ -73,7 +73,7 @@ class RetryPolicy:
     ``[1 - jitter, 1 + jitter]`` and clamped again to ``max_delay``, so jitter never pushes a wait
     past the cap. With ``delay=1, backoff=2`` the waits are 1 → 2 → 4 → 8 s.
 
-    Example:
+    Examples:
         >>> policy = RetryPolicy(retries=3, delay=1.0, backoff=2.0, jitter=0.0)
         >>> tuple(policy.delay_before(n) for n in (1, 2, 3))
         (1.0, 2.0, 4.0)

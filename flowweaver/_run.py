@@ -64,7 +64,7 @@ class WorkflowRun:
     ``Workflow.get_task_status``, ``get_task_result`` and ``get_workflow_stats`` read. A run's
     state never leaks into another run: each starts with every task ``pending``.
 
-    Example:
+    Examples:
         >>> from flowweaver import Task, Workflow
         >>> wf = Workflow("demo")
         >>> wf.add_task(Task(name="one", fn=lambda: 1))

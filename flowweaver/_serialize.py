@@ -172,7 +172,7 @@ def stable_type_name(cls: type) -> str:
 class JSONSerializer:
     """The default :class:`Serializer`: JSON with type tags (see the module docstring).
 
-    Example:
+    Examples:
         >>> s = JSONSerializer()
         >>> s.dumps((1, {2, 3}))
         '{"__fw__":"tuple","v":[1,{"__fw__":"set","v":[2,3]}]}'

@@ -116,7 +116,7 @@ _BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
 class SQLiteStore(Closing, HasRunHistory):
     """A :class:`~flowweaver.StateStore` in one SQLite database file (WAL mode).
 
-    Example:
+    Examples:
         >>> with SQLiteStore("state/etl.db") as store:  # doctest: +SKIP
         ...     workflow.execute(store=store, run_id="2024-06-01")
 

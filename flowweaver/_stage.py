@@ -68,7 +68,7 @@ class Stage:
     Every item a worker takes goes through ``tasks`` one after another, each task receiving the
     previous one's result; the last result moves on to the next stage.
 
-    Example:
+    Examples:
         >>> async def fetch(url): ...
         >>> stage = Stage(name="Fetch", workers=10, tasks=[fetch], task_attempts=5)
 

@@ -24,7 +24,7 @@ _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 class StateManager(Closing):
     """Key/value state with expiry, in memory or in a file (Flowkit's ``StateManager``).
 
-    Example:
+    Examples:
         >>> state = StateManager()  # in memory
         >>> state.set("task_result", {"rows": (1, 2)}, ttl=3600)
         >>> state.get("task_result")

@@ -58,7 +58,7 @@ _DEFAULT_RETRY_TYPES = tuple(map(type, _DEFAULT_RETRY_FIELDS))
 class Task(Generic[P, R]):
     """A unit of work: a sync or async callable plus how to run it.
 
-    Example:
+    Examples:
         >>> extract = Task(name="extract", fn=lambda: [1, 2, 3], retries=2, timeout=5.0)
         >>> extract()  # calling a task calls its function
         [1, 2, 3]

@@ -45,7 +45,7 @@ _WIDTH = 5
 class StatusTracker:
     """Tracks the status of every item flowing through the pipelines it is attached to.
 
-    Example:
+    Examples:
         >>> tracker = StatusTracker(on_status_change=print)
         >>> pipeline = Pipeline(stages=[stage], status_tracker=tracker)  # doctest: +SKIP
         >>> await pipeline.run(items)  # doctest: +SKIP

@@ -54,7 +54,7 @@ __all__ = ["Workflow"]
 class Workflow(Nestable):
     """A named DAG of tasks.
 
-    Example:
+    Examples:
         >>> from flowweaver import Task, Workflow
         >>> wf = Workflow(name="ETL")
         >>> wf.add_task(Task(name="extract", fn=lambda: [1, 2, 3]))
