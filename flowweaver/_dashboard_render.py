@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import shutil
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._errors import ConfigurationError, MissingDependencyError
@@ -43,6 +44,7 @@ __all__ = [
     "Line",
     "Screen",
     "Span",
+    "fit",
     "render_plain",
     "render_rich",
     "resolve_rich",
@@ -94,16 +96,37 @@ class Block:
 @dataclass(frozen=True, slots=True)
 class Grid:
     """A titled table. ``align`` has one letter per column, ``l`` or ``r`` (default: the first
-    column left, the others right)."""
+    column left, the others right).
+
+    A grid with a ``noun`` may lose rows to fit a small screen (:func:`fit`); its note then
+    counts them: ``+ 3 more workers`` (``hidden`` rows were left out already), followed by
+    ``detail``.
+    """
 
     title: str
     columns: tuple[str, ...]
     rows: tuple[tuple[Span, ...], ...]
     note: str = ""
     align: str = ""
+    noun: str = ""
+    hidden: int = 0
+    detail: str = ""
 
     def alignment(self) -> str:
         return self.align or "l" + "r" * (len(self.columns) - 1)
+
+    def caption(self) -> str:
+        """The line under the table (empty: none)."""
+        if not self.noun or not self.hidden:
+            return self.note
+        noun = self.noun if self.hidden == 1 else self.noun + "s"
+        more = f"+ {self.hidden} more {noun}"
+        return " ".join(part for part in (more, self.detail, self.note) if part)
+
+    def keep(self, count: int) -> Grid:
+        """This grid with only its first ``count`` rows (the others counted as hidden)."""
+        count = max(0, min(count, len(self.rows)))
+        return replace(self, rows=self.rows[:count], hidden=self.hidden + len(self.rows) - count)
 
 
 Section = Block | Grid
@@ -160,8 +183,9 @@ def render_plain(frame: Frame) -> str:
                 for cell, width, side in zip(row, widths, align, strict=True)
             ]
             out.append(("  " + "  ".join(cells)).rstrip())
-        if section.note:
-            out.append("  " + section.note)
+        caption = section.caption()
+        if caption:
+            out.append("  " + caption)
     return "\n".join(out)
 
 
@@ -201,7 +225,7 @@ def _rich_renderable(frame: Frame) -> Any:
             title_style="bold",
             box=box.SIMPLE_HEAD,
             show_edge=False,
-            caption=section.note or None,
+            caption=section.caption() or None,
             caption_justify="left",
         )
         for i, (column, side) in enumerate(zip(section.columns, section.alignment(), strict=True)):
@@ -210,6 +234,29 @@ def _rich_renderable(frame: Frame) -> Any:
             table.add_row(*(Text(cell.text, style=STYLES.get(cell.style, "")) for cell in row))
         parts.append(table)
     return Group(*parts)
+
+
+def fit(frame: Frame, rows: int, render: Callable[[Frame], str]) -> str:
+    """``frame`` rendered in at most ``rows`` lines if it can be: the grids that may shrink
+    (those with a ``noun``: workers, failures) lose rows, the longest first, and say how many
+    they hide; the overview and the stages are kept whole. Still too tall: the text as is."""
+    text = render(frame)
+    while (excess := text.count("\n") + 1 - rows) > 0:
+        shrinkable = [
+            (len(s.rows), i)
+            for i, s in enumerate(frame)
+            if isinstance(s, Grid) and s.noun and s.rows
+        ]
+        if not shrinkable:
+            break
+        _, i = max(shrinkable)
+        grid = frame[i]
+        assert isinstance(grid, Grid)
+        # One row more when the grid gains its "+ N more" line now.
+        drop = excess + (0 if grid.caption() else 1)
+        frame = (*frame[:i], grid.keep(len(grid.rows) - drop), *frame[i + 1 :])
+        text = render(frame)
+    return text
 
 
 def render_rich(frame: Frame, width: int = 80) -> str:
@@ -237,6 +284,7 @@ def render_rich(frame: Frame, width: int = 80) -> str:
 @dataclass(frozen=True, slots=True)
 class _Close:
     lines: tuple[str, ...]
+    frame: Frame
 
 
 class Screen:
@@ -254,6 +302,13 @@ class Screen:
         plain_every: Seconds between frames when ``stream`` is not a terminal.
         clock: Time source for the throttling.
         width: Columns of a frame written to a non-terminal.
+        size: The terminal's size (default: asked of ``stream``'s own terminal each frame).
+
+    On a terminal without ``rich`` a frame is drawn in place and never taller than the
+    screen less one line, nor wider than it (its grids of workers and failures lose rows to
+    fit, saying how many), so a redraw never scrolls and no copy of a frame is left in the
+    terminal's scrollback; the last frame is then drawn whole, below which the run's summary
+    goes.
     """
 
     #: Frames the drawing thread may fall behind by before the oldest are dropped.
@@ -271,8 +326,10 @@ class Screen:
         plain_every: float,
         clock: Callable[[], float],
         width: int = 80,
+        size: Callable[[], os.terminal_size] | None = None,
     ) -> None:
         self.stream = stream
+        self._size = size
         self.use_rich = use_rich
         isatty = getattr(stream, "isatty", None)
         self.live = bool(isatty and isatty())
@@ -312,9 +369,7 @@ class Screen:
     async def close(self, lines: Sequence[str]) -> None:
         """Draw the last frame (unless it was the last one drawn), then ``lines`` below it;
         wait (without blocking the loop, at most :attr:`GRACE` seconds) until they are out."""
-        if self._posted is not self._frame:
-            self._post(self._frame)
-        self._post(_Close(tuple(lines)))
+        self._post(_Close(tuple(lines), self._frame))
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.to_thread(thread.join, self.GRACE)
@@ -346,7 +401,7 @@ class Screen:
             if not self._broken:
                 try:
                     if isinstance(item, _Close):
-                        self._finish(item.lines)
+                        self._finish(item)
                     else:
                         self._draw(item)
                 except Exception:
@@ -355,32 +410,50 @@ class Screen:
             if closing:
                 return
 
-    def _draw(self, frame: Frame) -> None:
+    def _terminal_size(self) -> os.terminal_size:
+        if self._size is not None:
+            return self._size()
+        try:  # the stream's own terminal: standard output may be redirected elsewhere
+            return os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size((self._width, 24))
+
+    def _draw(self, frame: Frame, final: bool = False) -> None:
         if self.live and self.use_rich:
             if self._rich_live is None:
                 self._rich_live = _start_rich_live(self.stream)
             self._rich_live.update(_rich_renderable(frame), refresh=True)
             return
-        # Not a terminal here (a live screen with rich returned above): the fixed width.
-        text = render_rich(frame, self._width) if self.use_rich else render_plain(frame)
-        if self.live:
-            # Redraw in place: back to the frame's first line, clear below, write. Lines are
-            # cut to the terminal's size so that none wraps or scrolls and the count stays right.
-            size = shutil.get_terminal_size((self._width, 24))
-            columns = max(size.columns - 1, 10)
-            rows = [row[:columns] for row in text.split("\n")][: max(size.lines - 1, 3)]
-            up = f"\033[{self._height}F" if self._height else ""
-            self.stream.write(up + "\033[J" + "\n".join(rows) + "\n")
-            self._height = len(rows)
-        else:
+        if not self.live:  # a log or a file: the fixed width, every frame whole
+            text = render_rich(frame, self._width) if self.use_rich else render_plain(frame)
             self.stream.write(text + "\n\n")
+            self.stream.flush()
+            return
+        # Redraw in place: back to the frame's first line, clear below, write. A frame fits
+        # the screen less one line (the cursor's), its lines cut to the width, so none wraps
+        # or scrolls and the line count stays right; the final frame is written whole.
+        size = self._terminal_size()
+        columns = max(size.columns - 1, 10)
+        if final:
+            rows = [row[:columns] for row in render_plain(frame).split("\n")]
+        else:
+            text = fit(frame, max(size.lines - 1, 3), render_plain)
+            rows = [row[:columns] for row in text.split("\n")][: max(size.lines - 1, 3)]
+        up = f"\033[{self._height}F" if self._height else ""
+        self.stream.write(up + "\033[J" + "\n".join(rows) + "\n")
+        self._height = len(rows)
         self.stream.flush()
 
-    def _finish(self, lines: tuple[str, ...]) -> None:
-        live, self._rich_live = self._rich_live, None
-        if live is not None:
+    def _finish(self, close: _Close) -> None:
+        if self.live and self.use_rich:
+            self._draw(close.frame)  # the live display shows the last frame, then stops
+            live, self._rich_live = self._rich_live, None
             live.stop()
-        for line in lines:
+        elif self.live:
+            self._draw(close.frame, final=True)  # whole, over the fitted one
+        elif self._posted is not close.frame:
+            self._draw(close.frame)
+        for line in close.lines:
             self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -36,10 +36,13 @@ from ._dashboard_render import (
     render_rich,
     resolve_rich,
 )
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, ItemCancelledError
 from ._pipeline_types import WorkerStatus
 from ._progress import ProgressLine
 from ._progress import _duration as _clock_time
+
+#: How the error summary names items a stop cancelled: counted apart from failures.
+CANCELLED = ItemCancelledError.__name__
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,24 +71,33 @@ class PipelineProgress:
         self._stream = stream
         self._plain_every = plain_every
         self._line: ProgressLine | None = None
+        self._processed = 0
 
     def on_start(self, pipeline: Any, total_items: int | None) -> None:
+        self._processed = 0
         self._line = ProgressLine(
             "pipeline",
             total_items,
             default_stream(self._stream),
             unit="items",
             plain_every=self._plain_every,
+            not_run_label="cancelled",
         )
 
     def on_update(self, snapshot: DashboardSnapshot) -> None:
         if self._line is not None:
             stats = snapshot.pipeline_stats
+            self._processed = stats.items_processed
             self._line.update(stats.items_processed + stats.items_failed, stats.items_failed)
 
     def on_finish(self, results: list[PipelineResult], summary: ErrorSummary) -> None:
         line, self._line = self._line, None
         if line is not None:
+            # The summary's counts are exact; a stop's cancellations are not failures.
+            cancelled = summary.errors_by_type.get(CANCELLED, 0)
+            processed = max(self._processed, len(results))
+            failed = summary.total_failed
+            line.update(processed + failed, failed - cancelled, cancelled)
             line.close()
 
 
@@ -159,12 +171,30 @@ class _Dashboard(BaseDashboard):
         else:  # on_update was disabled: what the run returned is all we know
             ok, failed = len(results), summary.total_failed
             elapsed = self._clock() - self.started
-        line = f"pipeline finished in {elapsed:.2f} s: {ok} succeeded, {failed} failed"
-        if summary.errors_by_type:
-            kinds = sorted(summary.errors_by_type.items(), key=lambda kv: (-kv[1], kv[0]))
+        await screen.close([self._last_line(ok, failed, elapsed, summary)])
+
+    def _last_line(self, ok: int, failed: int, elapsed: float, summary: ErrorSummary) -> str:
+        """``pipeline finished …``, or ``pipeline interrupted …`` for a run that stopped
+        before every item ended (Ctrl-C, ``shutdown()``): its cancelled items, and those it
+        never started, are counted apart from failures."""
+        failed = max(failed, summary.total_failed)
+        cancelled = summary.errors_by_type.get(CANCELLED, 0)
+        stopped = cancelled > 0
+        never = max(self.total - ok - failed, 0) if stopped and self.total is not None else 0
+        verb = "interrupted after" if stopped else "finished in"
+        line = f"pipeline {verb} {elapsed:.2f} s: {ok} succeeded, {failed - cancelled} failed"
+        if cancelled:
+            line += f", {cancelled} cancelled"
+        if never:
+            line += f", {never} never started"
+        kinds = sorted(
+            ((k, n) for k, n in summary.errors_by_type.items() if k != CANCELLED),
+            key=lambda kv: (-kv[1], kv[0]),
+        )
+        if kinds:
             shown = ", ".join(f"{name} {count}" for name, count in kinds[:3])
             line += f" ({shown}{', …' if len(kinds) > 3 else ''})"
-        await screen.close([line])
+        return line
 
     # -- what is drawn -------------------------------------------------------------------------
 
@@ -212,13 +242,18 @@ class _Dashboard(BaseDashboard):
             timing += [Span("  ETA ", "dim"), Span(_clock_time((total - done) / rate), "ok")]
         timing += [Span("  elapsed ", "dim"), Span(_clock_time(elapsed))]
         lines.append(tuple(timing))
+        # In flight: held by a worker; queued: waiting for one (items_in_flight is both).
+        working = sum(s.in_progress_items for s in stats.stage_stats.values())
+        queued = max(stats.items_in_flight - working, 0)
         counts = [
             Span("ok ", "dim"),
             Span(str(stats.items_processed), "ok"),
             Span("  failed ", "dim"),
             Span(str(stats.items_failed), "bad" if stats.items_failed else ""),
             Span("  in flight ", "dim"),
-            Span(str(stats.items_in_flight), "accent"),
+            Span(str(working), "accent"),
+            Span("  queued ", "dim"),
+            Span(str(queued)),
         ]
         if total is not None:
             counts += [Span("  remaining ", "dim"), Span(str(max(total - done, 0)))]
@@ -373,10 +408,11 @@ class FullDashboard(DetailedDashboard):
                     Span(f"{metrics.avg_processing_time:.3f} s" if metrics else "-", "dim"),
                 )
             )
-        hidden = len(states) - len(shown)
-        note = f"+ {hidden} more workers ({len(busy)} busy in all)" if hidden > 0 else ""
         columns = ("worker", "state", "item", "task", "for", "done", "failed", "time/item")
-        return Grid("Workers", columns, tuple(rows), note, align="llllrrrr")
+        return Grid(
+            "Workers", columns, tuple(rows), align="llllrrrr", noun="worker",
+            hidden=len(states) - len(shown), detail=f"({len(busy)} busy in all)",
+        )  # fmt: skip
 
     def _failure_grid(self, snapshot: DashboardSnapshot) -> Grid | None:
         recent = snapshot.recent_failures[-self.max_errors_shown :]
@@ -393,7 +429,8 @@ class FullDashboard(DetailedDashboard):
         )
         failed = snapshot.pipeline_stats.items_failed
         title = f"Latest failures ({len(recent)} of {failed})"
-        return Grid(title, ("item", "stage", "error", "attempts"), rows, align="lllr")
+        columns = ("item", "stage", "error", "attempts")
+        return Grid(title, columns, rows, align="lllr", noun="failure")
 
 
 def _short(value: object, limit: int = 24) -> str:

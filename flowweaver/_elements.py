@@ -31,7 +31,7 @@ def element_name(task_name: str, index: int) -> str:
 class ElementRecord:
     """What the elements of one mapped task did in one run.
 
-    Example:
+    Examples:
         >>> from flowweaver import Task, Workflow
         >>> wf = Workflow("demo")
         >>> wf.add_task(Task(name="numbers", fn=lambda: [1, 2, 0]))

@@ -10,6 +10,7 @@ from itertools import islice
 from time import perf_counter, time
 from typing import TYPE_CHECKING
 
+from ._errors import ItemCancelledError
 from ._pipeline_types import (
     DashboardSnapshot,
     ErrorSummary,
@@ -148,7 +149,7 @@ def error_summary(run: PipelineRun | None, items: list[FailedItem] | None = None
 
 
 #: The error type of an item a stop cancelled: counted apart from failures.
-_CANCELLED = "ItemCancelledError"
+_CANCELLED = ItemCancelledError.__name__
 
 
 def end_of_run_warning(name: str, run: PipelineRun) -> str | None:

@@ -1,6 +1,9 @@
 """Progress for long work, standard library only.
 
-:class:`ProgressLine` renders ``done/total``, rate, ETA and failures. On a terminal it is one
+:class:`ProgressLine` renders ``ran/total``, rate, ETA and failures. Work that never ran
+(cancelled by a stop, or upstream of nothing because its upstream failed) is counted apart,
+never in the bar, so a run that stopped early ends showing where it stopped (``3/10 30% …
+7 not run  stopped``), as ``tqdm`` does, rather than 100 %. On a terminal it is one
 line rewritten in place (at most ten times a second, so rendering cost does not grow with the
 number of items); elsewhere (CI logs, files) it prints a plain line every
 ``plain_every`` seconds and a last one at the end. :class:`ProgressMonitor` drives it from a
@@ -43,6 +46,7 @@ class ProgressLine:
         unit: What a unit is called in the rate ("tasks", "items").
         plain_every: Seconds between lines when the stream is not a terminal.
         clock: Time source (tests inject one).
+        not_run_label: How units that never ran are named ("not run", "cancelled").
     """
 
     def __init__(
@@ -54,8 +58,11 @@ class ProgressLine:
         unit: str = "tasks",
         plain_every: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        not_run_label: str = "not run",
     ) -> None:
         self.label = label
+        self.not_run_label = not_run_label
+        self.closed = False
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.unit = unit
@@ -73,23 +80,28 @@ class ProgressLine:
     def render(self) -> str:
         """The line as it would be drawn now."""
         elapsed = max(self._clock() - self._start, 1e-9)
-        rate = self.done / elapsed
+        ran = self.done - self.not_run  # what never ran is no progress
+        rate = ran / elapsed
         parts = [self.label]
         if self.total:
-            filled = min(_WIDTH, _WIDTH * self.done // self.total)
+            filled = min(_WIDTH, _WIDTH * ran // self.total)
             parts.append(f"[{'#' * filled}{'-' * (_WIDTH - filled)}]")
-            parts.append(f"{self.done}/{self.total} {100 * self.done // self.total:3d}%")
+            parts.append(f"{ran}/{self.total} {100 * ran // self.total:3d}%")
         else:
-            parts.append(f"{self.done} {self.unit}")
+            parts.append(f"{ran} {self.unit}")
         parts.append(f"{rate:,.1f} {self.unit}/s")
-        if self.total and rate > 0 and self.done < self.total:
+        if not self.closed and self.total and rate > 0 and self.done < self.total:
             parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
         else:
             parts.append(f"in {_duration(elapsed)}")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.not_run:
-            parts.append(f"{self.not_run} not run")
+            parts.append(f"{self.not_run} {self.not_run_label}")
+        if self.closed and self.total and self.done < self.total:
+            parts.append(f"{self.total - self.done} not started")
+        if self.closed and (self.not_run or (self.total and self.done < self.total)):
+            parts.append("stopped")
         return "  ".join(parts)
 
     def update(self, done: int, failed: int = 0, not_run: int = 0) -> None:
@@ -108,8 +120,11 @@ class ProgressLine:
 
     def close(self) -> None:
         """Draw the final state and end the line (a plain line is not repeated when its
-        counts are already the last one printed)."""
-        if self.live or self._drawn != (self.done, self.failed, self.not_run):
+        counts are already the last one printed). A run that stopped before every unit ran
+        says ``stopped``, after how many never ran or never started."""
+        stopped = bool(self.not_run or (self.total and self.done < self.total))
+        self.closed = True
+        if self.live or stopped or self._drawn != (self.done, self.failed, self.not_run):
             self._draw()
         if self.live:
             self.stream.write("\n")

@@ -259,7 +259,7 @@ class Task(Generic[P, R]):
     ) -> Task[..., list[R]]:
         """The mapped form of this task: one call per element of an upstream's result.
 
-        Example:
+        Examples:
             >>> from flowweaver import DAG, task
             >>> @task
             ... def numbers() -> list[int]:

@@ -108,7 +108,7 @@ flowweaver pipeline: Fetch -> Save
   [###########-------------------]  36/100  36%
   active: Fetch 1/2 busy, Save 1/1 busy
   rate 3.6 items/s  ETA 0:00:17  elapsed 0:00:10
-  ok 30  failed 6  in flight 8  remaining 64"""
+  ok 30  failed 6  in flight 2  queued 6  remaining 64"""
 
 STAGES = """\
 Stages
@@ -180,7 +180,7 @@ def test_without_a_total_the_overview_counts_items(rich_mode: bool) -> None:
         "active: Fetch 1/2 busy, Save 1/1 busy",
         "rate 3.6 items/s elapsed 0:00:10",
     ]
-    assert "ok 30 failed 6 in flight 8" in words(board.render(snapshot()))
+    assert "ok 30 failed 6 in flight 2 queued 6" in words(board.render(snapshot()))
 
 
 def test_a_worker_busy_with_an_item_whose_id_is_none_is_shown_busy() -> None:
@@ -197,7 +197,7 @@ def test_a_worker_busy_with_an_item_whose_id_is_none_is_shown_busy() -> None:
         ["worker", "state", "item", "task", "for", "done", "failed", "time/item"],
         ["Fetch-W0", "busy", "url-7", "fetch", "2.0", "s", "20", "4", "0.250", "s"],
         ["Save-W0", "busy", "None", "save", "0.5", "s", "30", "0", "0.050", "s"],
-        ["+", "1", "more", "workers", "(2", "busy", "in", "all)"],
+        ["+", "1", "more", "worker", "(2", "busy", "in", "all)"],
     ]
 
 
@@ -220,7 +220,7 @@ def test_a_run_draws_the_last_frame_and_a_summary(
         assert sys.modules.get("rich") is None  # still unimportable: nothing imported it
     assert ("╭─ flowweaver pipeline: Fetch -> Save" in err) is rich_mode
     lines = words(err)
-    assert "ok 4 failed 2 in flight 0 remaining 0" in lines
+    assert "ok 4 failed 2 in flight 0 queued 0 remaining 0" in lines
     assert re.fullmatch(
         r"pipeline finished in \d+\.\d\d s: 4 succeeded, 2 failed \(ValueError 2\)", lines[-1]
     )
@@ -251,21 +251,21 @@ def test_in_a_terminal_without_rich_the_frame_is_redrawn_in_place(
         board.on_update(snapshot(failed=3))  # within 1/4 s: not drawn
         now[0] = T0 + 2.0
         board.on_update(snapshot(failed=4))  # drawn
-        await board.on_finish([], _summary(4))  # that last frame is on screen: no redraw
+        await board.on_finish([], _summary(4))  # the last frame again, whole, then the summary
 
     run(main())
     out = tty.getvalue()
     frames = out.split("\033[J")
     assert frames[0] == ""
     assert frames[1] == "flowweaver pipeline: Fetch -> Save\n  starting…\n\033[2F"
-    assert "  ok 30  failed 2  in flight 8  remaining 68\n\033[5F" in frames[2]
+    assert "  ok 30  failed 2  in flight 2  queued 6  remaining 68\n\033[5F" in frames[2]
     assert "failed 3" not in out
     assert frames[3].startswith("flowweaver pipeline: Fetch -> Save\n  [##########")
-    assert frames[3].endswith(
-        "  ok 30  failed 4  in flight 8  remaining 66\n"
+    assert frames[3].endswith("  ok 30  failed 4  in flight 2  queued 6  remaining 66\n\033[5F")
+    assert frames[4] == frames[3].removesuffix("\033[5F") + (
         "pipeline finished in 10.00 s: 30 succeeded, 4 failed (ValueError 4)\n"
     )
-    assert len(frames) == 4
+    assert len(frames) == 5
 
 
 def test_in_a_terminal_with_rich_a_live_display_draws_and_stops() -> None:
@@ -366,7 +366,8 @@ def test_a_cancelled_run_still_ends_its_dashboard(rich_mode: bool) -> None:
             await running
 
     run(main())
-    assert words(out.getvalue())[-1].endswith(" s: 0 succeeded, 2 failed (ItemCancelledError 2)")
+    assert words(out.getvalue())[-1].endswith(" s: 0 succeeded, 0 failed, 2 cancelled")
+    assert words(out.getvalue())[-1].startswith("pipeline interrupted after ")
     # No thread the run started is left (other tests' threads may come and go meanwhile).
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
 
@@ -480,7 +481,7 @@ def test_the_progress_line_on_a_terminal_is_redrawn_in_place() -> None:
     frames = tty.getvalue().split("\r")
     assert frames[0] == ""
     assert frames[1].startswith("pipeline  [########----------------]  36/100  36%  ")
-    assert frames[-1].endswith("  6 failed\033[K\n")
+    assert frames[-1].endswith("  6 failed  64 not started  stopped\033[K\n")
     assert len(frames) == 3  # drawn, then drawn a last time in place
 
 

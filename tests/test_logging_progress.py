@@ -136,8 +136,23 @@ def test_workflow_progress_option_draws_to_stderr(capsys: pytest.CaptureFixture[
     with pytest.raises(RuntimeError):
         SequentialExecutor().execute(wf, progress=True)
     err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("etl  [########################]  3/3 100%")
-    assert err.splitlines()[-1].endswith("1 failed  1 not run")  # c was cancelled: fail-fast
+    # a ran, b failed, c was cancelled (fail-fast): the line shows where the run stopped.
+    assert err.splitlines()[-1].startswith("etl  [################--------]  2/3  66%")
+    assert err.splitlines()[-1].endswith("1 failed  1 not run  stopped")
+
+
+def test_progress_line_of_a_stopped_stream_counts_what_never_ran_or_started() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    line = ProgressLine("pipeline", 10, out, unit="items", not_run_label="cancelled",
+                        clock=lambda: now[0])  # fmt: skip
+    now[0] = 1.0
+    line.update(6, failed=1, not_run=2)  # 4 ran (1 failed), 2 cancelled, 4 never fed
+    line.close()
+    assert out.getvalue().splitlines()[-1] == (
+        "pipeline  [#########---------------]  4/10  40%  4.0 items/s  in 0:00:01  1 failed  "
+        "2 cancelled  4 not started  stopped"
+    )
 
 
 def test_flowkit_seed_logging_example(

@@ -842,6 +842,8 @@ def test_api_run_with_displays(capsys: pytest.CaptureFixture[str]) -> None:
     assert err[0].startswith("pipeline  [########################]  5/5 100%  ")
     assert "flowweaver pipeline: S" in err[1]
     assert any("5/5  100%" in line for line in err)
-    assert any("ok 5 failed 0 in flight 0 remaining 0" in " ".join(line.split()) for line in err)
+    assert any(
+        "ok 5 failed 0 in flight 0 queued 0 remaining 0" in " ".join(line.split()) for line in err
+    )
     assert err[-1].startswith("pipeline finished in ")
     assert err[-1].endswith(" s: 5 succeeded, 0 failed")
