@@ -523,3 +523,84 @@ def test_importing_flowweaver_does_not_import_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout == "False\n"
+
+
+class Terminal:
+    """Just enough of a terminal to count what a redraw pushes into the scrollback: a screen
+    of ``lines`` rows, a cursor row, ``ESC[nF`` (up n lines, never above the top), ``ESC[J``
+    and ``ESC[K`` (clear), and a newline on the last row scrolls the top row away."""
+
+    def __init__(self, lines: int) -> None:
+        self.lines = lines
+        self.row = 0
+        self.scrolled = 0
+
+    def feed(self, text: str) -> None:
+        for token in re.split(r"(\x1b\[\d*[A-Za-z]|\n)", text):
+            if token == "\n":
+                if self.row == self.lines - 1:
+                    self.scrolled += 1
+                else:
+                    self.row += 1
+            elif token.startswith("\x1b[") and token.endswith("F"):
+                self.row = max(self.row - int(token[2:-1] or 1), 0)
+
+
+def _big_snapshot(workers: int, failed: int) -> DashboardSnapshot:
+    states = {
+        f"Fetch-W{i}": WorkerState(f"Fetch-W{i}", "Fetch", WorkerStatus.BUSY, i, T0 + 9.0, "fetch")
+        for i in range(workers)
+    }
+    metrics = {name: WorkerMetrics(name, "Fetch", 3, 0, 0.3, T0 + 9.0) for name in states}
+    stages = {
+        "Fetch": StageStats("Fetch", 10, workers, 30, failed),
+        "Save": StageStats("Save", 0, 0, 0, 0),
+    }
+    stats = PipelineStats(30, failed, workers + 10, {"Fetch": 10, "Save": 0}, stages)
+    failures = tuple(
+        FailedItem(f"url-{i}", "Fetch", ValueError(f"HTTP 50{i}"), 3, T0 + i) for i in range(failed)
+    )
+    return DashboardSnapshot(states, metrics, stats, T0 + 10.0, failures)
+
+
+class BigShape:
+    stages = (Stage("Fetch", 12, [str]), Stage("Save", 1, [str]))
+
+
+@pytest.mark.parametrize(("columns", "lines"), [(80, 24), (140, 40)])
+def test_full_dashboard_without_rich_fits_the_terminal_and_ends_whole(
+    monkeypatch: pytest.MonkeyPatch, columns: int, lines: int
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setenv("LINES", str(lines))
+    now = [T0]
+    tty = Tty()
+    board = FullDashboard(tty, refresh=4.0, clock=lambda: now[0])
+
+    async def main() -> None:
+        board.on_start(BigShape(), 100)
+        for k in range(1, 6):
+            now[0] = T0 + k
+            board.on_update(_big_snapshot(12, failed=5))
+        await board.on_finish([], _summary(5))
+
+    run(main())
+    out = tty.getvalue()
+    frames = out.split("\033[J")[1:]
+    live, final = frames[:-1], frames[-1]
+    for frame in live:
+        shown = ANSI.sub("", frame).split("\n")[:-1]
+        assert len(shown) <= lines - 1  # never taller than the screen: a redraw never scrolls
+        assert max(map(len, shown)) <= columns - 1
+        if "Stages" in shown:
+            assert "Stages" in shown and any(r.startswith("Latest failures") for r in shown)
+            assert any(r.startswith("  + ") and "more worker" in r for r in shown) == (
+                lines < 40
+            )  # the workers make room on a small screen, and say how many they hide
+    terminal = Terminal(lines)
+    terminal.feed("".join("\033[J" + f for f in live))
+    assert terminal.scrolled == 0  # no frame was pushed into the scrollback
+    whole = board.render(_big_snapshot(12, failed=5))
+    assert ANSI.sub("", final).startswith(whole + "\n")  # the last frame whole, then the summary
+    assert "Fetch-W11" in final and final.endswith("failed (ValueError 5)\n")
