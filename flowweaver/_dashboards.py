@@ -387,19 +387,22 @@ class FullDashboard(DetailedDashboard):
     def _worker_grid(self, snapshot: DashboardSnapshot) -> Grid:
         states = snapshot.worker_states
         # By status, not by item id: an item's id may be None (a dict item's "id").
-        busy = [name for name, state in states.items() if state.status is WorkerStatus.BUSY]
-        idle = [name for name, state in states.items() if state.status is not WorkerStatus.BUSY]
+        busy = [name for name, state in states.items() if state.status is not WorkerStatus.IDLE]
+        idle = [name for name, state in states.items() if state.status is WorkerStatus.IDLE]
         shown = (busy + idle)[: self.max_workers_shown]
         rows = []
         for name in shown:
             state = states[name]
             metrics = snapshot.worker_metrics.get(name)
             since = state.processing_since
-            doing = state.status is WorkerStatus.BUSY
+            doing = state.status is not WorkerStatus.IDLE
+            status = str(state.status)
+            if state.status is WorkerStatus.RETRYING and state.attempt is not None:
+                status = f"retrying (attempt {state.attempt})"
             rows.append(
                 (
                     Span(name, "strong"),
-                    Span(str(state.status), "warn" if doing else "dim"),
+                    Span(status, "warn" if doing else "dim"),
                     Span(_short(state.current_item_id) if doing else "-"),
                     Span(state.current_task or "-"),
                     Span(f"{snapshot.timestamp - since:.1f} s" if since is not None else "-"),

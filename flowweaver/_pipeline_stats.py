@@ -72,7 +72,7 @@ def worker_state(stage: StageRun, slot: WorkerSlot, offset: float | None = None)
     return WorkerState(
         slot.name,
         stage.name,
-        WorkerStatus.BUSY,
+        WorkerStatus.RETRYING if slot.waiting else WorkerStatus.BUSY,
         item.id,
         slot.since + offset,
         slot.status if slot.status is not None else stage.names[slot.task],

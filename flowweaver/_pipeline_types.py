@@ -76,6 +76,8 @@ class WorkerStatus(StrEnum):
 
     IDLE = "idle"
     BUSY = "busy"
+    #: Holding an item while it waits out a per-task retry (``WorkerState.attempt`` is next).
+    RETRYING = "retrying"
 
 
 class TaskEventType(StrEnum):
@@ -232,6 +234,8 @@ class WorkerState:
     current_item_id: Any = None
     processing_since: float | None = None  # time.time() when it took its current item
     current_task: str | None = None
+    #: While ``retrying``: the attempt it waits to start (2 for the first retry); else None.
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,7 @@ class WorkerSlot:
         "status",
         "status_at",
         "task",
+        "waiting",
     )
 
     def __init__(self, name: str) -> None:
@@ -142,6 +143,8 @@ class WorkerSlot:
         self.failed = 0
         #: The OpenTelemetry span of the stage attempt it is running (telemetry on only).
         self.span: Any = None
+        #: True while it waits out a per-task retry's delay (shown as ``retrying``).
+        self.waiting = False
 
     def _handed_off(self) -> None:
         self.item = None
@@ -424,7 +427,11 @@ class StageRun:
                 await self._event(item, slot, k, _RETRY, attempt, error, duration)
             delay = policy.delay_before(attempt)
             if delay > 0:
-                await clock.sleep_async(delay)
+                slot.waiting = True
+                try:
+                    await clock.sleep_async(delay)
+                finally:
+                    slot.waiting = False
             attempt += 1
             slot.attempts = attempt
             if observed:

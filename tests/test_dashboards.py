@@ -604,3 +604,51 @@ def test_full_dashboard_without_rich_fits_the_terminal_and_ends_whole(
     whole = board.render(_big_snapshot(12, failed=5))
     assert ANSI.sub("", final).startswith(whole + "\n")  # the last frame whole, then the summary
     assert "Fetch-W11" in final and final.endswith("failed (ValueError 5)\n")
+
+
+class GateClock(FakeClock):
+    """A retry's wait lasts until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def sleep_async(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.waiting.set()
+        await self.gate.wait()
+
+
+def test_a_worker_waiting_out_a_retry_is_shown_retrying_with_its_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)
+    failed_once: list[int] = []
+
+    def flaky(x: int) -> int:
+        if not failed_once:
+            failed_once.append(x)
+            raise ConnectionError("try again")
+        return x
+
+    async def main() -> tuple[WorkerState, str, WorkerState]:
+        clock = GateClock()
+        pipeline = Pipeline([Stage("Fetch", 1, [flaky], task_attempts=3)], clock=clock)
+        await pipeline.start()
+        await pipeline.feed([7])
+        await asyncio.wait_for(clock.waiting.wait(), WAIT)
+        during = pipeline.get_worker_states()["Fetch-W0"]
+        board = FullDashboard(io.StringIO())
+        board.on_start(pipeline, 1)
+        text = board.render(pipeline.get_dashboard_snapshot())
+        clock.gate.set()
+        await pipeline.join()
+        return during, text, pipeline.get_worker_states()["Fetch-W0"]
+
+    during, text, after = asyncio.run(asyncio.wait_for(main(), 30))
+    assert (during.status, during.attempt, during.current_item_id) == (
+        WorkerStatus.RETRYING, 2, 0,
+    )  # fmt: skip
+    assert "Fetch-W0  retrying (attempt 2)" in text
+    assert (after.status, after.attempt) == (WorkerStatus.IDLE, None)
