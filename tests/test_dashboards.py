@@ -652,3 +652,17 @@ def test_a_worker_waiting_out_a_retry_is_shown_retrying_with_its_attempt(
     )  # fmt: skip
     assert "Fetch-W0  retrying (attempt 2)" in text
     assert (after.status, after.attempt) == (WorkerStatus.IDLE, None)
+
+
+def test_the_progress_line_of_an_interrupted_pipeline_counts_cancelled_apart() -> None:
+    out = io.StringIO()
+    progress = PipelineProgress(out)
+    progress.on_start(Shape(), 100)
+    progress.on_update(snapshot(failed=6))  # 30 ok, 6 failed so far
+    # Ctrl-C: 8 items inside were cancelled (recorded as ItemCancelledError), 56 never fed.
+    summary = ErrorSummary(14, {"ValueError": 6, "ItemCancelledError": 8}, {"Fetch": 14}, ())
+    progress.on_finish([], summary)
+    assert (
+        out.getvalue().splitlines()[-1].endswith("  6 failed  8 cancelled  56 not started  stopped")
+    )
+    assert "  36/100  36%  " in out.getvalue().splitlines()[-1]  # ran: 30 ok + 6 failed
