@@ -397,8 +397,9 @@ class FullDashboard(DetailedDashboard):
             since = state.processing_since
             doing = state.status is not WorkerStatus.IDLE
             status = str(state.status)
-            if state.status is WorkerStatus.RETRYING and state.attempt is not None:
-                status = f"retrying (attempt {state.attempt})"
+            attempt = snapshot.retry_attempts.get(name)
+            if state.status is WorkerStatus.RETRYING and attempt is not None:
+                status = f"retrying (attempt {attempt})"
             rows.append(
                 (
                     Span(name, "strong"),

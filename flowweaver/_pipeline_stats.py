@@ -126,6 +126,11 @@ def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> Dash
     # The tail of the failure records, not a copy of them: a snapshot's size must not grow
     # with the number of items that passed.
     recent = () if run is None else tuple(islice(reversed(run.failures), RECENT_FAILURES))[::-1]
+    retrying = (
+        {}
+        if run is None
+        else {slot.name: slot.attempts + 1 for s in run.stages for slot in s.slots if slot.waiting}
+    )
     return DashboardSnapshot(
         worker_states(stages, run),
         worker_metrics(stages, run),
@@ -133,6 +138,7 @@ def dashboard_snapshot(stages: Sequence[Stage], run: PipelineRun | None) -> Dash
         time(),
         recent,
         error_summary(run, list(recent)),
+        retrying,
     )
 
 

@@ -234,8 +234,6 @@ class WorkerState:
     current_item_id: Any = None
     processing_since: float | None = None  # time.time() when it took its current item
     current_task: str | None = None
-    #: While ``retrying``: the attempt it waits to start (2 for the first retry); else None.
-    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +282,8 @@ class DashboardSnapshot:
             :meth:`Pipeline.get_error_summary` for all of them).
         error_summary: The run's failures (AntFlow 0.10's field): exact counts, and as
             ``failed_items`` the same few latest failures, so a snapshot stays small.
+        retry_attempts: ``{worker name: attempt}`` for each worker ``retrying``: the attempt
+            it waits to start (2 for the first retry).
     """
 
     worker_states: Mapping[str, WorkerState]
@@ -292,6 +292,7 @@ class DashboardSnapshot:
     timestamp: float
     recent_failures: tuple[FailedItem, ...] = ()
     error_summary: ErrorSummary = field(default_factory=lambda: ErrorSummary())  # noqa: PLW0108  (defined below)
+    retry_attempts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
