@@ -660,7 +660,7 @@ def test_the_progress_line_of_an_interrupted_pipeline_counts_cancelled_apart() -
     progress.on_start(Shape(), 100)
     progress.on_update(snapshot(failed=6))  # 30 ok, 6 failed so far
     # Ctrl-C: 8 items inside were cancelled (recorded as ItemCancelledError), 56 never fed.
-    summary = ErrorSummary(14, {"ValueError": 6, "ItemCancelledError": 8}, {"Fetch": 14}, ())
+    summary = ErrorSummary(14, {"ValueError": 6, "ItemCancelledError": 8}, {"Fetch": 14}, [])
     progress.on_finish([], summary)
     assert (
         out.getvalue().splitlines()[-1].endswith("  6 failed  8 cancelled  56 not started  stopped")
