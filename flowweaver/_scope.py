@@ -25,10 +25,11 @@ records (``downstream`` None: a declaration) held by a module-level ``ContextVar
 context sees its own value). Recording sets a new head, so it never mutates a value another
 context can see: a copied context (an asyncio task, ``contextvars.copy_context().run``) starts
 from its parent's edges, but what it records stays its own; a new thread starts with an empty
-graph. The cycle check walks a children index kept in a second ``ContextVar``; the index
-names the head it describes and is extended in place only by a context whose head that is
-(any other context, or a head changed by a claim, rebuilds it once), so a ``>>`` costs what
-the walk from its downstream task costs: O(1) for a graph written upstream first.
+graph. The cycle check uses an index (adjacency lists and a topological order, kept up to
+date as edges arrive) held in a second ``ContextVar``; the index names the head it describes
+and is extended in place only by a context whose head that is (any other context, or a head
+changed by a claim, rebuilds it once). A ``>>`` costs O(1) unless its edge runs against the
+order so far, and then only the tasks between its two ends are searched and reordered.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CycleError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._task import Task
 
@@ -64,38 +65,90 @@ _Record = tuple["_Record | None", "Task[..., Any]", "Task[..., Any] | None"]
 _OPEN: ContextVar[_Record | None] = ContextVar("flowweaver_open_graph", default=None)
 
 
-class _Children:
-    """Downstream tasks of each task in the open graph whose head is ``head``."""
+class _Order:
+    """The open graph whose head is ``head`` as adjacency lists plus a topological order
+    kept up to date as edges arrive (Pearce and Kelly's dynamic topological sort).
 
-    __slots__ = ("children", "head")
+    An edge ``up -> down`` can close a loop only if ``down`` comes before ``up`` in the order,
+    so most edges cost O(1): those between tasks already in order, and those that bring a new
+    task (a new upstream task is put first, a new downstream task last). Only an edge against
+    the order searches, and only among the tasks between its two ends, which it then reorders.
+    """
+
+    __slots__ = ("children", "head", "hi", "lo", "order", "parents")
 
     def __init__(self, head: _Record | None) -> None:
         self.head = head
         self.children: dict[Task[..., Any], list[Task[..., Any]]] = {}
+        self.parents: dict[Task[..., Any], list[Task[..., Any]]] = {}
+        self.order: dict[Task[..., Any], int] = {}
+        self.lo, self.hi = 0, 1
         for up, down in _unroll(head):
             if down is not None:
-                self.children.setdefault(up, []).append(down)
+                self.add(up, down)
 
-    def path(self, start: Task[..., Any], goals: set[Task[..., Any]]) -> list[Task[..., Any]]:
-        """Tasks from ``start`` down to one of ``goals`` (empty: none is reachable)."""
-        parent: dict[Task[..., Any], Task[..., Any] | None] = {start: None}
+    def _place(self, up: Task[..., Any], down: Task[..., Any]) -> None:
+        order = self.order
+        if up not in order:
+            order[up], self.lo = self.lo, self.lo - 1
+        if down not in order:
+            order[down], self.hi = self.hi, self.hi + 1
+
+    def _reach(
+        self,
+        start: Task[..., Any],
+        links: dict[Task[..., Any], list[Task[..., Any]]],
+        keep: Callable[[Task[..., Any]], bool],
+    ) -> dict[Task[..., Any], Task[..., Any] | None]:
+        """Tasks reachable from ``start`` along ``links`` among those ``keep`` accepts, each
+        with the task it was reached from."""
+        seen: dict[Task[..., Any], Task[..., Any] | None] = {start: None}
         stack = [start]
         while stack:
             node = stack.pop()
-            if node in goals:
-                path = [node]
-                while (before := parent[path[-1]]) is not None:
-                    path.append(before)
-                path.reverse()
-                return path
-            for child in self.children.get(node, ()):
-                if child not in parent:
-                    parent[child] = node
-                    stack.append(child)
-        return []
+            for nxt in links.get(node, ()):
+                if nxt not in seen and keep(nxt):
+                    seen[nxt] = node
+                    stack.append(nxt)
+        return seen
+
+    def loop(self, up: Task[..., Any], down: Task[..., Any]) -> list[Task[..., Any]]:
+        """The path ``down -> ... -> up`` that the edge ``up -> down`` would close (empty:
+        none). Reads only."""
+        if up is down:
+            return [down]
+        order = self.order
+        if up not in order or down not in order or order[up] < order[down]:
+            return []
+        bound = order[up]
+        seen = self._reach(down, self.children, lambda t: order[t] <= bound)
+        if up not in seen:
+            return []
+        path = [up]
+        while (before := seen[path[-1]]) is not None:
+            path.append(before)
+        path.reverse()
+        return path
+
+    def add(self, up: Task[..., Any], down: Task[..., Any]) -> None:
+        """Add the edge (it closes no loop: see :meth:`loop`) and keep the order topological."""
+        self._place(up, down)
+        self.children.setdefault(up, []).append(down)
+        self.parents.setdefault(down, []).append(up)
+        order = self.order
+        low, high = order[down], order[up]
+        if high < low:
+            return
+        # Against the order: what follows from down (up to up's place) must move after what
+        # leads to up (down to down's place); they take the same places, in that order.
+        ahead = self._reach(down, self.children, lambda t: order[t] <= high)
+        behind = self._reach(up, self.parents, lambda t: order[t] >= low)
+        moved = sorted(behind, key=order.__getitem__) + sorted(ahead, key=order.__getitem__)
+        for task, place in zip(moved, sorted(order[t] for t in moved), strict=True):
+            order[task] = place
 
 
-_INDEX: ContextVar[_Children | None] = ContextVar("flowweaver_open_graph_index", default=None)
+_INDEX: ContextVar[_Order | None] = ContextVar("flowweaver_open_graph_index", default=None)
 
 
 def record(upstream: Sequence[Task[..., Any]], downstream: Sequence[Task[..., Any]]) -> None:
@@ -107,18 +160,20 @@ def record(upstream: Sequence[Task[..., Any]], downstream: Sequence[Task[..., An
     head = _OPEN.get()
     index = _INDEX.get()
     if index is None or index.head is not head:
-        index = _Children(head)
+        index = _Order(head)
         _INDEX.set(index)
-    goals = set(upstream)
+    # Checked against the graph as it is: a loop through several of these new edges always
+    # contains one of them alone (each upstream meets each downstream), so this finds it.
     for down in downstream:
-        loop = index.path(down, goals)
-        if loop:
-            # loop runs down -> ... -> up along edges; the new edge up -> down closes it.
-            raise CycleError([t.name for t in (down, *reversed(loop))], written=">>")
+        for up in upstream:
+            loop = index.loop(up, down)
+            if loop:
+                # loop runs down -> ... -> up along edges; the new edge up -> down closes it.
+                raise CycleError([t.name for t in (down, *reversed(loop))], written=">>")
     for up in upstream:
         for down in downstream:
             head = (head, up, down)
-            index.children.setdefault(up, []).append(down)
+            index.add(up, down)
     index.head = head
     _OPEN.set(head)
 

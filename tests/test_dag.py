@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import importlib.util
+import itertools
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import (
     DAG,
@@ -520,3 +523,45 @@ def test_lone_tasks_decorated_inside_a_with_block_belong_to_it() -> None:
 
     assert dag.run() == {"inside": 1}
     assert DAG("rest").run() == {"outside": 0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=40))
+def test_every_shift_that_closes_a_loop_is_refused_and_only_those(
+    pairs: list[tuple[int, int]],
+) -> None:
+    nodes = [t(f"n{k}") for k in range(8)]
+    kept: set[tuple[int, int]] = set()
+
+    def reaches(a: int, b: int) -> bool:  # the reference: a plain search over kept edges
+        todo, seen = [a], {a}
+        while todo:
+            x = todo.pop()
+            if x == b:
+                return True
+            for u, v in kept:
+                if u == x and v not in seen:
+                    seen.add(v)
+                    todo.append(v)
+        return False
+
+    token = _scope.open_scope()
+    try:
+        for up, down in pairs:
+            closes = reaches(down, up)
+            if closes:
+                with pytest.raises(CycleError) as info:
+                    nodes[up] >> nodes[down]
+                cycle = info.value.cycle
+                assert cycle[0] == cycle[-1] == f"n{down}"
+                # each node depends on the next: every step is a kept edge, or the new one
+                steps = {(f"n{v}", f"n{u}") for u, v in kept | {(up, down)}}
+                assert all((a, b) in steps for a, b in itertools.pairwise(cycle))
+            else:
+                nodes[up] >> nodes[down]
+                kept.add((up, down))
+        index = _scope._INDEX.get()
+        assert index is not None
+        assert all(index.order[nodes[u]] < index.order[nodes[v]] for u, v in kept)
+    finally:
+        _scope.close_scope(token)
