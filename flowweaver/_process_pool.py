@@ -404,7 +404,7 @@ class WorkerPool:
                 self._idle.remove(worker)
         worker.process.join(_REAP_TIMEOUT)
         exitcode = worker.process.exitcode
-        unstartable: list[Call] = []
+        unstartable: list[Job] = []
         with self._lock:
             if exitcode == MAIN_REIMPORT_EXIT:  # every worker would do the same: stop trying
                 self._unstartable = exitcode
