@@ -30,6 +30,15 @@ from flowweaver import (
 N = 10_000
 LOG_FD = -1  # set in main(); globals are not part of a task's fingerprint, closures are
 BLOCK_AT = -1
+# The blocking element prints from a worker thread while the monitor prints from the driver:
+# print() writes a line in pieces, so unlocked lines interleave ("DONE BLOCKED\n6999\n") and
+# the test would wait forever for a line it can no longer read.
+_print_lock = threading.Lock()
+
+
+def say(*words: object) -> None:
+    with _print_lock:
+        print(*words, flush=True)
 
 
 def numbers() -> list[int]:
@@ -39,7 +48,7 @@ def numbers() -> list[int]:
 def square(numbers: int) -> int:
     os.write(LOG_FD, f"{numbers}\n".encode())
     if numbers == BLOCK_AT:
-        print("BLOCKED", flush=True)
+        say("BLOCKED")
         threading.Event().wait()  # until SIGKILL
     return numbers * numbers
 
@@ -48,7 +57,7 @@ class Progress(Monitor):
     def on_status_change(self, run: WorkflowRun, task_name: str, status: TaskStatus) -> None:
         element = run.element_of(task_name)
         if element is not None and status is TaskStatus.COMPLETED:  # committed before this
-            print("DONE", element[1], flush=True)
+            say("DONE", element[1])
 
 
 def build() -> Workflow:

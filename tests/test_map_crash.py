@@ -39,13 +39,17 @@ def test_a_killed_mapped_run_resumes_only_the_missing_elements(
     proc = _worker(store_path, log, executor, BLOCK_AT)
     assert proc.stdout is not None
     missing, blocked = set(range(BLOCK_AT)), False
-    for line in proc.stdout:  # blocking reads: we kill on progress, not after a sleep
-        if line.startswith("DONE "):
-            missing.discard(int(line.split()[1]))
-        blocked = blocked or line.strip() == "BLOCKED"
-        if blocked and not missing:  # every element before the blocker is committed
-            break
-    assert blocked and not missing, proc.communicate(timeout=30)[1]  # it died early: why
+    try:
+        for line in proc.stdout:  # blocking reads: we kill on progress, not after a sleep
+            if line.startswith("DONE "):
+                missing.discard(int(line.split()[1]))
+            blocked = blocked or line.strip() == "BLOCKED"
+            if blocked and not missing:  # every element before the blocker is committed
+                break
+        assert blocked and not missing, proc.communicate(timeout=30)[1]  # it died early: why
+    except BaseException:  # a failed test (or its timeout) must not leave the worker blocked
+        proc.kill()
+        raise
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
