@@ -33,6 +33,7 @@ from ._dashboard import DashboardPoller, make_display
 from ._errors import ConfigurationError, PipelineError, StageValidationError
 from ._events import OBSERVER_TIMEOUT, check_observer_timeout
 from ._offload import Submitter, sync_calls
+from ._pipeline_builder import PipelineBuilder
 from ._pipeline_run import PipelineRun
 from ._pipeline_state import make_checkpoint
 from ._pipeline_stats import (
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
     from ._dashboard import DashboardProtocol
     from ._offload import SyncCalls
-    from ._pipeline_builder import PipelineBuilder
     from ._pipeline_state import Checkpoint
     from ._pipeline_types import (
         DashboardSnapshot,
@@ -507,9 +507,7 @@ class Pipeline:
         ``task_attempts=retries + 1``, one second apart). ``store``, ``run_id`` and
         ``on_changed`` checkpoint as in :meth:`run`.
         """
-        from ._pipeline_builder import PipelineBuilder
-
-        builder = PipelineBuilder()
+        builder = PipelineBuilder(cls)
         taken: set[str] = set()
         check_items("Pipeline.quick", items)
         for fn in check_callables("Pipeline.quick", "tasks", tasks):
@@ -526,9 +524,7 @@ class Pipeline:
     @classmethod
     def create(cls) -> PipelineBuilder:
         """A builder: ``Pipeline.create().add("Fetch", fetch, workers=10).run(items)``."""
-        from ._pipeline_builder import PipelineBuilder
-
-        return PipelineBuilder()
+        return PipelineBuilder(cls)
 
     # -- internals ---------------------------------------------------------------------------
 

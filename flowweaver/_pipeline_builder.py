@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Self
 
 from ._checks import check_callables, check_count
-from ._pipeline import Pipeline
 from ._stage import Stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from ._pipeline import Pipeline
     from ._pipeline_types import PipelineResult
     from ._tracker import StatusTracker
 
@@ -18,9 +18,14 @@ __all__ = ["PipelineBuilder"]
 
 
 class PipelineBuilder:
-    """Builds a :class:`Pipeline` one stage at a time (``Pipeline.create()``)."""
+    """Builds a :class:`Pipeline` one stage at a time; made by ``Pipeline.create()``.
 
-    def __init__(self) -> None:
+    It is given the class it builds, so this module needs no import of ``_pipeline`` (which
+    makes builders): the pipeline layer's imports form no cycle.
+    """
+
+    def __init__(self, pipeline: type[Pipeline]) -> None:
+        self._pipeline = pipeline
         self._stages: list[Stage] = []
         self._collect = True
         self._tracker: StatusTracker | None = None
@@ -53,7 +58,7 @@ class PipelineBuilder:
         return self
 
     def build(self) -> Pipeline:
-        return Pipeline(list(self._stages), self._collect, self._tracker)
+        return self._pipeline(list(self._stages), self._collect, self._tracker)
 
     async def run(self, items: Iterable[Any], **run_options: Any) -> list[PipelineResult]:
         """Build the pipeline and ``run()`` it."""

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    runtime_checkable,
+)
 
 from . import _scope
 from ._binding import Params, is_coroutine_callable, params_of
@@ -408,6 +417,17 @@ class Task(Generic[P, R]):
         await execute_task_async(self)
 
 
+@runtime_checkable
+class _Subflow(Protocol):
+    """What ``>>`` links as its subflow task: a Workflow, DAG or Flow (``_subflow.Nestable``).
+
+    Matched by shape rather than by class, so this module need not import ``_subflow``,
+    which builds Tasks (the model layer's imports form no cycle; see tests/test_layers.py).
+    """
+
+    def as_task(self) -> Task[..., Any]: ...
+
+
 def _linked(other: object, operator: str) -> tuple[Task[..., Any], ...]:
     """The tasks on one side of ``>>`` / ``<<``: a task, or a non-empty list or tuple of them.
 
@@ -417,14 +437,12 @@ def _linked(other: object, operator: str) -> tuple[Task[..., Any], ...]:
         return (other,)
     if isinstance(other, list | tuple) and other and all(isinstance(t, Task) for t in other):
         return tuple(other)
-    from ._subflow import Nestable  # the model's own module; it imports this one
-
-    if isinstance(other, Nestable):
+    if isinstance(other, _Subflow):
         return (other.as_task(),)
     if (
         isinstance(other, list | tuple)
         and other
-        and all(isinstance(t, Task | Nestable) for t in other)
+        and all(isinstance(t, Task | _Subflow) for t in other)
     ):
         return tuple(t if isinstance(t, Task) else t.as_task() for t in other)
     raise ConfigurationError(

@@ -77,16 +77,7 @@ ALLOWED: dict[tuple[str, str], str] = {
 
 #: Cycles not broken yet, each with what breaks it. Keep this empty: a new entry needs a reason
 #: a reviewer accepts.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"_task", "_subflow"}): (
-        "``>>`` with a workflow (_task._linked) needs Nestable, whose as_task() builds a Task: "
-        "move Nestable into a module of its own that imports no Task at run time"
-    ),
-    frozenset({"_pipeline", "_pipeline_builder"}): (
-        "Pipeline.create() returns the builder that builds a Pipeline: merge the builder into "
-        "_pipeline once the pipeline work of issue 15 has landed (it is editing both)"
-    ),
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
