@@ -107,12 +107,15 @@ def _is_cached(task: Task[..., Any]) -> bool:
     return task.cache
 
 
-def retry_delay(task: Task[..., Any], attempt: int, error: BaseException) -> float | None:
-    """The rule of every retry, of a task or of an element: seconds to wait before the next
-    attempt, or None when ``error`` after ``attempt`` attempts is final."""
+def retry_delay(
+    task: Task[..., Any], attempt: int, error: BaseException
+) -> tuple[float | None, BaseException]:
+    """The rule of every retry, of a task or of an element: ``(seconds to wait before the next
+    attempt, error)``, or ``(None, failure)`` when ``error`` after ``attempt`` attempts is final
+    (the failure is the exception of a ``retry_if``/``retry_after`` that raised, if one did)."""
     if attempt <= task.retries and is_retryable(error, task.retry_on):
-        return task.retry_policy.delay_before(attempt)
-    return None
+        return task.retry_policy.decide(error, attempt)
+    return None, error
 
 
 def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
@@ -389,10 +392,10 @@ class Engine:
             or the run is stopping (the task is ``cancelled``: its retry will not happen).
         """
         task = self.tasks[i]
-        self.errors[i] = error
         attempt = self.attempts[i]
         name = self.run._names[i]
-        delay = retry_delay(task, attempt, error)
+        delay, error = retry_delay(task, attempt, error)
+        self.errors[i] = error
         if self.telemetry is not None:
             retried = delay is not None and not self.stopping
             self.telemetry.end(i, name, perf_counter(), error, retried)

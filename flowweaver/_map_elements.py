@@ -304,7 +304,7 @@ class ElementMixin(Engine):
         m = self._slot_map[k]
         if m is None or m.finished:
             return None
-        delay = retry_delay(m.task, self._slot_attempts[k], error)
+        delay, error = retry_delay(m.task, self._slot_attempts[k], error)
         if self.telemetry is not None:
             name = element_name(m.task.name, self._slot_index[k])
             retried = delay is not None and not self.stopping

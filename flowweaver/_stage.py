@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
 from ._binding import is_coroutine_callable
 from ._checks import is_count, is_number
 from ._errors import StageValidationError
 from ._retry import RetryPolicy
+
+#: The longest a server's Retry-After stretches a stage's constant ``task_wait_seconds``.
+_RETRY_AFTER_CAP = 60.0
 
 __all__ = ["RETRY_MODES", "Stage", "StagePlan", "task_name"]
 
@@ -124,7 +127,13 @@ class Stage:
             interrupted: an overrun fails the attempt when it returns.
         retry_policy: A :class:`~flowweaver.RetryPolicy` to use instead of
             ``task_attempts``/``task_wait_seconds`` (per-task) or ``stage_attempts``
-            (per-stage): exponential back-off, jitter, ``retry_on``.
+            (per-stage): exponential back-off, jitter, ``retry_on``, ``retry_if``,
+            ``retry_after``.
+        retry_if: ``(error) -> bool``: whether a failure is worth another attempt (with
+            either retry mode). If it raises, its exception is the item's failure. A server's
+            ``Retry-After`` (a failure's ``retry_after`` attribute) lengthens the next wait,
+            up to ``retry_policy.max_delay`` (without one: 60 s, or ``task_wait_seconds`` if
+            longer).
 
     Callbacks may be sync or async; one that raises is logged and disabled for the rest of the
     run, and never changes the item's outcome.
@@ -157,6 +166,7 @@ class Stage:
     call_concurrency: int | None = None
     call_rate: float | None = None
     call_rate_period: float = 60.0
+    retry_if: Callable[[BaseException], object] | None = None
     _plan: StagePlan | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -286,13 +296,28 @@ class Stage:
                 )
 
     def _policies(self) -> tuple[RetryPolicy, RetryPolicy | None]:
+        task_policy, stage_policy = self._given_policies()
+        condition = self.retry_if
+        if condition is None:
+            return task_policy, stage_policy
+        if not callable(condition):
+            raise self._bad("retry_if", f"must be callable or None, got {condition!r}")
+        if self.retry_policy is not None and self.retry_policy.retry_if is not None:
+            raise self._bad("retry_if", "is given twice: here and in retry_policy")
+        if stage_policy is not None:
+            return task_policy, replace(stage_policy, retry_if=condition)
+        return replace(task_policy, retry_if=condition), None
+
+    def _given_policies(self) -> tuple[RetryPolicy, RetryPolicy | None]:
         policy = self.retry_policy
         per_task = self.retry == "per_task"
         if policy is None:
             if per_task:
                 wait = float(self.task_wait_seconds)
-                return RetryPolicy(self.task_attempts - 1, wait, 1.0, wait, 0.0), None
-            return _NO_RETRY, RetryPolicy(self.stage_attempts - 1, 0.0, 1.0, 0.0, 0.0)
+                # The cap only bounds a server's Retry-After: the waits themselves are constant.
+                cap = max(wait, _RETRY_AFTER_CAP)
+                return RetryPolicy(self.task_attempts - 1, wait, 1.0, cap, 0.0), None
+            return _NO_RETRY, RetryPolicy(self.stage_attempts - 1, 0.0, 1.0, _RETRY_AFTER_CAP, 0.0)
         if not isinstance(policy, RetryPolicy):
             raise self._bad("retry_policy", f"must be a RetryPolicy or None, got {policy!r}")
         given = [

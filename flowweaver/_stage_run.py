@@ -419,13 +419,13 @@ class StageRun:
         telemetry = self.run.telemetry
         attempt = 1
         while True:
-            if not policy.should_retry(error, attempt):
+            delay, error = policy.decide(error, attempt)
+            if delay is None:
                 raise _Failed(error, attempt, k, duration)
             if telemetry is not None:
                 telemetry.item(self.name, "retried")
             if observed:
                 await self._event(item, slot, k, _RETRY, attempt, error, duration)
-            delay = policy.delay_before(attempt)
             if delay > 0:
                 slot.waiting = True
                 try:
@@ -502,7 +502,10 @@ class StageRun:
         """Report a failure in this stage: retry the whole stage, or end the item."""
         run, policy, observed = self.run, self.stage_policy, self.run.task_hooks
         error = failed.error
-        if policy is not None and failed.task >= 0 and policy.should_retry(error, item.attempt):
+        delay = None
+        if policy is not None and failed.task >= 0:
+            delay, error = policy.decide(error, item.attempt)
+        if delay is not None:
             if run.telemetry is not None:
                 run.telemetry.item(self.name, "retried")
             if observed:
@@ -521,7 +524,7 @@ class StageRun:
                 pending = tracker._status(item.id, self.name, _RETRYING, slot.name, meta)
                 if pending is not None:
                     await run.settle(pending, "on_status_change")
-            run.requeue(self, item, policy.delay_before(item.attempt - 1))
+            run.requeue(self, item, delay)
             return
         if observed and failed.task >= 0:
             await self._event(

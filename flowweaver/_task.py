@@ -122,6 +122,12 @@ class Task(Generic[P, R]):
         allow_failed_elements: A mapped task whose elements fail for good completes anyway
             (``None`` in their places) instead of failing; the failures are recorded in
             ``run.elements(name)``.
+        retry_if: ``(error) -> bool``, asked after ``retry_on`` lets a failure through: a
+            false answer makes it final (retry a 429, not a 404). If the predicate raises,
+            its exception is the task's failure (logged once, never retried).
+        retry_after: ``(error) -> seconds | None``: the wait a failure asks for (a server's
+            ``Retry-After``); by default the failure's ``retry_after`` attribute, if any. The
+            next wait is then at least that long, capped by ``max_delay``.
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -148,6 +154,8 @@ class Task(Generic[P, R]):
     map_limit: int | None = None
     keep_results: bool = True
     allow_failed_elements: bool = False
+    retry_if: Callable[[BaseException], object] | None = None
+    retry_after: Callable[[BaseException], object] | None = None
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -177,8 +185,10 @@ class Task(Generic[P, R]):
         if (
             retry_fields != _DEFAULT_RETRY_FIELDS
             or tuple(map(type, retry_fields)) != _DEFAULT_RETRY_TYPES
+            or self.retry_if is not None
+            or self.retry_after is not None
         ):
-            check_retry_fields(f"task {name!r}", *retry_fields)
+            check_retry_fields(f"task {name!r}", *retry_fields, self.retry_if, self.retry_after)
         if self.on_status_change is not None or self.on_retry is not None or self.when is not None:
             for label in ("on_status_change", "on_retry", "when"):
                 value = getattr(self, label)
@@ -370,7 +380,14 @@ class Task(Generic[P, R]):
     def retry_policy(self) -> RetryPolicy:
         """The task's retry settings as one policy object."""
         return RetryPolicy(
-            self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
+            self.retries,
+            self.delay,
+            self.backoff,
+            self.max_delay,
+            self.jitter,
+            self.retry_on,
+            self.retry_if,
+            self.retry_after,
         )
 
     @property
