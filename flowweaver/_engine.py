@@ -42,6 +42,10 @@ Design:
   element is an index past the workflow's tasks that the drivers run like a task; its retry is
   decided by :func:`retry_delay`, the rule :meth:`fail` uses. See ``_mapping``.
 
+* **Priorities** (``Task(priority=...)``): when any task has a non-zero priority, the ready
+  queue is a :class:`~flowweaver._ready.PriorityReady` (higher first, today's FIFO order among
+  equals, a retry first among its equals); otherwise it stays a deque, untouched.
+
 Hot path: one ``begin`` and one ``succeed`` per task, list indexing only, no allocation for
 observers that are absent (status callbacks and monitors are checked with one ``is not None`` /
 truthiness test each).
@@ -70,6 +74,7 @@ from ._events import (
     interrupted_slow,
 )
 from ._options import check_options
+from ._ready import PriorityReady
 from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
@@ -105,6 +110,10 @@ def _nothing() -> None:
 
 def _is_cached(task: Task[..., Any]) -> bool:
     return task.cache
+
+
+def _has_priority(task: Task[..., Any]) -> bool:
+    return task.priority != 0
 
 
 def retry_delay(
@@ -216,7 +225,9 @@ class Engine:
         self.finished = run._finished
         self.pending = workflow._indegree[:n]
         sources = workflow._sources
-        self.ready: deque[int] = deque(sources[: bisect_left(sources, n)])
+        self.ready: deque[int] | PriorityReady = deque(sources[: bisect_left(sources, n)])
+        if any(map(_has_priority, self.tasks)):  # ~30 ns a task; a run without pays nothing more
+            self.ready = PriorityReady(self.ready, self._priority_of)
         #: Set once no new task may start (fail-fast after a failure, or a stop request).
         self.stopping = False
         #: The run's child runs (subflows), once one opens.
@@ -472,6 +483,12 @@ class Engine:
         return run
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _priority_of(self, i: int) -> int:
+        """The priority of ready index ``i``: its task's (a subflow's task, a mapped task's
+        element slot: ``tasks`` holds them too)."""
+        tasks = self.tasks
+        return tasks[i].priority if i < len(tasks) else 0
 
     def _skips(
         self, i: int, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None

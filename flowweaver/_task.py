@@ -128,6 +128,9 @@ class Task(Generic[P, R]):
         retry_after: ``(error) -> seconds | None``: the wait a failure asks for (a server's
             ``Retry-After``); by default the failure's ``retry_after`` attribute, if any. The
             next wait is then at least that long, capped by ``max_delay``.
+        priority: When several tasks are ready and workers are short, a **higher** priority
+            starts first (negative values run last); equal priorities keep the order the
+            tasks became ready. A mapped task's elements share it.
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -156,6 +159,7 @@ class Task(Generic[P, R]):
     allow_failed_elements: bool = False
     retry_if: Callable[[BaseException], object] | None = None
     retry_after: Callable[[BaseException], object] | None = None
+    priority: int = 0
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -177,6 +181,10 @@ class Task(Generic[P, R]):
             raise ConfigurationError(f"task {name!r}: fn must be callable, got {self.fn!r}")
         if self.timeout is not None:
             check_number(f"task {name!r}", "timeout", self.timeout, strict=True)
+        if type(self.priority) is not int:
+            raise ConfigurationError(
+                f"task {name!r}: priority must be an int, got {self.priority!r}"
+            )
         # Building a million tasks should not pay for checking defaults (a tuple compare is
         # identity-first). Types too: `delay=True` equals 1.0 and must still be refused.
         retry_fields = (

@@ -55,7 +55,7 @@ def test_every_task_option_is_forwarded() -> None:
         "on_status_change": recorder, "on_retry": recorder, "depends_on": ("up",),
         "cache": True, "cache_ttl": 60.0, "cache_key": str, "map_over": ("up",),
         "map_limit": 4, "keep_results": False, "allow_failed_elements": True,
-        "retry_if": when, "retry_after": when,
+        "retry_if": when, "retry_after": when, "priority": 3,
     }  # fmt: skip
     made = task(**options)(lambda x: x)  # type: ignore[call-overload]
     for field, value in options.items():
