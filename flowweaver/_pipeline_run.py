@@ -42,13 +42,14 @@ from ._errors import ItemCancelledError, PipelineError
 from ._events import OBSERVER_TIMEOUT, ObserverWaits, call_safely
 from ._pipeline_stats import end_of_run_warning
 from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
-from ._stage_run import Item, StageRun, WorkerSlot
+from ._stage_run import Item, Permit, StageRun, WorkerSlot
 from ._tracker import CODE
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
     from ._clock import Clock
+    from ._limiter import Limiter
     from ._offload import SyncCalls
     from ._pipeline_state import Checkpoint
     from ._stage import Stage
@@ -551,11 +552,26 @@ class PipelineRun:
             self._over.set()
 
 
+class _LimiterPermit:
+    """A :class:`Limiter` of ``Stage(limits=...)`` as the permit a stage task's call takes."""
+
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def acquire(self) -> None:
+        await self.limiter.acquire_async()
+
+    def release(self) -> None:
+        self.limiter.release()
+
+
 def _limiters(
     stages: Sequence[Stage], tracker: StatusTracker | None
-) -> list[tuple[Stage, tuple[tuple[asyncio.Semaphore, ...], ...]]]:
-    """Per stage, per task: the semaphores a call must hold (pipeline-wide ones first, so two
-    limited tasks always take them in the same order)."""
+) -> list[tuple[Stage, tuple[tuple[Permit, ...], ...]]]:
+    """Per stage, per task: the permits a call must hold (pipeline-wide semaphores first, so
+    two limited tasks always take them in the same order; then the stage's ``limits``)."""
     shared = {
         name: asyncio.Semaphore(limit)
         for name, limit in (tracker.task_concurrency_limits if tracker is not None else {}).items()
@@ -563,8 +579,9 @@ def _limiters(
     plans = []
     for stage in stages:
         own = {name: asyncio.Semaphore(n) for name, n in stage.task_concurrency_limits.items()}
+        limits: tuple[Permit, ...] = tuple(map(_LimiterPermit, stage.limits))
         per_task = tuple(
-            tuple(s for s in (shared.get(name), own.get(name)) if s is not None)
+            (*(s for s in (shared.get(name), own.get(name)) if s is not None), *limits)
             for name in stage.plan.names
         )
         plans.append((stage, per_task))

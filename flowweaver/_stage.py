@@ -21,6 +21,7 @@ from typing import Any
 from ._binding import is_coroutine_callable
 from ._checks import is_count, is_number
 from ._errors import StageValidationError
+from ._limiter import Limiter
 from ._retry import RetryPolicy
 
 #: The longest a server's Retry-After stretches a stage's constant ``task_wait_seconds``.
@@ -134,6 +135,9 @@ class Stage:
             ``Retry-After`` (a failure's ``retry_after`` attribute) lengthens the next wait,
             up to ``retry_policy.max_delay`` (without one: 60 s, or ``task_wait_seconds`` if
             longer).
+        limits: Shared :class:`~flowweaver.Limiter` objects: every call of the stage's tasks
+            (each attempt) takes a slot and a token of each, in order, for as long as it runs.
+            The same limiter may limit workflows' tasks and other pipelines at the same time.
 
     Callbacks may be sync or async; one that raises is logged and disabled for the rest of the
     run, and never changes the item's outcome.
@@ -167,9 +171,12 @@ class Stage:
     call_rate: float | None = None
     call_rate_period: float = 60.0
     retry_if: Callable[[BaseException], object] | None = None
+    limits: Sequence[Limiter] = ()
     _plan: StagePlan | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.limits, list | tuple):
+            object.__setattr__(self, "limits", tuple(self.limits))
         tasks: object = self.tasks
         if isinstance(tasks, Sequence) and not isinstance(tasks, str | bytes):
             object.__setattr__(self, "tasks", tuple(tasks))
@@ -248,6 +255,9 @@ class Stage:
         timeout = self.task_timeout
         if timeout is not None and (not is_number(timeout) or timeout <= 0):
             raise self._bad("task_timeout", f"must be a finite number > 0 or None, got {timeout!r}")
+        limits = self.limits
+        if not isinstance(limits, tuple) or not all(isinstance(x, Limiter) for x in limits):
+            raise self._bad("limits", f"must be a sequence of Limiter, got {limits!r}")
         task_policy, stage_policy = self._policies()
         self._check_calls()
         if capacity is None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._calls import INTERRUPTS, bounded
 from ._channel import Channel, ChannelClosed
@@ -178,6 +178,14 @@ def _unpacked(value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
     return (value,), None
 
 
+class Permit(Protocol):
+    """What a stage task's call holds while it runs: a semaphore, or a stage's ``limits``."""
+
+    async def acquire(self) -> object: ...
+
+    def release(self) -> None: ...
+
+
 class StageRun:
     """One stage in one run: its channel, its workers' slots, and the code the workers run."""
 
@@ -185,7 +193,7 @@ class StageRun:
         self,
         run: PipelineRun,
         stage: Stage,
-        limiters: tuple[tuple[asyncio.Semaphore, ...], ...],
+        limiters: tuple[tuple[Permit, ...], ...],
     ) -> None:
         plan = stage.plan
         self.run = run
