@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 from collections import deque
@@ -45,10 +46,15 @@ from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import TracebackType
 
 __all__ = ["Limiter", "LimiterStatistics", "Rate"]
+
+logger = logging.getLogger(__name__)
+
+#: An adaptive limiter's multiplicative decrease on a throttle.
+_DECREASE = 0.9
 
 #: What :meth:`Limiter.try_acquire` answers when only a release can help: wait for a wake-up.
 WAIT_FOR_RELEASE = math.inf
@@ -169,6 +175,14 @@ class Limiter:
         per: The window of a numeric ``rate``, in seconds.
         name: Shown in its ``repr`` and in error messages.
         clock: Where rate waits come from; the real clock by default (tests inject one).
+        adaptive: Throttle itself to what a remote service takes (AIMD): each call that
+            fails with a ``throttle_on`` error multiplies the concurrency and every rate by
+            0.9 (once per window, or per calls in flight, so one burst of rejections is one
+            decrease); each success adds one unit back over a level's worth of calls. Never
+            above the given values, never below 1 slot and 1 token a window. Outcomes come from
+            ``with``/``async with`` blocks, ``Stage(limits=...)`` calls, or :meth:`record`.
+        throttle_on: With ``adaptive``: the exception types (429/503-like), or a predicate on
+            the exception, that mean "slow down".
 
     Invariants: never more than ``concurrency`` holders; in any interval of ``per`` seconds,
     never more than ``limit`` tokens granted per window; callers are served first come, first
@@ -176,17 +190,23 @@ class Limiter:
     exact moment the oldest tokens expire).
 
     Raises:
-        ConfigurationError: A non-positive or non-numeric concurrency, rate or period.
+        ConfigurationError: A non-positive or non-numeric concurrency, rate or period;
+            ``adaptive`` without ``throttle_on`` or without a limit to adapt.
     """
 
     __slots__ = (
+        "_adaptive",
+        "_calm",
         "_clock",
         "_concurrency",
         "_granted",
         "_holders",
+        "_level",
         "_lock",
         "_max_amount",
+        "_max_concurrency",
         "_rates",
+        "_throttle_on",
         "_waiters",
         "_windows",
         "name",
@@ -199,6 +219,8 @@ class Limiter:
         per: float = 1.0,
         name: str | None = None,
         *,
+        adaptive: bool = False,
+        throttle_on: tuple[type[BaseException], ...] | Callable[[BaseException], object] = (),
         clock: Clock | None = None,
     ) -> None:
         owner = "Limiter" if name is None else f"Limiter {name!r}"
@@ -218,6 +240,14 @@ class Limiter:
         self._waiters: deque[_Waiter] = deque()
         self._holders = 0
         self._granted = 0
+        self._max_concurrency = concurrency
+        self._adaptive = _check_adaptive(owner, adaptive, throttle_on, concurrency, self._rates)
+        self._throttle_on = throttle_on
+        #: The adaptive level, in units of the first bound (concurrency, else the first rate).
+        self._level = float(concurrency if concurrency is not None else self._unit())
+        #: Until when (rates: a clock time; concurrency only: releases to wait) throttles of
+        #: calls made before the last decrease are ignored.
+        self._calm = 0.0
 
     @property
     def concurrency(self) -> int | None:
@@ -319,6 +349,8 @@ class Limiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._adaptive:
+            self.record(exc)
         self.release()
 
     # --- blocking: coroutines ----------------------------------------------------------------
@@ -355,7 +387,81 @@ class Limiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._adaptive:
+            self.record(exc)
         self.release()
+
+    # --- adaptive throttling -----------------------------------------------------------------
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the limiter adapts its limits to ``throttle_on`` failures."""
+        return self._adaptive
+
+    def current_limits(self) -> tuple[int | None, tuple[Rate, ...]]:
+        """The concurrency and rates in force now (below the given ones while throttled)."""
+        with self._lock:
+            return self._concurrency, tuple(Rate(w.limit, w.per) for w in self._windows)
+
+    def record(self, error: BaseException | None) -> None:
+        """Feed one call's outcome to an adaptive limiter (None: it succeeded).
+
+        A ``throttle_on`` error lowers the limits (multiplicative decrease), a success raises
+        them (additive increase); other errors, and interrupts, change nothing. A no-op on a
+        limiter that is not adaptive. ``with``/``async with`` blocks call it for you.
+        """
+        if not self._adaptive or (error is not None and not isinstance(error, Exception)):
+            return
+        throttled = error is not None and self._is_throttle(error)
+        if error is not None and not throttled:
+            return
+        with self._lock:
+            unit = self._unit()
+            if throttled:
+                now = self._now()
+                if self._windows:
+                    if now < self._calm:
+                        return
+                    self._calm = now + min(w.per for w in self._windows)
+                elif self._calm > 0:
+                    self._calm -= 1
+                    return
+                else:
+                    self._calm = float(self._holders)
+                self._level = max(1.0, self._level * _DECREASE)
+            else:
+                if not self._windows and self._calm > 0:
+                    self._calm -= 1
+                if self._level >= unit:
+                    return
+                self._level = min(float(unit), self._level + 1.0 / self._level)
+            self._apply(self._level / unit)
+
+    def _unit(self) -> float:
+        if self._max_concurrency is not None:
+            return float(self._max_concurrency)
+        return self._rates[0].limit if self._rates else 1.0
+
+    def _is_throttle(self, error: BaseException) -> bool:
+        throttle_on = self._throttle_on
+        if isinstance(throttle_on, tuple):
+            return isinstance(error, throttle_on)
+        try:
+            return bool(throttle_on(error))
+        except Exception:  # a broken predicate never breaks the caller's call
+            logger.exception("%r: throttle_on failed on %r; treated as not throttled", self, error)
+            return False
+
+    def _apply(self, scale: float) -> None:
+        """Set the limits in force to ``scale`` of the given ones, under the lock."""
+        most = self._max_concurrency
+        if most is not None:
+            before = self._concurrency
+            self._concurrency = max(1, int(most * scale + 1e-9))
+            if before is not None and self._concurrency > before and self._waiters:
+                self._waiters[0].wake()
+        for window, rate in zip(self._windows, self._rates, strict=True):
+            window.limit = max(min(1.0, rate.limit), rate.limit * scale)
 
     def notify(self) -> None:
         """Wake the first queued caller so it checks again (after an outside state change)."""
@@ -427,6 +533,37 @@ class Limiter:
                     f"{rate.limit:g} per {rate.per:g}s"
                 )
         return value
+
+
+def _check_adaptive(
+    owner: str,
+    adaptive: object,
+    throttle_on: object,
+    concurrency: int | None,
+    rates: tuple[Rate, ...],
+) -> bool:
+    if not isinstance(adaptive, bool):
+        raise ConfigurationError(f"{owner}: adaptive must be a bool, got {adaptive!r}")
+    types = isinstance(throttle_on, tuple) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in throttle_on
+    )
+    if not types and not callable(throttle_on):
+        raise ConfigurationError(
+            f"{owner}: throttle_on must be a tuple of exception types or a predicate, "
+            f"got {throttle_on!r}"
+        )
+    if not adaptive:
+        if throttle_on != ():
+            raise ConfigurationError(f"{owner}: throttle_on needs adaptive=True")
+        return False
+    if throttle_on == ():
+        raise ConfigurationError(
+            f"{owner}: adaptive=True needs throttle_on (the exception types, or a predicate, "
+            "that mean slow down)"
+        )
+    if concurrency is None and not rates:
+        raise ConfigurationError(f"{owner}: adaptive=True needs a concurrency or a rate to adapt")
+    return True
 
 
 def _rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:

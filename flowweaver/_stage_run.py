@@ -211,6 +211,8 @@ class StageRun:
         self.unpack = stage.unpack_args
         self.policy = plan.task_policy
         self.stage_policy = plan.stage_policy
+        #: The stage's adaptive ``limits``: they learn each call's outcome.
+        self.feedback = tuple(limiter for limiter in stage.limits if limiter.adaptive)
         # The stage's call limits, made per run (in-task helpers, ``_stage_context``).
         self.call_concurrency = (
             None
@@ -483,6 +485,7 @@ class StageRun:
         args, kwargs = _unpacked(value) if self.unpack else ((value,), None)
         limiters = self.limiters[k]
         acquired = 0
+        failure: BaseException | None = None
         try:
             for limiter in limiters:
                 await limiter.acquire()
@@ -502,7 +505,13 @@ class StageRun:
             if self.timeout is None:
                 return await coroutine
             return await bounded(coroutine, self.names[k], self.timeout)
+        except BaseException as error:
+            failure = error
+            raise
         finally:
+            if self.feedback and acquired == len(limiters):  # adaptive limits learn the outcome
+                for adaptive in self.feedback:
+                    adaptive.record(failure)
             for limiter in limiters[:acquired]:
                 limiter.release()
 
