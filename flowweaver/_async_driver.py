@@ -11,6 +11,8 @@ abandoned (interrupts); it never returns while work it started is still running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = ["AsyncDriver", "drive_async"]
+
+def _nothing() -> None:
+    return None
+
 
 #: A worker coroutine whose tasks never suspend yields to the event loop after this many.
 _YIELD_EVERY = 64
@@ -59,6 +65,7 @@ class AsyncDriver:
         "capacity",
         "engine",
         "finished",
+        "gate_timer",
         "in_sync_call",
         "limit",
         "loop",
@@ -90,11 +97,14 @@ class AsyncDriver:
         #: Workers created but not yet running: they will claim that many ready tasks.
         self.unstarted = 0
         self.offload = Offload(loop, threads)
+        #: The wake-up of the earliest task parked by a limiter's rate (``Task(limits=...)``).
+        self.gate_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Drive the run to its end; finish the engine (also when cancelled)."""
         engine = self.engine
-        engine.start(self.schedule_callback, capacity=self.capacity)
+        wake = self.wake_from_any_thread if engine.gates is not None else _nothing
+        engine.start(self.schedule_callback, wake, self.capacity)
         try:
             self.on_burst()
             await self.finished
@@ -147,13 +157,42 @@ class AsyncDriver:
         self.spawn()
 
     def check_done(self) -> None:
-        """The run is over when nothing runs, sleeps or is about to start."""
+        """The run is over when nothing runs, sleeps, waits for a limiter or is about to start."""
         if self.workers or self.sleepers or self.burst_scheduled or self.finished.done():
             return
-        if self.engine.ready and not self.engine.stopping:
+        engine = self.engine
+        if engine.ready and not engine.stopping:
             self.spawn()  # e.g. a worker retired just as a task became ready
             return
+        if engine.gates and not engine.stopping:
+            self.arm_gate()  # parked tasks: a release or their rate's due time brings them back
+            return
+        if self.gate_timer is not None:
+            self.gate_timer.cancel()
         self.finished.set_result(None)
+
+    def wake_from_any_thread(self) -> None:
+        """A limiter was released (any thread), or a stop was requested: look again."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            self.loop.call_soon_threadsafe(self.on_gate)
+
+    def on_gate(self) -> None:
+        """Try the tasks parked by their limiters again."""
+        self.gate_timer = None
+        gates = self.engine.gates
+        if gates and not self.engine.stopping:
+            gates.reopen(self.engine.ready.append)
+            self.spawn()
+        self.check_done()
+
+    def arm_gate(self) -> None:
+        """Wake up when the earliest rate-parked task may go (a release wakes us anyway)."""
+        gates = self.engine.gates
+        if not gates or self.engine.stopping or self.gate_timer is not None:
+            return
+        due = gates.wait()
+        if due != math.inf:
+            self.gate_timer = self.loop.call_later(due, self.on_gate)
 
     def on_worker_done(self, worker: asyncio.Task[None]) -> None:
         self.workers.discard(worker)
@@ -213,6 +252,8 @@ class AsyncDriver:
             if ready:
                 self.spawn()
             if call is None:
+                if engine.gates:
+                    self.arm_gate()
                 continue
             fn, args, kwargs = call
             try:

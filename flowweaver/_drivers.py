@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import queue
 import threading
 from collections import deque
@@ -141,11 +142,26 @@ def drive_inline(engine: Engine) -> None:
                     timers.add(engine, i, fail(i, error))
                 else:
                     succeed(i, value)
-            if not timers or engine.stopping:
+            if engine.stopping:
                 break
-            wait = timers.real_wait()
-            if wait:
-                woken.wait(wait)  # a stop request (another thread) ends the wait early
+            gates = engine.gates
+            if gates is not None and gates:  # tasks wait for a limiter: a release, or a rate
+                wait = gates.wait()
+                if timers:
+                    due = timers.real_wait()
+                    wait = 0.0 if due is None else min(wait, due)
+                if wait > 0:
+                    woken.wait(None if wait == math.inf else wait)  # a release ends it early
+                woken.clear()
+                gates.reopen(ready.append)
+                if timers:
+                    timers.release_due(engine)
+                continue
+            if not timers:
+                break
+            retry_wait = timers.real_wait()
+            if retry_wait:
+                woken.wait(retry_wait)  # a stop request (another thread) ends the wait early
             timers.release_due(engine)
     except BaseException:
         engine.request_stop()  # KeyboardInterrupt & co: what never started ends cancelled
@@ -235,7 +251,8 @@ class PoolDriver:
                 lane.flush()  # a lane may send a burst as one message (Dask: one graph)
                 if self.timed:
                     self.start_deadlines()
-                if not inflight and (engine.stopping or not (engine.ready or timers)):
+                gates = engine.gates
+                if not inflight and (engine.stopping or not (engine.ready or timers or gates)):
                     break
                 wait = self.wait_time()
                 if wait is None:
@@ -252,6 +269,8 @@ class PoolDriver:
                     self.on_deadlines()
                 if timers and not engine.stopping:
                     timers.release_due(engine)
+                if gates and not engine.stopping:  # woken by a release, or a rate is due
+                    gates.reopen(engine.ready.append)
         except BaseException:
             engine.request_stop()
             for token in inflight:
@@ -327,6 +346,11 @@ class PoolDriver:
                 timers.release_due(self.engine)
                 return None
             wait = due if wait is None else min(wait, due)
+        gates = self.engine.gates
+        if gates and not self.engine.stopping:  # a task waits for a limiter's release or rate
+            due = gates.wait()
+            if due != math.inf:
+                wait = due if wait is None else min(wait, due)
         return wait if wait is not None else _FOREVER
 
     def on_outcome(self, outcome: Outcome) -> None:

@@ -73,6 +73,7 @@ from ._events import (
     close_unstarted,
     interrupted_slow,
 )
+from ._gates import Gates
 from ._options import check_options
 from ._ready import PriorityReady
 from ._retry import is_retryable
@@ -157,6 +158,7 @@ class Engine:
         "errors",
         "executor",
         "finished",
+        "gates",
         "local_calls",
         "log_fields",
         "monitors",
@@ -228,6 +230,11 @@ class Engine:
         self.ready: deque[int] | PriorityReady = deque(sources[: bisect_left(sources, n)])
         if any(map(_has_priority, self.tasks)):  # ~30 ns a task; a run without pays nothing more
             self.ready = PriorityReady(self.ready, self._priority_of)
+        #: The limiters of ``Task(limits=...)``: None when no task has one.
+        self.gates: Gates | None = None
+        limited = {limiter for task in self.tasks if task.limits for limiter in task.limits}
+        if limited:
+            self.gates = Gates(limited, perf_counter)
         #: Set once no new task may start (fail-fast after a failure, or a stop request).
         self.stopping = False
         #: The run's child runs (subflows), once one opens.
@@ -267,6 +274,8 @@ class Engine:
         self.capacity = capacity
         self._awaiter = awaiter
         self._wake = wake
+        if self.gates is not None:
+            self.gates.open(wake)
         run = self.run
         logger.info(
             "workflow %r: run %s starting, %d tasks", run.workflow, run.run_id, self.n,
@@ -304,11 +313,16 @@ class Engine:
             if spec.keywords:
                 kwargs = {name: results[deps[k]] for name, k in spec.keywords}
         attempt = self.attempts[i] + 1
-        if (
-            attempt == 1
-            and (task.when is not None or task.skip_if_upstream_skipped)
-            and self._skips(i, task, args, kwargs)
-        ):
+        if attempt == 1:
+            if (
+                (task.when is not None or task.skip_if_upstream_skipped)
+                and (not task.limits or not self.gates.waited(i))  # type: ignore[union-attr]
+                and self._skips(i, task, args, kwargs)
+            ):
+                return None
+            if task.limits and not self.gates.take(i, task.limits):  # type: ignore[union-attr]
+                return None  # parked, still pending: tried again once a permit may be free
+        elif task.limits and not self.gates.take(i, task.limits):  # type: ignore[union-attr]
             return None
         self.attempts[i] = attempt
         if start:  # mark_running(), inlined: this is the hot path
@@ -356,6 +370,8 @@ class Engine:
         self.finished[i] = perf_counter()
         self.statuses[i] = _COMPLETED
         task = self.tasks[i]
+        if task.limits:
+            self.gates.release(i, None)  # type: ignore[union-attr]
         if self.telemetry is not None:
             self.telemetry.end(i, self.run._names[i], self.finished[i], None, retried=False)
         if task.on_status_change is not None or self.monitors:
@@ -403,6 +419,8 @@ class Engine:
             or the run is stopping (the task is ``cancelled``: its retry will not happen).
         """
         task = self.tasks[i]
+        if task.limits:
+            self.gates.release(i, error)  # type: ignore[union-attr]
         attempt = self.attempts[i]
         name = self.run._names[i]
         delay, error = retry_delay(task, attempt, error)
@@ -454,6 +472,8 @@ class Engine:
             The run record. Check :attr:`WorkflowRun.failures`, or call :meth:`raise_for_failures`.
         """
         _nesting.close(self)
+        if self.gates is not None:
+            self.gates.close()
         statuses = self.statuses
         if statuses.count(_PENDING) or statuses.count(_RUNNING) or statuses.count(_RETRYING):
             for i in range(self.n):
@@ -581,6 +601,8 @@ class Engine:
             self.stopping = True
 
     def _settle(self, i: int, status: TaskStatus) -> None:
+        if self.gates is not None:
+            self.gates.release(i, None)  # e.g. cancelled while it ran
         self.statuses[i] = status
         self.finished[i] = perf_counter()
         if self.tasks[i].on_status_change is not None or self.monitors:

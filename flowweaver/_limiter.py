@@ -202,6 +202,7 @@ class Limiter:
         "_granted",
         "_holders",
         "_level",
+        "_listeners",
         "_lock",
         "_max_amount",
         "_max_concurrency",
@@ -240,6 +241,8 @@ class Limiter:
         self._waiters: deque[_Waiter] = deque()
         self._holders = 0
         self._granted = 0
+        #: Called (outside the lock) after each release: schedulers waiting without a thread.
+        self._listeners: list[Callable[[], object]] = []
         self._max_concurrency = concurrency
         self._adaptive = _check_adaptive(owner, adaptive, throttle_on, concurrency, self._rates)
         self._throttle_on = throttle_on
@@ -317,6 +320,9 @@ class Limiter:
             self._holders -= 1
             if self._waiters:
                 self._waiters[0].wake()
+        if self._listeners:
+            for listener in tuple(self._listeners):
+                listener()
 
     # --- blocking: threads -------------------------------------------------------------------
 
@@ -462,6 +468,20 @@ class Limiter:
                 self._waiters[0].wake()
         for window, rate in zip(self._windows, self._rates, strict=True):
             window.limit = max(min(1.0, rate.limit), rate.limit * scale)
+
+    def add_listener(self, listener: Callable[[], object]) -> None:
+        """Call ``listener()`` after every release (from the releasing thread; keep it short).
+
+        For schedulers that wait for a slot without a thread of their own (the workflow
+        engine keeps a task that waits for a limiter ``pending`` and is woken by this).
+        """
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Callable[[], object]) -> None:
+        """Stop calling ``listener`` (a no-op if it was not added)."""
+        with self._lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
 
     def notify(self) -> None:
         """Wake the first queued caller so it checks again (after an outside state change)."""

@@ -24,6 +24,7 @@ from . import _scope
 from ._binding import Params, is_coroutine_callable, params_of
 from ._checks import check_number
 from ._errors import ConfigurationError
+from ._limiter import Limiter
 from ._retry import RetryPolicy, check_retry_fields
 from ._status import TaskStatus
 
@@ -131,6 +132,9 @@ class Task(Generic[P, R]):
         priority: When several tasks are ready and workers are short, a **higher** priority
             starts first (negative values run last); equal priorities keep the order the
             tasks became ready. A mapped task's elements share it.
+        limits: Shared :class:`~flowweaver.Limiter` objects: each attempt takes a slot and a
+            token of each before it starts, and gives the slot back when it ends. A task
+            waiting for one holds no worker and stays ``pending``. Not for mapped tasks.
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -160,6 +164,7 @@ class Task(Generic[P, R]):
     retry_if: Callable[[BaseException], object] | None = None
     retry_after: Callable[[BaseException], object] | None = None
     priority: int = 0
+    limits: Sequence[Limiter] = ()
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -181,6 +186,8 @@ class Task(Generic[P, R]):
             raise ConfigurationError(f"task {name!r}: fn must be callable, got {self.fn!r}")
         if self.timeout is not None:
             check_number(f"task {name!r}", "timeout", self.timeout, strict=True)
+        if self.limits:
+            self._check_limits()
         if type(self.priority) is not int:
             raise ConfigurationError(
                 f"task {name!r}: priority must be an int, got {self.priority!r}"
@@ -221,6 +228,21 @@ class Task(Generic[P, R]):
                 )
             if type(deps) is not tuple:
                 object.__setattr__(self, "depends_on", tuple(deps))
+
+    def _check_limits(self) -> None:
+        limits = self.limits
+        if isinstance(limits, list | tuple):
+            limits = tuple(limits)
+            object.__setattr__(self, "limits", limits)
+        if not isinstance(limits, tuple) or not all(isinstance(x, Limiter) for x in limits):
+            raise ConfigurationError(
+                f"task {self.name!r}: limits must be a sequence of Limiter, got {limits!r}"
+            )
+        if self.map_over is not None:
+            raise ConfigurationError(
+                f"task {self.name!r}: limits are not supported on a mapped task "
+                "(take the limiter inside the function: with limiter: ...)"
+            )
 
     def _check_cache_fields(self) -> None:
         owner = f"task {self.name!r}"

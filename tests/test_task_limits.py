@@ -1,0 +1,128 @@
+"""``Task(limits=[...])``: the engine takes permits before dispatch; waiting tasks stay pending."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from flowweaver import (
+    AsyncExecutor,
+    ConfigurationError,
+    Limiter,
+    SequentialExecutor,
+    Task,
+    TaskStatus,
+    ThreadedExecutor,
+    Workflow,
+)
+
+from .conftest import WAIT
+
+EXECUTORS = [
+    pytest.param(lambda: ThreadedExecutor(max_workers=2), id="threaded"),
+    pytest.param(lambda: AsyncExecutor(max_workers=2), id="async"),
+]
+
+
+@pytest.mark.parametrize("make", EXECUTORS)
+def test_a_waiting_task_holds_no_worker_and_stays_pending(make: Any) -> None:
+    api = Limiter(concurrency=1, name="api")
+    first_in, let_go = threading.Event(), threading.Event()
+    seen: dict[str, TaskStatus] = {}
+
+    def first() -> str:
+        first_in.set()
+        assert let_go.wait(WAIT)
+        return "first"
+
+    def free() -> str:  # no limiter: runs while `second` waits, on a worker `second` does not hold
+        assert first_in.wait(WAIT)
+        run = wf.last_run
+        assert run is not None
+        seen["second"] = run.status("second")
+        let_go.set()
+        return "free"
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="first", fn=first, limits=[api]))
+    wf.add_task(Task(name="second", fn=lambda: "second", limits=[api]))
+    wf.add_task(Task(name="free", fn=free))
+    run = make().execute(wf)
+    assert run.results == {"first": "first", "second": "second", "free": "free"}
+    assert seen == {"second": TaskStatus.PENDING}
+    assert api.statistics().holders == 0
+
+
+@pytest.mark.parametrize("make", EXECUTORS)
+def test_never_more_holders_than_the_concurrency(make: Any) -> None:
+    api = Limiter(concurrency=2)
+    lock = threading.Lock()
+    now = most = 0
+
+    def call() -> None:
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+        for _ in range(2000):
+            pass
+        with lock:
+            now -= 1
+
+    wf = Workflow("w")
+    for k in range(12):
+        wf.add_task(Task(name=f"t{k}", fn=call, limits=[api]))
+    make().execute(wf)
+    assert most <= 2 and api.statistics().granted == 12
+
+
+def test_a_release_by_another_thread_wakes_a_sequential_run() -> None:
+    api = Limiter(concurrency=1)
+    api.acquire()  # held by "another workflow"
+    wf = Workflow("w")
+    wf.add_task(Task(name="t", fn=lambda: "done", limits=[api]))
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(SequentialExecutor().execute(wf)))
+    thread.start()
+    thread.join(0.05)
+    assert thread.is_alive()  # waiting for the permit, not running
+    api.release()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert wf.last_run is not None and wf.last_run.result("t") == "done"
+
+
+def test_a_rate_limit_spaces_the_starts() -> None:
+    api = Limiter(rate=2, per=0.05)
+    wf = Workflow("w")
+    for k in range(5):
+        wf.add_task(Task(name=f"t{k}", fn=lambda: None, limits=[api]))
+    run = ThreadedExecutor(max_workers=4).execute(wf)
+    assert api.statistics().granted == 5
+    assert all(run.status(f"t{k}") is TaskStatus.COMPLETED for k in range(5))
+
+
+def test_a_retry_takes_a_new_permit_and_gives_the_old_back() -> None:
+    api = Limiter(concurrency=1)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(api.statistics().holders)
+        if len(calls) == 1:
+            raise OSError("once")
+        return "ok"
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="t", fn=flaky, retries=1, delay=0.0, limits=[api]))
+    assert SequentialExecutor().execute(wf).result("t") == "ok"
+    assert (calls, api.statistics().granted, api.statistics().holders) == ([1, 1], 2, 0)
+
+
+@pytest.mark.parametrize("bad", [[1], "api", [Limiter(), None]])
+def test_limits_that_are_not_limiters_are_named(bad: Any) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Task(name="t", fn=lambda: 1, limits=bad)
+    shown = tuple(bad) if isinstance(bad, list) else bad
+    assert str(caught.value) == f"task 't': limits must be a sequence of Limiter, got {shown!r}"
