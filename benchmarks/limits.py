@@ -13,13 +13,20 @@
   call 6,000, on the injected clock (target within 2 %) and on the real one (within 10 %). The
   window's invariant means it can never be faster; the ratio shows how much slower.
 * Limiter — one uncontended ``acquire()`` + ``release()`` of a limiter with a slot and a rate
-  window, beside the same pair on a ``threading.Semaphore`` (a baseline, not a target).
+  window, beside the same pair on a ``threading.Semaphore`` (a baseline, not a target); and of
+  a slot-only limiter (issue 16's target: under 2 µs).
+* Adaptive throttling — a simulated service that accepts 100 calls a second (on an injected
+  clock, its capacity unknown to the limiter), called through a limiter of 500 a second for
+  200 simulated seconds: the share of calls rejected after the first 10 % of the run with
+  ``adaptive=True`` beside the same run without it (target: under 5 %), and the goodput as a
+  share of the capacity (target: at least 90 %).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from typing import TYPE_CHECKING
 
 from flowweaver import Limiter, Pipeline, Stage, SystemClock, rate_limit
@@ -137,14 +144,84 @@ def limiter_cost(n: int) -> list[Row]:
             semaphore.acquire()
             semaphore.release()
 
-    ours_s, base_s = best_of(3, ours, base)
+    slot_only = Limiter(concurrency=10)
+
+    def slot() -> None:
+        for _ in range(n):
+            slot_only.acquire()
+            slot_only.release()
+
+    ours_s, base_s, slot_s = best_of(3, ours, base, slot)
     return [
+        Row("limits", "Limiter(concurrency=10) acquire+release, uncontended", slot_s / n * 1e6,
+            base_s / n * 1e6, "µs", None, "target under 2 µs; vs threading.Semaphore"),
         Row("limits", "Limiter acquire+release, uncontended", ours_s / n * 1e6,
             base_s / n * 1e6, "µs", None,
             "vs threading.Semaphore (a baseline, not a target)"),
     ]  # fmt: skip
 
 
+class _SimClock:
+    """Simulated time: sleeps return at once, having moved the clock."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+    async def sleep_async(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class _Throttled(Exception):
+    pass
+
+
+def _simulate(adaptive: bool, capacity: int = 100, seconds: float = 200.0) -> tuple[float, float]:
+    """(goodput / capacity, share rejected) after the first 10 % of a simulated run."""
+    clock = _SimClock()
+    throttle: tuple[type[BaseException], ...] = (_Throttled,) if adaptive else ()
+    api = Limiter(rate=5 * capacity, adaptive=adaptive, throttle_on=throttle, clock=clock)
+    accepted: deque[float] = deque()
+    late_ok = late_rejected = 0
+    while clock.t < seconds:
+        try:
+            with api:
+                now = clock.t
+                while accepted and accepted[0] + 1.0 <= now:
+                    accepted.popleft()
+                ok = len(accepted) < capacity
+                if now >= seconds * 0.1:
+                    late_ok += ok
+                    late_rejected += not ok
+                if not ok:
+                    raise _Throttled
+                accepted.append(now)
+        except _Throttled:
+            pass
+    return late_ok / (seconds * 0.9) / capacity, late_rejected / (late_ok + late_rejected)
+
+
+def throttling() -> list[Row]:
+    goodput, rejected = _simulate(adaptive=True)
+    _, plain_rejected = _simulate(adaptive=False)
+    return [
+        Row("limits", "adaptive: share of calls rejected (vs not adaptive)", rejected * 100,
+            plain_rejected * 100, "%", None, "target under 5 %, after the first 10 % of the run"),
+        Row("limits", "adaptive: goodput, % of the service's capacity", goodput * 100, 100.0,
+            "%", None, "target at least 90 %"),
+    ]  # fmt: skip
+
+
 def run(quick: bool) -> list[Row]:
     n = 10_000 if quick else 50_000
-    return pull_stage(n, 2 if quick else 5) + call_rate(real=not quick) + limiter_cost(100_000)
+    return (
+        pull_stage(n, 2 if quick else 5)
+        + call_rate(real=not quick)
+        + limiter_cost(100_000)
+        + throttling()
+    )
