@@ -327,11 +327,21 @@ class Limiter:
     # --- blocking: threads -------------------------------------------------------------------
 
     def acquire(self, amount: float = 1) -> None:
-        """Block the calling thread until a permit costing ``amount`` tokens is granted."""
+        """Block the calling thread until a permit costing ``amount`` tokens is granted.
+
+        Raises:
+            ConfigurationError: It would have to wait on a thread that runs an event loop
+                (an ``async def`` task's ``with limiter:``): use ``async with`` there.
+        """
         amount = self._check_amount(amount)
         with self._lock:
             if not self._waiters and self._grant(amount) == 0.0:
                 return
+            if asyncio._get_running_loop() is not None:  # waiting here would freeze the loop
+                raise ConfigurationError(
+                    f"{self!r}: acquire() (with) cannot wait on an event loop's thread: it "
+                    "would block every coroutine; use acquire_async() (async with)"
+                )
             waiter = _ThreadWaiter(amount)
             self._waiters.append(waiter)
         try:

@@ -16,6 +16,7 @@ from flowweaver import (
     TaskStatus,
     ThreadedExecutor,
     Workflow,
+    WorkflowFailedError,
 )
 
 from .conftest import WAIT
@@ -126,3 +127,22 @@ def test_limits_that_are_not_limiters_are_named(bad: Any) -> None:
         Task(name="t", fn=lambda: 1, limits=bad)
     shown = tuple(bad) if isinstance(bad, list) else bad
     assert str(caught.value) == f"task 't': limits must be a sequence of Limiter, got {shown!r}"
+
+
+def test_a_blocking_wait_on_an_event_loop_is_refused() -> None:
+    api = Limiter(concurrency=1, name="api")
+
+    async def task() -> None:
+        with api, api:  # would wait for itself, and freeze the loop meanwhile
+            pass
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="t", fn=task))
+    with pytest.raises(WorkflowFailedError) as caught:
+        AsyncExecutor().execute(wf)
+    (failure,) = caught.value.failures
+    assert str(failure.__cause__) == (
+        "Limiter(name='api', concurrency=1): acquire() (with) cannot wait on an event loop's "
+        "thread: it would block every coroutine; use acquire_async() (async with)"
+    )
+    assert api.statistics().holders == 0
