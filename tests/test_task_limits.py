@@ -6,11 +6,14 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import (
     AsyncExecutor,
     ConfigurationError,
     Limiter,
+    LimiterStatistics,
     SequentialExecutor,
     Task,
     TaskStatus,
@@ -146,3 +149,35 @@ def test_a_blocking_wait_on_an_event_loop_is_refused() -> None:
         "thread: it would block every coroutine; use acquire_async() (async with)"
     )
     assert api.statistics().holders == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    concurrency=st.integers(1, 3),
+    tasks=st.integers(1, 10),
+    workers=st.integers(1, 4),
+    on_loop=st.booleans(),
+)
+def test_every_limited_task_runs_once_within_the_concurrency(
+    concurrency: int, tasks: int, workers: int, on_loop: bool
+) -> None:
+    api = Limiter(concurrency=concurrency)
+    lock = threading.Lock()
+    now = most = 0
+
+    def call() -> None:
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+        with lock:
+            now -= 1
+
+    wf = Workflow("w")
+    for k in range(tasks):
+        wf.add_task(Task(name=f"t{k}", fn=call, limits=[api], priority=k % 3))
+    executor = AsyncExecutor(max_workers=workers) if on_loop else ThreadedExecutor(workers)
+    run = executor.execute(wf)
+    assert all(run.status(f"t{k}") is TaskStatus.COMPLETED for k in range(tasks))
+    assert most <= concurrency
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=tasks)
