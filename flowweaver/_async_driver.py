@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncDriver", "drive_async"]
 
+
 def _nothing() -> None:
     return None
 
