@@ -6,12 +6,13 @@ import argparse
 import platform
 import sys
 
-from . import dask, engine, history, limits, mapping, pipeline, state
+from . import dask, engine, history, limits, mapping, pipeline, startup, state
 from ._harness import table
 
 # Dask last: a cluster leaves threads and memory behind that slow every in-process suite run
 # after it (the sequential chain measured 0.72x graphlib after Dask, 0.64x without it).
 SUITES = {
+    "startup": startup.run,  # fresh processes: first, before the others warm anything
     "engine": engine.run,
     "mapping": mapping.run,
     "pipeline": pipeline.run,

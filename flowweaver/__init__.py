@@ -17,17 +17,12 @@ How upstream results reach a task's function — one rule everywhere:
 4. a skipped upstream contributes ``None``.
 """
 
-from ._async import AsyncExecutor as AsyncExecutor
+import importlib as _importlib
+import typing as _typing
+
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._dag import DAG as DAG
-from ._dashboard import DashboardProtocol as DashboardProtocol
-from ._dashboard_base import BaseDashboard as BaseDashboard
-from ._dashboard_base import ProgressDisplay as ProgressDisplay
-from ._dashboards import CompactDashboard as CompactDashboard
-from ._dashboards import DetailedDashboard as DetailedDashboard
-from ._dashboards import FullDashboard as FullDashboard
-from ._dask import DaskExecutor as DaskExecutor
 from ._decorator import task as task
 from ._elements import ElementRecord as ElementRecord
 from ._errors import BindingError as BindingError
@@ -84,44 +79,12 @@ from ._history import RunStatus as RunStatus
 from ._history import StageRecord as StageRecord
 from ._history import TaskRecord as TaskRecord
 from ._history_read import RunHistory as RunHistory
-from ._json_store import JSONFileStore as JSONFileStore
-from ._limiter import Limiter as Limiter
-from ._limiter import LimiterStatistics as LimiterStatistics
-from ._limiter import Rate as Rate
-from ._logging import LogLevel as LogLevel
-from ._logging import configure_logging as configure_logging
 from ._options import RunOptions as RunOptions
-from ._pipeline import Pipeline as Pipeline
-from ._pipeline_builder import PipelineBuilder as PipelineBuilder
-from ._pipeline_types import DashboardSnapshot as DashboardSnapshot
-from ._pipeline_types import ErrorSummary as ErrorSummary
-from ._pipeline_types import FailedItem as FailedItem
-from ._pipeline_types import ItemStatus as ItemStatus
-from ._pipeline_types import PipelineResult as PipelineResult
-from ._pipeline_types import PipelineStats as PipelineStats
-from ._pipeline_types import StageStats as StageStats
-from ._pipeline_types import StatusEvent as StatusEvent
-from ._pipeline_types import TaskEvent as TaskEvent
-from ._pipeline_types import TaskEventType as TaskEventType
-from ._pipeline_types import WorkerMetrics as WorkerMetrics
-from ._pipeline_types import WorkerState as WorkerState
-from ._pipeline_types import WorkerStatus as WorkerStatus
-from ._pool import AsyncFuture as AsyncFuture
-from ._pool_wait import MapResults as MapResults
-from ._pool_wait import WaitStrategy as WaitStrategy
-from ._process import ProcessExecutor as ProcessExecutor
+from ._public import LAZY as _LAZY
 from ._retry import RetryPolicy as RetryPolicy
 from ._run import WorkflowRun as WorkflowRun
 from ._serialize import JSONSerializer as JSONSerializer
 from ._serialize import Serializer as Serializer
-from ._sqlite_store import SQLiteStore as SQLiteStore
-from ._stage import Stage as Stage
-from ._stage_context import call_rate_has_capacity as call_rate_has_capacity
-from ._stage_context import concurrency_limit as concurrency_limit
-from ._stage_context import get_worker_state as get_worker_state
-from ._stage_context import rate_limit as rate_limit
-from ._stage_context import set_task_status as set_task_status
-from ._state_manager import StateManager as StateManager
 from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
 from ._status import TaskStatus as TaskStatus
@@ -131,9 +94,52 @@ from ._store import StateStore as StateStore
 from ._task import Task as Task
 from ._telemetry import configure_telemetry as configure_telemetry
 from ._telemetry import telemetry_enabled as telemetry_enabled
-from ._tracker import StatusTracker as StatusTracker
 from ._version import __version__ as __version__
 from ._workflow import Workflow as Workflow
+
+if _typing.TYPE_CHECKING:
+    from ._async import AsyncExecutor as AsyncExecutor
+    from ._dashboard import DashboardProtocol as DashboardProtocol
+    from ._dashboard_base import BaseDashboard as BaseDashboard
+    from ._dashboard_base import ProgressDisplay as ProgressDisplay
+    from ._dashboards import CompactDashboard as CompactDashboard
+    from ._dashboards import DetailedDashboard as DetailedDashboard
+    from ._dashboards import FullDashboard as FullDashboard
+    from ._dask import DaskExecutor as DaskExecutor
+    from ._json_store import JSONFileStore as JSONFileStore
+    from ._limiter import Limiter as Limiter
+    from ._limiter import LimiterStatistics as LimiterStatistics
+    from ._limiter import Rate as Rate
+    from ._logging import LogLevel as LogLevel
+    from ._logging import configure_logging as configure_logging
+    from ._pipeline import Pipeline as Pipeline
+    from ._pipeline_builder import PipelineBuilder as PipelineBuilder
+    from ._pipeline_types import DashboardSnapshot as DashboardSnapshot
+    from ._pipeline_types import ErrorSummary as ErrorSummary
+    from ._pipeline_types import FailedItem as FailedItem
+    from ._pipeline_types import ItemStatus as ItemStatus
+    from ._pipeline_types import PipelineResult as PipelineResult
+    from ._pipeline_types import PipelineStats as PipelineStats
+    from ._pipeline_types import StageStats as StageStats
+    from ._pipeline_types import StatusEvent as StatusEvent
+    from ._pipeline_types import TaskEvent as TaskEvent
+    from ._pipeline_types import TaskEventType as TaskEventType
+    from ._pipeline_types import WorkerMetrics as WorkerMetrics
+    from ._pipeline_types import WorkerState as WorkerState
+    from ._pipeline_types import WorkerStatus as WorkerStatus
+    from ._pool import AsyncFuture as AsyncFuture
+    from ._pool_wait import MapResults as MapResults
+    from ._pool_wait import WaitStrategy as WaitStrategy
+    from ._process import ProcessExecutor as ProcessExecutor
+    from ._sqlite_store import SQLiteStore as SQLiteStore
+    from ._stage import Stage as Stage
+    from ._stage_context import call_rate_has_capacity as call_rate_has_capacity
+    from ._stage_context import concurrency_limit as concurrency_limit
+    from ._stage_context import get_worker_state as get_worker_state
+    from ._stage_context import rate_limit as rate_limit
+    from ._stage_context import set_task_status as set_task_status
+    from ._state_manager import StateManager as StateManager
+    from ._tracker import StatusTracker as StatusTracker
 
 # Plain sorted() order (tests/test_exports.py checks it), not ruff's constants-first order.
 __all__ = [  # noqa: RUF022
@@ -256,9 +262,25 @@ __all__ = [  # noqa: RUF022
 ]
 
 # Exported classes say they are `flowweaver.X` (reprs, pickles, stored type tags), not where they
-# are defined: private modules may move; this namespace is the public, persisted one.
+# are defined: private modules may move; this namespace is the public, persisted one. (The
+# lazily loaded ones do the same through `_public.publish` when their module loads.)
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if isinstance(_obj, type):
         _obj.__module__ = __name__
 del _name, _obj
+
+
+# Hidden from type checkers: to them an unknown name stays an error, not an `object`.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # once loaded, a plain attribute: no second look-up
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})

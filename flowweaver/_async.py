@@ -16,6 +16,7 @@ from ._errors import ConfigurationError, EventLoopError
 from ._executors import default_workers
 from ._pool import AsyncFuture, AsyncPool, check_semaphore, retry_policy, window_for
 from ._pool_wait import MapResults, WaitStrategy, wait
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -389,3 +390,6 @@ class AsyncExecutor:
         if exc_type is not None:
             pool.cancel_all()  # as a TaskGroup: an error (or cancellation) stops the rest
         await pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+
+publish(__name__)  # last: every exported class above exists

@@ -8,7 +8,6 @@ it — a coroutine can really be cancelled, unlike the thread it runs in.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._errors import TaskTimeoutError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Awaitable, Callable, Iterator
 
 __all__ = [
@@ -69,6 +69,8 @@ async def bounded(
         TaskTimeoutError: It ran out of time; the error names the task's ``timeout`` (the
             budget may be what was left of it after a sync call returned the awaitable).
     """
+    import asyncio
+
     wait = timeout if budget is None else budget
     if wait is None:
         return await awaitable
@@ -93,6 +95,8 @@ def run_awaitable(
     Raises:
         TaskTimeoutError: It did not finish within ``timeout`` seconds (it is cancelled).
     """
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -159,6 +163,8 @@ class AwaitRunner:
         timeout: float | None,
         budget: float | None = None,
     ) -> T:
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -7,7 +7,6 @@ happens (:meth:`Clock.sleep_time`): a driver never guesses "test clock" from the
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -55,6 +54,8 @@ class SystemClock:
         time.sleep(seconds)
 
     async def sleep_async(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(seconds)
 
     def sleep_time(self, seconds: float) -> float:

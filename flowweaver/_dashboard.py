@@ -20,6 +20,7 @@ from ._checks import check_flag, is_number
 from ._dashboards import CompactDashboard, DetailedDashboard, FullDashboard, PipelineProgress
 from ._errors import ConfigurationError
 from ._events import ObserverWaits, call_safely
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -152,3 +153,6 @@ class DashboardPoller:
             ok = await self._waits.wait(value, "dashboard %s", hook)
         if not ok:
             self._muted.add(hook)
+
+
+publish(__name__)  # last: every exported class above exists

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._errors import ConfigurationError
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -160,3 +161,6 @@ class ProgressDisplay(BaseDashboard):
         stream = self._stream if self._stream is not None else sys.stdout
         stream.write(text)
         stream.flush()
+
+
+publish(__name__)  # last: every exported class above exists

@@ -40,6 +40,7 @@ from ._errors import ConfigurationError, ItemCancelledError
 from ._pipeline_types import WorkerStatus
 from ._progress import ProgressLine
 from ._progress import _duration as _clock_time
+from ._public import publish
 
 #: How the error summary names items a stop cancelled: counted apart from failures.
 CANCELLED = ItemCancelledError.__name__
@@ -440,3 +441,6 @@ class FullDashboard(DetailedDashboard):
 def _short(value: object, limit: int = 24) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+publish(__name__)  # last: every exported class above exists

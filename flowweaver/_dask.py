@@ -70,6 +70,7 @@ from ._errors import (
     TransferError,
 )
 from ._executors import BaseExecutor
+from ._public import publish
 from ._run import Remote
 from ._subflow import Nestable
 
@@ -582,3 +583,6 @@ def _gather_outputs(engine: Engine) -> None:
         return
     for i, value in zip(outputs, values, strict=True):
         results[i] = value
+
+
+publish(__name__)  # last: every exported class above exists

@@ -24,7 +24,6 @@ observer's own ``CancelledError`` included, is the observer's failure.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -38,6 +37,7 @@ from ._calls import INTERRUPTS
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Awaitable, Callable, Coroutine, Generator
 
     from ._run import WorkflowRun
@@ -143,6 +143,8 @@ async def await_safely(
         KeyboardInterrupt, SystemExit: Raised by the observer.
         asyncio.CancelledError: The awaiting task itself was cancelled.
     """
+    import asyncio
+
     try:
         await awaitable
     except INTERRUPTS:
@@ -246,6 +248,8 @@ class ObserverWaits:
         return left if timeout is None else min(timeout, left)
 
     def _shorten(self, scope: asyncio.Timeout) -> None:  # on the scope's loop
+        import asyncio
+
         with self._lock:
             if scope not in self._scopes or scope.expired():
                 return  # its wait is over (only this loop removes it: no race)
@@ -273,6 +277,8 @@ class ObserverWaits:
             KeyboardInterrupt, SystemExit: Raised by the observer.
             asyncio.CancelledError: The awaiting task itself was cancelled.
         """
+        import asyncio
+
         if inspect.iscoroutine(awaitable):
             # Most observers return without ever waiting: run the first step here, and pay for
             # a timeout scope (a timer, ~5 µs) only when it does wait.

@@ -11,7 +11,6 @@ workflow runner by handing it to the engine's pool driver.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import os
 import threading
@@ -109,6 +108,8 @@ class BaseExecutor:
         The run is driven from a worker thread. If the awaiting task is cancelled, the run stops
         starting tasks, waits for the calls in flight, and the cancellation propagates.
         """
+        import asyncio
+
         engine = make_engine(workflow, options)
         engine.executor, engine.local_calls = type(self).__name__, self.local_calls
         driving = asyncio.ensure_future(asyncio.to_thread(self._drive, engine))

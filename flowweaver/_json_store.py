@@ -47,6 +47,7 @@ from ._errors import (
 )
 from ._history import DEFAULT_KEEP_RUNS, check_keep_runs
 from ._history_read import HasRunHistory
+from ._public import publish
 from ._store import Closing, StateEntry, check_clock, check_serializer, make_private_dirs
 
 if sys.platform != "win32":
@@ -435,3 +436,6 @@ def _attempts(deadline: float) -> Iterator[None]:
     while time.monotonic() < deadline:
         time.sleep(_LOCK_POLL)
         yield
+
+
+publish(__name__)  # last: every exported class above exists

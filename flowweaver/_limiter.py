@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Protocol, Self, cast
 from ._checks import check_count, check_number
 from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -608,3 +609,6 @@ def _rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:
             f"{owner}: rate must be a positive number or a sequence of Rate, got {rate!r}"
         )
     return cast("tuple[Rate, ...]", rates)
+
+
+publish(__name__)  # last: every exported class above exists

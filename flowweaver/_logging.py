@@ -22,6 +22,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, TextIO
 
 from ._errors import ConfigurationError
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -158,3 +159,6 @@ def _level(level: object) -> int:
         f"configure_logging: level must be a LogLevel, an int >= 0 or one of "
         f"{list(LogLevel.__members__)!r}, got {level!r}"
     )
+
+
+publish(__name__)  # last: every exported class above exists

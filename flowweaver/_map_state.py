@@ -7,7 +7,6 @@ buffer ahead; :func:`strict_zip` zips upstreams and says which one ran short.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import queue
 import threading
@@ -141,6 +140,8 @@ class AsyncPump:
         threading.Thread(target=self._run, name=f"flowweaver-stream-{name}", daemon=True).start()
 
     def _run(self) -> None:
+        import asyncio
+
         asyncio.run(self._pump())
 
     async def _pump(self) -> None:

@@ -43,6 +43,7 @@ from ._pipeline_stats import (
     worker_metrics,
     worker_states,
 )
+from ._public import publish
 from ._stage import Stage, task_name
 from ._telemetry import pipeline_telemetry
 from ._tracker import StatusTracker
@@ -596,3 +597,6 @@ class Pipeline:
         if not run.finished:
             return sorted(results, key=lambda r: r.sequence_id)
         return list(results)
+
+
+publish(__name__)  # last: every exported class above exists

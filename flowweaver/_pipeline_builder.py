@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Self
 
 from ._checks import check_callables, check_count
+from ._public import publish
 from ._stage import Stage
 
 if TYPE_CHECKING:
@@ -64,3 +65,6 @@ class PipelineBuilder:
         """Build the pipeline and ``run()`` it."""
         results: list[PipelineResult] = await self.build().run(items, **run_options)
         return results
+
+
+publish(__name__)  # last: every exported class above exists

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn
 
+from ._public import publish
+
 __all__ = [
     "EMPTY",
     "DashboardSnapshot",
@@ -343,3 +345,6 @@ class ErrorSummary:
             return "no failures"
         by_type = ", ".join(f"{name}: {count}" for name, count in self.errors_by_type.items())
         return f"{self.total_failed} failed ({by_type})"
+
+
+publish(__name__)  # last: every exported class above exists

@@ -36,6 +36,7 @@ from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
+from ._public import publish
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -403,3 +404,6 @@ def window_for(limit: int, max_concurrency: object) -> int:
             f"map(): max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
         )
     return max_concurrency
+
+
+publish(__name__)  # last: every exported class above exists

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from ._errors import ConfigurationError, ExecutionError
 from ._pool import AsyncFuture
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator, Iterable
@@ -156,3 +157,6 @@ def _satisfied(strategy: WaitStrategy, finished: Iterable[AsyncFuture[Any]]) -> 
     if strategy is WaitStrategy.FIRST_EXCEPTION:
         return any(not f.cancelled() and f.exception() is not None for f in finished)
     return False
+
+
+publish(__name__)  # last: every exported class above exists

@@ -47,6 +47,7 @@ from ._drivers import drive_pool
 from ._errors import ConfigurationError, TransferError
 from ._executors import BaseExecutor
 from ._process_pool import Job, WorkerPool, cancel, payload
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,3 +229,6 @@ class ProcessExecutor(BaseExecutor):
             pool, self._pool = self._pool, None
         if pool is not None:
             cancel(pool.close(wait, cancel_pending=cancel_futures))
+
+
+publish(__name__)  # last: every exported class above exists

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._async import AsyncExecutor
-from ._dask import DaskExecutor
 from ._errors import ConfigurationError, WorkflowFailedError
 from ._executors import (
     ExecutorLike,
@@ -27,7 +25,6 @@ from ._executors import (
     WorkflowRunner,
     dask_kind,
 )
-from ._process import ProcessExecutor
 from ._workflow import Workflow
 
 if TYPE_CHECKING:
@@ -64,6 +61,8 @@ def as_executor(executor: ExecutorLike | None) -> WorkflowRunner:
     if isinstance(executor, WorkflowRunner):
         return executor
     if dask_kind(executor) == "Client":
+        from ._dask import DaskExecutor  # loaded only for a Dask client: see _public
+
         return DaskExecutor(executor)  # type: ignore[arg-type]  # it is a distributed.Client
     if callable(getattr(executor, "submit", None)):
         return PoolExecutor(executor)
@@ -92,8 +91,12 @@ def resolve_executor(
         threaded = ThreadedExecutor(max_workers)
         return threaded, threaded.shutdown
     if executor == "async":
+        from ._async import AsyncExecutor  # asyncio loads only for a run that asks for it
+
         return AsyncExecutor(max_workers=max_workers), None
     if executor == "process":
+        from ._process import ProcessExecutor
+
         processes = ProcessExecutor(max_workers)
         return processes, processes.shutdown
     raise ConfigurationError(
@@ -135,6 +138,8 @@ def execute_task(task: Task[..., Any]) -> None:
 
 async def execute_task_async(task: Task[..., Any]) -> None:
     """:meth:`Task.execute_async`: the task alone, on the running loop."""
+    from ._async import AsyncExecutor
+
     try:
         await AsyncExecutor().execute_async(_alone(task))
     except WorkflowFailedError as failed:

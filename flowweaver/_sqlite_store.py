@@ -60,6 +60,7 @@ from ._history import (
     runs_namespace,
 )
 from ._history_read import HasRunHistory
+from ._public import publish
 from ._store import (
     PURGE_EVERY,
     Closing,
@@ -508,3 +509,6 @@ def _backfill_history(conn: sqlite3.Connection) -> None:
             "INSERT OR IGNORE INTO flowweaver_entries VALUES (?, ?, ?, ?, NULL, '', NULL)",
             (runs_namespace(kind, name), run_id, legacy_record(first, last, count), first),
         )
+
+
+publish(__name__)  # last: every exported class above exists

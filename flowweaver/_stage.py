@@ -22,6 +22,7 @@ from ._binding import is_coroutine_callable
 from ._checks import is_count, is_number
 from ._errors import StageValidationError
 from ._limiter import Limiter
+from ._public import publish
 from ._retry import RetryPolicy
 
 #: The longest a server's Retry-After stretches a stage's constant ``task_wait_seconds``.
@@ -344,3 +345,6 @@ class Stage:
                 "retry_policy", f"replaces {', '.join(given)}: give one or the other, not both"
             )
         return (policy, None) if per_task else (_NO_RETRY, policy)
+
+
+publish(__name__)  # last: every exported class above exists

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import PipelineError
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -163,3 +164,6 @@ def _stage_limiter(helper: str, field: str) -> Limiter:
             f"set {field}=N on the Stage to use {helper}()"
         )
     return limiter
+
+
+publish(__name__)  # last: every exported class above exists

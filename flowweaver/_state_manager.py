@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._checks import check_number
 from ._errors import ConfigurationError, SerializationError
 from ._json_store import JSONFileStore
+from ._public import publish
 from ._sqlite_store import SQLiteStore
 from ._store import Closing, MemoryStore, StateEntry, StateStore
 
@@ -234,3 +235,6 @@ def open_store(
         f"{what} must end in .json (JSON file) or "
         f"{', '.join(_SQLITE_SUFFIXES)} (SQLite), got {os.fspath(path)!r}"
     )
+
+
+publish(__name__)  # last: every exported class above exists

@@ -25,6 +25,7 @@ from ._checks import check_count, check_mapping, is_count
 from ._errors import ConfigurationError
 from ._events import call_safely
 from ._pipeline_types import EMPTY, ErrorSummary, FailedItem, ItemStatus, StatusEvent, TaskEvent
+from ._public import publish
 
 __all__ = ["StatusTracker"]
 
@@ -263,3 +264,6 @@ class StatusTracker:
 def _event(item_id: Any, history: list[Any], at: int) -> StatusEvent:
     stage, code, worker, timestamp, metadata = history[at : at + _WIDTH]
     return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
+
+
+publish(__name__)  # last: every exported class above exists
