@@ -32,10 +32,10 @@ limit.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -117,6 +117,8 @@ class _LoopWaiter:
     __slots__ = ("amount", "event", "loop")
 
     def __init__(self, amount: float) -> None:
+        import asyncio
+
         self.amount = amount
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
@@ -338,7 +340,11 @@ class Limiter:
         with self._lock:
             if not self._waiters and self._grant(amount) == 0.0:
                 return
-            if asyncio._get_running_loop() is not None:  # waiting here would freeze the loop
+            # Not loaded: no event loop can run here (and a threaded run never loads it).
+            asyncio = sys.modules.get("asyncio")
+            if (
+                asyncio is not None and asyncio._get_running_loop() is not None
+            ):  # waiting here would freeze the loop
                 raise ConfigurationError(
                     f"{self!r}: acquire() (with) cannot wait on an event loop's thread: it "
                     "would block every coroutine; use acquire_async() (async with)"
