@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._durable import DurableEngine
-from ._durable_map import DurableMapEngine
 from ._engine import Engine
-from ._mapping import MapEngine
 from ._workflow import Workflow
 
 if TYPE_CHECKING:
@@ -38,6 +35,17 @@ def make_engine(workflow: Workflow, options: RunOptions) -> Engine:
     if not isinstance(given, Workflow):
         return Engine(workflow, options)  # it raises the error that names what was given
     durable = options.get("store") is not None or any(map(_is_cached, workflow._tasks))
+    # Imported here: a plain run loads neither the stores nor the mapping machinery.
     if workflow._mapped:
-        return DurableMapEngine(workflow, options) if durable else MapEngine(workflow, options)
-    return DurableEngine(workflow, options) if durable else Engine(workflow, options)
+        if durable:
+            from ._durable_map import DurableMapEngine
+
+            return DurableMapEngine(workflow, options)
+        from ._mapping import MapEngine
+
+        return MapEngine(workflow, options)
+    if durable:
+        from ._durable import DurableEngine
+
+        return DurableEngine(workflow, options)
+    return Engine(workflow, options)
