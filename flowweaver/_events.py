@@ -225,10 +225,6 @@ class ObserverWaits:
         self._lock = threading.Lock()
         self._scopes: dict[asyncio.Timeout, asyncio.AbstractEventLoop] = {}
 
-    @property
-    def is_stopping(self) -> bool:
-        return self._deadline is not None
-
     def stop(self) -> None:
         """The run is asked to stop: from now on, its observers share :data:`STOP_GRACE`."""
         with self._lock:
