@@ -3,19 +3,13 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "limits.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
+from ._doc_examples import promised_output, python_blocks, run_block
 
-
-def promised_output(block: str) -> list[str]:
-    return [line.split("  # ", 1)[1] for line in block.splitlines() if "print(" in line]
+BLOCKS = python_blocks("docs/guide/limits.md")
 
 
 def test_the_guide_has_an_example_per_feature() -> None:
@@ -24,10 +18,7 @@ def test_the_guide_has_an_example_per_feature() -> None:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{k}" for k in range(len(BLOCKS))])
 def test_each_example_runs_and_prints_what_it_promises(block: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", block],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_block(block, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == promised_output(block)
     assert promised_output(block)

@@ -5,19 +5,13 @@ Convention: a line ``print(...)  # text`` promises that ``text`` is the line it 
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+from ._doc_examples import promised_output, python_blocks, run_block
 
-
-def promised_output(block: str) -> list[str]:
-    return [line.split("  # ", 1)[1] for line in block.splitlines() if "print(" in line]
+BLOCKS = python_blocks("README.md")
 
 
 def test_the_readme_has_its_examples() -> None:
@@ -26,10 +20,7 @@ def test_the_readme_has_its_examples() -> None:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{k}" for k in range(len(BLOCKS))])
 def test_each_example_runs_and_prints_what_it_promises(block: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", block],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_block(block, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == promised_output(block)
     assert promised_output(block)  # every example shows its result
