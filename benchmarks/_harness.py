@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -65,3 +67,27 @@ def table(rows: list[Row]) -> str:
             f" {mark}{note} |"
         )
     return "\n".join(lines)
+
+
+#: Appended to the script :func:`peak_rss_mb` runs: print the process's peak RSS in KiB
+#: (VmHWM where /proc has it; ru_maxrss elsewhere).
+_PRINT_PEAK = """
+import resource as _resource, sys as _sys
+try:
+    with open("/proc/self/status") as _status:
+        _kib = next(int(line.split()[1]) for line in _status if line.startswith("VmHWM:"))
+except OSError:
+    _peak = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss
+    _kib = _peak // 1024 if _sys.platform == "darwin" else _peak  # bytes on macOS
+print(_kib)
+"""
+
+
+def peak_rss_mb(script: str, n: int) -> float:
+    """Peak resident memory, in MB, of a fresh interpreter running ``script`` with ``n``
+    as its argument."""
+    out = subprocess.run(
+        [sys.executable, "-c", script + _PRINT_PEAK, str(n)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return int(out.split()[-1]) / 1024

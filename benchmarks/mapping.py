@@ -14,13 +14,11 @@ Baselines, each measured in the same run:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 from flowweaver import AsyncExecutor, SequentialExecutor, Task, ThreadedExecutor, Workflow
 
-from ._harness import Row, best_of
+from ._harness import Row, best_of, peak_rss_mb
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,7 +98,7 @@ def threaded_map(n: int, repeat: int) -> list[Row]:
 
 
 _CHAIN = """
-import resource, sys
+import sys
 from flowweaver import DAG, SequentialExecutor, task
 
 @task
@@ -123,26 +121,12 @@ with DAG("chain") as dag:
     numbers >> a.map(keep_results=False) >> b.map(keep_results=False) >> c.map(keep_results=False)
 results = dag.run(SequentialExecutor())
 assert results["c"] == int(sys.argv[1]), results
-try:
-    with open("/proc/self/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-except OSError:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kib = peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
-print(kib)
 """
 
 
-def _peak_rss_mb(n: int) -> float:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHAIN, str(n)], capture_output=True, text=True, check=True
-    ).stdout
-    return int(out.split()[-1]) / 1024
-
-
 def memory(n: int) -> list[Row]:
-    floor = _peak_rss_mb(10)
-    peak = _peak_rss_mb(n)
+    floor = peak_rss_mb(_CHAIN, 10)
+    peak = peak_rss_mb(_CHAIN, n)
     return [
         Row("mapping", f"generator >> 3 mapped tasks, {n:,} elements, peak RSS", peak,
             RSS_BUDGET_MB, "MB", 1.0,

@@ -17,12 +17,10 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 from flowweaver import Pipeline, Stage, StatusTracker
 
-from ._harness import Row, best_of
+from ._harness import Row, best_of, peak_rss_mb
 
 STAGES = 3
 WORKERS = 10
@@ -95,7 +93,7 @@ def throughput(n: int, repeat: int) -> list[Row]:
 
 
 _STREAM = f"""
-import asyncio, resource, sys
+import asyncio, sys
 from flowweaver import Pipeline, Stage
 
 async def step(x):
@@ -109,26 +107,12 @@ async def main(n):
     assert count == n, count
 
 asyncio.run(main(int(sys.argv[1])))
-try:
-    with open("/proc/self/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-except OSError:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kib = peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
-print(kib)
 """
 
 
-def _peak_rss_mb(n: int) -> float:
-    out = subprocess.run(
-        [sys.executable, "-c", _STREAM, str(n)], capture_output=True, text=True, check=True
-    ).stdout
-    return int(out.split()[-1]) / 1024
-
-
 def memory(n: int) -> list[Row]:
-    floor = _peak_rss_mb(10)
-    peak = _peak_rss_mb(n)
+    floor = peak_rss_mb(_STREAM, 10)
+    peak = peak_rss_mb(_STREAM, n)
     return [
         Row("pipeline", f"stream() {n:,} items, peak RSS", peak, RSS_BUDGET_MB, "MB", 1.0,
             f"budget, not a baseline; the interpreter's floor is {floor:.0f} MB"),
