@@ -39,7 +39,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._checks import check_number
 from ._claim import FileClaims
@@ -419,38 +419,28 @@ class SQLiteStore(Closing, HasRunHistory):
                 self._raise(error)
 
     def entries(self, namespace: str) -> dict[str, StateEntry]:
-        with self._lock:
-            try:
-                rows = (
-                    self._connection()
-                    .execute(
-                        f"SELECT key, {_COLUMNS} FROM flowweaver_entries "
-                        f"WHERE namespace = ? AND {_LIVE}",
-                        (namespace, self._clock()),
-                    )
-                    .fetchall()
-                )
-            except _ERRORS as error:
-                self._raise(error)
+        rows = self._live_rows(f"key, {_COLUMNS}", namespace)
         return {row[0]: StateEntry(*row[1:]) for row in rows}
 
     def stamps(self, namespace: str) -> list[tuple[str, float]]:
         """``(key, created_at)`` of every live entry of ``namespace``, without their data (what
         run history sorts a long listing by)."""
+        return self._live_rows("key, created_at", namespace)
+
+    def _live_rows(self, columns: str, namespace: str) -> list[Any]:
+        """``columns`` of every live (unexpired) entry of ``namespace``."""
         with self._lock:
             try:
-                rows = (
+                return (
                     self._connection()
                     .execute(
-                        f"SELECT key, created_at FROM flowweaver_entries "
-                        f"WHERE namespace = ? AND {_LIVE}",
+                        f"SELECT {columns} FROM flowweaver_entries WHERE namespace = ? AND {_LIVE}",
                         (namespace, self._clock()),
                     )
                     .fetchall()
                 )
             except _ERRORS as error:
                 self._raise(error)
-        return rows
 
     def purge(self, namespace: str | None = None) -> int:
         """Remove the expired entries of ``namespace`` (None: of every namespace); how many.
