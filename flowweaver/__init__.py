@@ -72,25 +72,16 @@ from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
 from ._flow import Flow as Flow
-from ._history import RunDetail as RunDetail
-from ._history import RunKind as RunKind
-from ._history import RunRecord as RunRecord
-from ._history import RunStatus as RunStatus
-from ._history import StageRecord as StageRecord
-from ._history import TaskRecord as TaskRecord
-from ._history_read import RunHistory as RunHistory
 from ._options import RunOptions as RunOptions
 from ._public import LAZY as _LAZY
 from ._retry import RetryPolicy as RetryPolicy
 from ._run import WorkflowRun as WorkflowRun
-from ._serialize import JSONSerializer as JSONSerializer
-from ._serialize import Serializer as Serializer
 from ._status import ChangePolicy as ChangePolicy
 from ._status import FailurePolicy as FailurePolicy
 from ._status import TaskStatus as TaskStatus
-from ._store import MemoryStore as MemoryStore
-from ._store import StateEntry as StateEntry
-from ._store import StateStore as StateStore
+from ._store_types import Serializer as Serializer
+from ._store_types import StateEntry as StateEntry
+from ._store_types import StateStore as StateStore
 from ._task import Task as Task
 from ._telemetry import configure_telemetry as configure_telemetry
 from ._telemetry import telemetry_enabled as telemetry_enabled
@@ -106,6 +97,13 @@ if _typing.TYPE_CHECKING:
     from ._dashboards import DetailedDashboard as DetailedDashboard
     from ._dashboards import FullDashboard as FullDashboard
     from ._dask import DaskExecutor as DaskExecutor
+    from ._history import RunDetail as RunDetail
+    from ._history import RunKind as RunKind
+    from ._history import RunRecord as RunRecord
+    from ._history import RunStatus as RunStatus
+    from ._history import StageRecord as StageRecord
+    from ._history import TaskRecord as TaskRecord
+    from ._history_read import RunHistory as RunHistory
     from ._json_store import JSONFileStore as JSONFileStore
     from ._limiter import Limiter as Limiter
     from ._limiter import LimiterStatistics as LimiterStatistics
@@ -131,6 +129,7 @@ if _typing.TYPE_CHECKING:
     from ._pool_wait import MapResults as MapResults
     from ._pool_wait import WaitStrategy as WaitStrategy
     from ._process import ProcessExecutor as ProcessExecutor
+    from ._serialize import JSONSerializer as JSONSerializer
     from ._sqlite_store import SQLiteStore as SQLiteStore
     from ._stage import Stage as Stage
     from ._stage_context import call_rate_has_capacity as call_rate_has_capacity
@@ -139,6 +138,7 @@ if _typing.TYPE_CHECKING:
     from ._stage_context import rate_limit as rate_limit
     from ._stage_context import set_task_status as set_task_status
     from ._state_manager import StateManager as StateManager
+    from ._store import MemoryStore as MemoryStore
     from ._tracker import StatusTracker as StatusTracker
 
 # Plain sorted() order (tests/test_exports.py checks it), not ruff's constants-first order.

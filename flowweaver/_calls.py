@@ -9,7 +9,6 @@ it — a coroutine can really be cancelled, unlike the thread it runs in.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -135,6 +134,8 @@ def signals_wake(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or fileno is None:
         yield
         return
+    import signal  # the asyncio path only: a threaded run never needs it
+
     ours = fileno()
     try:
         previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)

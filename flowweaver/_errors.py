@@ -65,8 +65,14 @@ with ``repr``.
 
 from __future__ import annotations
 
-import pickle
 from typing import TYPE_CHECKING, Self
+
+# pickle.PicklingError *is* _pickle's (the accelerator's) class; importing only the accelerator
+# keeps pickle.py (and struct) out of ``import flowweaver``.
+try:
+    from _pickle import PicklingError
+except ImportError:  # an interpreter without the accelerator
+    from pickle import PicklingError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -498,7 +504,7 @@ class EventLoopError(ExecutionError):
     """A blocking entry point was called from inside a running event loop."""
 
 
-class TransferError(ExecutionError, pickle.PicklingError, TypeError):
+class TransferError(ExecutionError, PicklingError, TypeError):
     """A call cannot be sent to where it should run (a worker process, a cluster), or its
     outcome cannot come back.
 

@@ -19,7 +19,6 @@ per task position.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
@@ -100,6 +99,8 @@ def to_mermaid(
             load["load"]
             extract --> load
     """
+    import json  # only here: the import of flowweaver stays without it
+
     ids = node_ids(names)
     lines = ["---", f"title: {json.dumps(title)}", "---", "flowchart TD"]
     marks = mapped or {}

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._checks import is_count
 from ._errors import ConfigurationError
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -393,3 +394,6 @@ def legacy_record(started_at: float, ended_at: float, completed: int) -> str:
         {"status": RunStatus.UNKNOWN.value, "started_at": started_at, "ended_at": ended_at,
          "counts": {"completed": completed}, "total": completed, "executor": "", "version": ""}
     )  # fmt: skip
+
+
+publish(__name__)  # last: every exported class above exists

@@ -26,6 +26,7 @@ from ._history import (
     results_namespace,
     runs_namespace,
 )
+from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -341,3 +342,6 @@ class HasRunHistory:
     ) -> int:
         """Remove old runs (history and committed results); see :meth:`RunHistory.prune`."""
         return RunHistory(cast("StateStore", self)).prune(name, keep_last=keep_last, before=before)
+
+
+publish(__name__)  # last: every exported class above exists

@@ -3,7 +3,7 @@ accepts as keyword arguments, and their validation, in one place."""
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Sequence  # noqa: TC003 - get_type_hints(RunOptions) resolves it
 from typing import TypedDict
 
@@ -13,7 +13,7 @@ from ._errors import ConfigurationError
 from ._events import Monitor
 from ._progress import ProgressMonitor
 from ._status import ChangePolicy, FailurePolicy
-from ._store import StateStore
+from ._store_types import StateStore
 
 __all__ = ["RunOptions", "check_options", "check_owner_timeout", "check_state_options"]
 
@@ -88,7 +88,7 @@ def check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Cl
         raise ConfigurationError(f"clock must implement Clock, got {clock!r}")
     run_id = options.get("run_id", None)
     if run_id is None:
-        run_id = uuid.uuid4().hex[:16]
+        run_id = os.urandom(8).hex()  # 16 hex digits, as before; uuid would cost the import
     elif not isinstance(run_id, str) or not run_id:  # "" would silently be a fresh run
         raise ConfigurationError(f"run_id must be a non-empty str, got {run_id!r}")
     if "store" in options or "on_changed" in options:

@@ -56,9 +56,11 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError, SerializationError
+from ._public import publish
+from ._store_types import Serializer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,24 +80,6 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 #: Bits above which an int is stored in hex: Python refuses int <-> decimal str conversions
 #: beyond 4,300 digits (about 14,000 bits), and JSON numbers are decimal.
 _BIG_INT_BITS = 13_000
-
-
-@runtime_checkable
-class Serializer(Protocol):
-    """Turns values into text for a :class:`~flowweaver.StateStore`, and text back into values.
-
-    ``loads(dumps(v))`` must equal ``v``, and equal values should give equal text (a task's
-    fingerprint hashes its inputs' text). Raise :class:`~flowweaver.SerializationError` for a
-    value you cannot store or a text you cannot read.
-    """
-
-    def dumps(self, value: object) -> str:
-        """The stored form of ``value``."""
-        ...
-
-    def loads(self, text: str) -> object:
-        """The value whose stored form is ``text``."""
-        ...
 
 
 def type_name(cls: type) -> str:
@@ -478,3 +462,6 @@ _REBUILDERS: dict[str, Callable[[Any], object]] = {
     "path": pathlib.Path,
     "complex": lambda v: complex(v[0], v[1]),
 }
+
+
+publish(__name__)  # last: every exported class above exists

@@ -1,4 +1,4 @@
-"""The StateStore protocol, its record type, and the in-memory store.
+"""The in-memory store, and what every store shares (the protocols are in ``_store_types``).
 
 A state store is a small durable map ``(namespace, key) -> StateEntry``. Four kinds of
 namespace share one store and never see each other:
@@ -26,14 +26,15 @@ import errno
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Self
 
 from ._claim import MemoryClaims
 from ._errors import ConfigurationError
 from ._history import DEFAULT_KEEP_RUNS, check_keep_runs, pipeline_namespace, run_namespace
 from ._history_read import HasRunHistory
-from ._serialize import JSONSerializer, Serializer
+from ._public import publish
+from ._serialize import JSONSerializer
+from ._store_types import Serializer, StateEntry, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,75 +61,6 @@ CACHE_NAMESPACE = "cache"
 
 #: Fewest writes between two sweeps for expired entries in a store that sweeps on write.
 PURGE_EVERY = 256
-
-
-@dataclass(frozen=True, slots=True)
-class StateEntry:
-    """One stored value.
-
-    Attributes:
-        data: The value as its serializer's text.
-        created_at: Wall-clock time (the store's clock) when it was stored.
-        expires_at: Wall-clock time after which it counts as absent, or None.
-        fingerprint: For a run's task results, the hash of the task's code and inputs that
-            produced it (see :mod:`flowweaver._fingerprint`); empty otherwise.
-        metadata: Free text stored beside the value (``StateManager`` keeps its metadata
-            dict here, serialized), or None.
-    """
-
-    data: str
-    created_at: float
-    expires_at: float | None = None
-    fingerprint: str = ""
-    metadata: str | None = None
-
-    def is_expired(self, now: float) -> bool:
-        """Whether the entry counts as absent at wall-clock time ``now``."""
-        return self.expires_at is not None and self.expires_at <= now
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """Durable ``(namespace, key) -> StateEntry`` storage; see the module docstring.
-
-    flowweaver ships :class:`MemoryStore`, :class:`~flowweaver.SQLiteStore` (the durable
-    default for runs) and :class:`~flowweaver.JSONFileStore`. A store of your own must make each
-    ``put`` durable before it returns, keep namespaces apart, treat expired entries as absent,
-    and raise :class:`~flowweaver.StateError` subclasses for trouble it can name.
-
-    Stores are thread-safe; runs call them only from the thread that drives the run.
-    """
-
-    #: How values become ``StateEntry.data`` and back.
-    serializer: Serializer
-
-    def now(self) -> float:
-        """Wall-clock seconds (``time.time()`` unless a clock was injected), for TTLs."""
-        ...
-
-    def get(self, namespace: str, key: str) -> StateEntry | None:
-        """The live entry at ``key``, or None."""
-        ...
-
-    def put(self, namespace: str, key: str, entry: StateEntry) -> None:
-        """Store ``entry`` at ``key`` (replacing any), durably, in one transaction."""
-        ...
-
-    def delete(self, namespace: str, key: str) -> bool:
-        """Remove ``key``; True if a live entry was there."""
-        ...
-
-    def clear(self, namespace: str) -> None:
-        """Remove every entry of ``namespace``."""
-        ...
-
-    def entries(self, namespace: str) -> dict[str, StateEntry]:
-        """Every live entry of ``namespace``, by key."""
-        ...
-
-    def close(self) -> None:
-        """Release the store's file handles. Idempotent."""
-        ...
 
 
 def check_serializer(owner: str, serializer: object) -> Serializer:
@@ -315,3 +247,6 @@ class MemoryStore(Closing, HasRunHistory):
 
     def close(self) -> None:
         return
+
+
+publish(__name__)  # last: every exported class above exists

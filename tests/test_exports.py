@@ -57,6 +57,50 @@ def test_sequential_and_threaded_workflows_never_import_asyncio() -> None:
     assert _fresh(code) == ["False", "2", "False", "2", "False", "True"]
 
 
+#: What ``import flowweaver`` and a plain run leave out (each loads on first use): the event
+#: loop, the stores with their history and serializer, and the standard library they need.
+KEPT_OUT = (
+    "asyncio", "flowweaver._store", "flowweaver._history", "flowweaver._history_read",
+    "flowweaver._claim", "flowweaver._serialize", "flowweaver._limiter", "socket", "hashlib",
+    "platform", "uuid", "datetime", "decimal", "pickle", "random", "signal",
+)  # fmt: skip
+
+
+def test_import_and_a_plain_run_leave_out_what_they_do_not_use() -> None:
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"  # what the interpreter loaded for itself is not ours
+        "import flowweaver as fw\n"
+        f"kept_out = {KEPT_OUT!r}\n"
+        "print(sorted(m for m in kept_out if m in sys.modules and m not in before) or '-')\n"
+        "wf = fw.Workflow('w')\n"
+        "wf.add_task(fw.Task('a', lambda: 1))\n"
+        "wf.add_task(fw.Task('b', lambda a: a + 1, retries=1), depends_on=['a'])\n"
+        "for executor in (fw.SequentialExecutor(), fw.ThreadedExecutor(2)):\n"
+        "    assert wf.execute(executor=executor).result('b') == 2\n"
+        "print(sorted(m for m in kept_out if m in sys.modules and m not in before) or '-')\n"
+        "fw.MemoryStore\n"
+        "print('flowweaver._store' in sys.modules)\n"
+    )
+    assert _fresh(code) == ["-", "-", "True"]
+
+
+def test_run_options_and_store_protocols_resolve_their_annotations() -> None:
+    # Users' tools (validators, docs) read RunOptions' hints at run time; the stores it names
+    # load lazily, so the names must resolve without them: in a fresh process.
+    code = (
+        "import typing, flowweaver as fw\n"
+        "hints = typing.get_type_hints(fw.RunOptions)\n"
+        "print(hints['store'] is fw.StateStore, hints['clock'] is fw.Clock)\n"
+        "print(typing.get_type_hints(fw.StateStore)['serializer'] is fw.Serializer)\n"
+        "print(sorted(typing.get_type_hints(fw.StateEntry)))\n"
+    )
+    assert _fresh(code) == [
+        "True", "True", "True",
+        "['created_at',", "'data',", "'expires_at',", "'fingerprint',", "'metadata']",
+    ]  # fmt: skip
+
+
 def test_a_class_loaded_by_flowweaver_itself_still_claims_the_public_module() -> None:
     # The pipeline module imports the tracker's module directly, before any program names it.
     code = (
