@@ -9,6 +9,7 @@ it — a coroutine can really be cancelled, unlike the thread it runs in.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,7 +25,9 @@ __all__ = [
     "AwaitRunner",
     "awaitable_error",
     "bounded",
+    "cancelled_error",
     "invoke",
+    "is_cancelled_error",
     "run_awaitable",
     "signals_wake",
 ]
@@ -232,3 +235,22 @@ class _OneShot:
 
 
 _ONCE = _OneShot()
+
+
+# ``concurrent.futures`` (and the ``logging`` it imports) loads only when a program uses a
+# pool: flowweaver's own worker threads report a call cancelled before it ran with the same
+# exception a pool would, made on first need.
+def cancelled_error() -> BaseException:
+    """A new ``concurrent.futures.CancelledError``: the outcome of a call that never ran."""
+    from concurrent.futures import CancelledError
+
+    return CancelledError()
+
+
+def is_cancelled_error(value: object) -> bool:
+    """Whether ``value`` is a ``concurrent.futures.CancelledError``.
+
+    Imports nothing: until something imported ``concurrent.futures``, nothing made one.
+    """
+    futures = sys.modules.get("concurrent.futures")
+    return futures is not None and isinstance(value, futures.CancelledError)

@@ -50,11 +50,10 @@ import math
 import queue
 import threading
 from collections import deque
-from concurrent.futures import CancelledError
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ._calls import INTERRUPTS, AwaitRunner, invoke
+from ._calls import INTERRUPTS, AwaitRunner, invoke, is_cancelled_error
 from ._clock import sleep_time_of
 from ._errors import TaskTimeoutError
 
@@ -364,7 +363,7 @@ class PoolDriver:
             self.occupied.discard(token)
         elif ok:
             engine.succeed(i, value)
-        elif engine.stopping and isinstance(value, CancelledError):
+        elif engine.stopping and is_cancelled_error(value):
             engine.cancel(i)
         elif isinstance(value, INTERRUPTS):
             engine.cancel(i)
@@ -378,7 +377,7 @@ class PoolDriver:
         """The outcome of a call still counted as queued: it was cancelled before it ran, or
         it ran — and, the lane being FIFO, so did every call queued before it."""
         queued = self.queued
-        if not ok and self.engine.stopping and isinstance(value, CancelledError):
+        if not ok and self.engine.stopping and is_cancelled_error(value):
             if token in queued:  # cancelled by the lane itself, not by on_stop
                 queued.remove(token)
             return

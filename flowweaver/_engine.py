@@ -53,7 +53,6 @@ truthiness test each).
 
 from __future__ import annotations
 
-import logging
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -74,6 +73,7 @@ from ._events import (
     interrupted_slow,
 )
 from ._gates import Gates
+from ._log import DEBUG, lazy_logger
 from ._options import check_options
 from ._ready import PriorityReady
 from ._retry import is_retryable
@@ -90,7 +90,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Call", "Engine", "retry_delay"]
 
-logger = logging.getLogger("flowweaver.engine")
+logger = lazy_logger("flowweaver.engine")
 
 _PENDING = TaskStatus.PENDING
 _RUNNING = TaskStatus.RUNNING
@@ -242,7 +242,7 @@ class Engine:
         # Disabled callbacks, as (id(callback), kind): a callback shared by many tasks (one
         # webhook for all) is disabled once, not once per task (a hanging one: one timeout).
         self._muted: set[tuple[int, str]] = set()
-        self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._debug = logger.isEnabledFor(DEBUG)
         #: Record fields of every log line of this run (JSON lines carry them).
         self.log_fields = {"workflow": run.workflow, "run_id": run.run_id}
         #: The class name of the executor that drives the run (set by it; for run history).

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import math
 import threading
 import types
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._calls import INTERRUPTS
 from ._errors import ConfigurationError
+from ._log import lazy_logger
 
 if TYPE_CHECKING:
     import asyncio
@@ -55,7 +55,7 @@ __all__ = [
     "interrupted_slow",
 ]
 
-logger = logging.getLogger("flowweaver.events")
+logger = lazy_logger("flowweaver.events")
 
 _DISABLED = " raised; it is disabled for the rest of this run"
 

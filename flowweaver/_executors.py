@@ -11,10 +11,19 @@ workflow runner by handing it to the engine's pool driver.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import os
 import threading
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, Self, TypeVar, Unpack, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeAlias,
+    TypeVar,
+    Unpack,
+    runtime_checkable,
+)
 
 from ._checks import check_count
 from ._drivers import drive_inline, drive_pool
@@ -23,6 +32,7 @@ from ._errors import ConfigurationError
 from ._lanes import FutureLane, WorkerThreads
 
 if TYPE_CHECKING:
+    import concurrent.futures as cf
     from collections.abc import Callable
     from types import TracebackType
 
@@ -64,7 +74,8 @@ class WorkflowRunner(Protocol):
     ) -> WorkflowRun: ...
 
 
-ExecutorLike = WorkflowRunner | Executor | cf.Executor
+# A string: concurrent.futures loads only when a program uses a pool (see _calls).
+ExecutorLike: TypeAlias = "WorkflowRunner | Executor | cf.Executor"
 
 
 class BaseExecutor:
@@ -173,7 +184,9 @@ class SequentialExecutor(BaseExecutor):
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
         """Run ``fn`` now, on this thread; return a finished future."""
-        future: cf.Future[R] = cf.Future()
+        from concurrent.futures import Future  # on first use: see ExecutorLike
+
+        future: Future[R] = Future()
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:  # handed to the future, like a pool worker would
@@ -226,7 +239,9 @@ class ThreadedExecutor(BaseExecutor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
         with self._lock:
             if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(self.max_workers, "flowweaver-thread")
+                from concurrent.futures import ThreadPoolExecutor  # on first use
+
+                self._pool = ThreadPoolExecutor(self.max_workers, "flowweaver-thread")
             pool = self._pool
         return pool.submit(fn, *args, **kwargs)
 

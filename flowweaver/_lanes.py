@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import CancelledError
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._calls import AwaitRunner, invoke
+from ._calls import AwaitRunner, cancelled_error, invoke
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,7 +110,7 @@ class FutureLane:
         # Runs on the worker's thread, or inline if the future is already done.
         self._futures.pop(token, None)
         if future.cancelled():
-            self.outbox.put((token, False, CancelledError()))
+            self.outbox.put((token, False, cancelled_error()))
             return
         error = future.exception()
         self.outbox.put((token, True, future.result()) if error is None else (token, False, error))
@@ -211,7 +210,7 @@ class WorkerThreads:
                     else:
                         running[token] = me
                 if skip:
-                    report((token, False, CancelledError()))
+                    report((token, False, cancelled_error()))
                     continue
                 try:
                     if runner is not None:

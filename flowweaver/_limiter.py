@@ -33,7 +33,6 @@ limit.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import sys
 import threading
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol, Self, cast
 from ._checks import check_count, check_number
 from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
+from ._log import lazy_logger
 from ._public import publish
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Limiter", "LimiterStatistics", "Rate"]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: An adaptive limiter's multiplicative decrease on a throttle.
 _DECREASE = 0.9

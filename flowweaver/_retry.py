@@ -9,15 +9,12 @@ workflow engine's drivers, a pipeline worker); they wait through a :class:`~flow
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ._checks import check_count, check_number
 from ._errors import ConfigurationError, ExecutorShutdownError, TransferError, WorkerStartError
-
-if TYPE_CHECKING:
-    import random
 
 __all__ = [
     "NEVER_RETRIED",
@@ -203,11 +200,6 @@ class RetryPolicy:
             wait = math.inf
         wait = min(wait, self.max_delay)
         if self.jitter:
-            if rng is None:
-                import random  # only jitter needs it: import flowweaver stays without it
-
-                uniform = random.uniform
-            else:
-                uniform = rng.uniform
+            uniform = rng.uniform if rng is not None else random.uniform
             wait *= uniform(1.0 - self.jitter, 1.0 + self.jitter)
         return min(wait, self.max_delay)

@@ -57,13 +57,15 @@ def test_sequential_and_threaded_workflows_never_import_asyncio() -> None:
     assert _fresh(code) == ["False", "2", "False", "2", "False", "True"]
 
 
-#: What ``import flowweaver`` and a plain run leave out (each loads on first use): the event
-#: loop, the stores with their history and serializer, and the standard library they need.
-KEPT_OUT = (
+#: What a plain workflow run leaves out (each loads on first use): the event loop, the stores
+#: with their history and serializer, and the standard library only they need.
+RUN_KEEPS_OUT = (
     "asyncio", "flowweaver._store", "flowweaver._history", "flowweaver._history_read",
-    "flowweaver._claim", "flowweaver._serialize", "flowweaver._limiter", "socket", "hashlib",
-    "platform", "uuid", "datetime", "decimal", "pickle", "random", "signal",
+    "flowweaver._claim", "flowweaver._serialize", "socket", "hashlib", "platform", "uuid",
+    "datetime", "decimal", "pickle", "signal",
 )  # fmt: skip
+#: And what ``import flowweaver`` leaves out besides: a run logs, and a pool needs futures.
+IMPORT_KEEPS_OUT = (*RUN_KEEPS_OUT, "logging", "concurrent.futures")
 
 
 def test_import_and_a_plain_run_leave_out_what_they_do_not_use() -> None:
@@ -71,14 +73,14 @@ def test_import_and_a_plain_run_leave_out_what_they_do_not_use() -> None:
         "import sys\n"
         "before = set(sys.modules)\n"  # what the interpreter loaded for itself is not ours
         "import flowweaver as fw\n"
-        f"kept_out = {KEPT_OUT!r}\n"
-        "print(sorted(m for m in kept_out if m in sys.modules and m not in before) or '-')\n"
+        "def loaded(names): return sorted(set(names) & set(sys.modules) - before) or '-'\n"
+        f"print(loaded({IMPORT_KEEPS_OUT!r}))\n"
         "wf = fw.Workflow('w')\n"
         "wf.add_task(fw.Task('a', lambda: 1))\n"
         "wf.add_task(fw.Task('b', lambda a: a + 1, retries=1), depends_on=['a'])\n"
         "for executor in (fw.SequentialExecutor(), fw.ThreadedExecutor(2)):\n"
         "    assert wf.execute(executor=executor).result('b') == 2\n"
-        "print(sorted(m for m in kept_out if m in sys.modules and m not in before) or '-')\n"
+        f"print(loaded({RUN_KEEPS_OUT!r}))\n"
         "fw.MemoryStore\n"
         "print('flowweaver._store' in sys.modules)\n"
     )

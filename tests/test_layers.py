@@ -26,8 +26,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # What everything uses: errors, statuses, time, validation, values and their stored form,
     # how one call runs, the run record.
     "foundation": (
-        "_version", "_public", "_errors", "_checks", "_status", "_clock", "_retry", "_store_types",
-        "_serialize", "_fingerprint", "_binding", "_calls", "_channel", "_logging", "_limiter", "_elements", "_run",
+        "_version", "_public", "_errors", "_log", "_checks", "_status", "_clock", "_retry",
+        "_store_types", "_serialize", "_fingerprint", "_binding", "_calls", "_channel", "_logging",
+        "_limiter", "_elements", "_run",
     ),
     # Where state persists: stores, run history.
     "state": (
