@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import types
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -143,3 +144,49 @@ def test_partials_and_wrapped_functions_use_the_real_signature() -> None:
 
 def test_unreadable_signatures_receive_everything_positionally() -> None:
     assert apply(max, {"a": 3, "b": 7}) == 7
+
+
+def _factory(k: int) -> Callable[..., object]:
+    def fn(a: object, b: object = None, *rest: object, **named: object) -> object:
+        return (k, a, b, rest, named)
+
+    return fn
+
+
+def test_functions_of_one_code_object_share_their_shape_and_spec() -> None:
+    # A 100,000-task workflow built from one factory's closures reads one code object once
+    # and holds one Params and one ArgSpec, not one of each per task.
+    fns = [_factory(k) for k in range(3)]
+    assert params_of(fns[0]) is params_of(fns[1]) is params_of(fns[2])
+    assert spec(fns[0], ["x", "y"]) is spec(fns[1], ["p", "q"]) == ArgSpec((0, 1), ())
+    # Equal specs of functions with distinct code are one object too.
+    assert spec(lambda x, y: 0, ["u", "v"]) is spec(lambda x, y: 1, ["u", "v"])
+
+
+def test_a_shared_shape_still_binds_by_name_and_by_count() -> None:
+    first, second = _factory(1), _factory(2)
+    assert apply(first, {"x": 1, "y": 2}) == (1, 1, 2, (), {})
+    # Same code, but the upstream names now match parameters: bound by name, not by count.
+    assert apply(second, {"b": "B", "a": "A"}) == (2, "A", "B", (), {})
+    assert apply(first, {"x": 1, "y": 2, "z": 3}) == (1, 1, 2, (3,), {})
+
+    # Extras that land in **kwargs carry their upstream's name: never answered from the cache.
+    def keyed(a: object, **named: object) -> object:
+        return (a, named)
+
+    assert apply(keyed, {"x": 1, "y": 2}) == (1, {"y": 2})
+    assert apply(keyed, {"p": 1, "q": 2}) == (1, {"q": 2})
+
+
+def test_defaults_of_a_closure_are_read_from_each_function() -> None:
+    # Closures of one code object with different defaults are bound each by its own.
+    def make(with_default: bool) -> Callable[..., object]:
+        if with_default:
+            return lambda a, b=2: (a, b)
+        return lambda a, b=2: (a, b)
+
+    shared = make(False)
+    assert spec(shared, ["x"]) == ArgSpec((0,), ())
+    bare = types.FunctionType(shared.__code__, shared.__globals__, "bare")  # no defaults
+    with pytest.raises(BindingError):
+        spec(bare, ["x"])
