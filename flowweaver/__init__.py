@@ -44,6 +44,7 @@ from ._errors import MappedTaskFailedError as MappedTaskFailedError
 from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import NotIterableError as NotIterableError
 from ._errors import PipelineError as PipelineError
+from ._errors import ResultReleasedError as ResultReleasedError
 from ._errors import ResultUnavailableError as ResultUnavailableError
 from ._errors import RunLockedError as RunLockedError
 from ._errors import SerializationError as SerializationError
@@ -198,6 +199,7 @@ __all__ = [  # noqa: RUF022
     "ProcessExecutor",
     "ProgressDisplay",
     "Rate",
+    "ResultReleasedError",
     "ResultUnavailableError",
     "RetryPolicy",
     "RunDetail",

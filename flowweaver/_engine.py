@@ -76,6 +76,7 @@ from ._gates import Gates
 from ._log import DEBUG, lazy_logger
 from ._options import check_options
 from ._ready import PriorityReady
+from ._release import releaser_for
 from ._retry import is_retryable
 from ._run import WorkflowRun, fetched
 from ._status import FailurePolicy, TaskStatus
@@ -168,6 +169,7 @@ class Engine:
         "pending",
         "policy",
         "ready",
+        "releaser",
         "results",
         "run",
         "source",
@@ -235,6 +237,8 @@ class Engine:
         limited = {limiter for task in self.tasks if task.limits for limiter in task.limits}
         if limited:
             self.gates = Gates(limited, perf_counter)
+        #: What ``keep_results=`` lets go of, and when; None (the default): nothing.
+        self.releaser = releaser_for(self, options.get("keep_results"))
         #: Set once no new task may start (fail-fast after a failure, or a stop request).
         self.stopping = False
         #: The run's child runs (subflows), once one opens.
@@ -387,6 +391,8 @@ class Engine:
                 pending[child] = left
                 if not left:
                     ready.append(child)
+        if self.releaser is not None:
+            self.releaser.ended(i)
 
     #: :meth:`succeed` as the plain engine does it (a subflow's opener completes with it: its
     #: result is never committed, see ``_nesting``).
@@ -609,6 +615,8 @@ class Engine:
             self._notify(i, status)
         if i >= self.run.own_tasks:
             _nesting.settled(self, i, status)
+        if self.releaser is not None:
+            self.releaser.ended(i)
 
     def _notify(self, i: int, status: TaskStatus) -> None:
         task = self.tasks[i]

@@ -32,6 +32,7 @@ The hierarchy::
     │   │                                    to a worker process or a cluster (or its result
     │   │                                    cannot come back)
     │   ├── ResultUnavailableError           .task_name: a result kept on a cluster is gone
+    │   │   └── ResultReleasedError          a run with ``keep_results=`` released it
     │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
     │   │   └── WorkerStartError             .main: workers cannot start (a script without
     │   │                                    the ``if __name__ == "__main__":`` guard)
@@ -99,6 +100,7 @@ __all__ = [
     "MissingDependencyError",
     "NotIterableError",
     "PipelineError",
+    "ResultReleasedError",
     "ResultUnavailableError",
     "RunLockedError",
     "SerializationError",
@@ -840,3 +842,15 @@ class ResultUnavailableError(ExecutionError):
         super().__init__(f"the result of task {task_name!r} cannot be fetched: {reason}")
         self.task_name = task_name
         self.reason = reason
+
+
+class ResultReleasedError(ResultUnavailableError):
+    """A run with ``keep_results=`` let go of this result once the last task that reads it
+    had ended, as asked; name the task in ``keep_results`` to keep it."""
+
+    def __init__(self, task_name: str) -> None:
+        super().__init__(
+            task_name,
+            "the run released it once the tasks that read it had ended "
+            f"(keep it with keep_results=[..., {task_name!r}])",
+        )

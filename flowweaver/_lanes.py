@@ -224,6 +224,9 @@ class WorkerThreads:
                     running.pop(token, None)
                     abandoned = me in self._abandoned
                 report(outcome)
+                # Hold nothing of this call while idle: a run may release its inputs and
+                # result (keep_results=) and expects them gone.
+                item = args = kwargs = outcome = value = None  # type: ignore[assignment]
                 if abandoned:  # a replacement took this thread's place
                     return
         finally:

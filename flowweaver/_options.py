@@ -4,7 +4,7 @@ accepts as keyword arguments, and their validation, in one place."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence  # noqa: TC003 - get_type_hints(RunOptions) resolves it
+from collections.abc import Collection, Sequence  # noqa: TC003 - get_type_hints(RunOptions)
 from typing import TypedDict
 
 from ._checks import check_flag, check_number, check_sequence_of
@@ -43,6 +43,10 @@ class RunOptions(TypedDict, total=False):
         observer_timeout: Seconds an async callback's or monitor's awaitable may run before it
             is cancelled, logged and disabled for the rest of the run (default 10; None: no
             bound). Once the run is asked to stop, observers get at most 0.5 s more in all.
+        keep_results: Keep only the results of the tasks named here, and release every
+            other result once the tasks that read it have ended (their retries too), for
+            runs whose intermediate results are large. Reading a released result raises
+            :class:`~flowweaver.ResultReleasedError`. Default None: every result is kept.
     """
 
     failure_policy: FailurePolicy | str
@@ -54,6 +58,7 @@ class RunOptions(TypedDict, total=False):
     on_changed: ChangePolicy | str
     owner_timeout: float | None
     observer_timeout: float | None
+    keep_results: Collection[str] | None
 
 
 _OPTION_NAMES = frozenset(RunOptions.__annotations__)

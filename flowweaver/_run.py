@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ._errors import TaskFailedError, UnknownTaskError
+from ._errors import ResultReleasedError, TaskFailedError, UnknownTaskError
 from ._status import TaskStatus
 
 if TYPE_CHECKING:
@@ -23,7 +23,20 @@ if TYPE_CHECKING:
 
     from ._elements import ElementRecord
 
-__all__ = ["Remote", "WorkflowRun", "fetched"]
+__all__ = ["RELEASED", "Remote", "WorkflowRun", "fetched"]
+
+
+class _Released:
+    """The result of a task that a run with ``keep_results=`` let go of (see ``_release``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<released>"
+
+
+#: What stands in a run's results for one it released.
+RELEASED = _Released()
 
 
 class Remote:
@@ -138,6 +151,8 @@ class WorkflowRun:
 
     def result_at(self, index: int) -> object:
         value = self._results[index]
+        if value is RELEASED:
+            raise ResultReleasedError(self._names[index])
         if isinstance(value, Remote):
             value = self._results[index] = value.fetch()
         return value
@@ -168,6 +183,8 @@ class WorkflowRun:
             UnknownTaskError: The run has no task of that name.
             ResultUnavailableError: The result was kept on a cluster that can no longer
                 deliver it (see :class:`~flowweaver.DaskExecutor`).
+            ResultReleasedError: The run was given ``keep_results=`` without this task, and
+                released its result once the tasks that read it had ended.
         """
         return self.result_at(self._position(name))
 
@@ -208,15 +225,18 @@ class WorkflowRun:
     @property
     def results(self) -> dict[str, Any]:
         """``{name: result}`` of every task of the workflow that completed or was skipped (as
-        None). A subflow's tasks are not listed: their results are its result.
+        None). A subflow's tasks are not listed: their results are its result. A run given
+        ``keep_results=`` lists only the results it kept.
 
         Results still kept on a cluster are fetched first, in one batch.
         """
         done = (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
         statuses = self._statuses
-        indices = [i for i in range(self.own_tasks) if statuses[i] in done]
-        self._fetch_remotes(indices)
         results, names = self._results, self._names
+        indices = [
+            i for i in range(self.own_tasks) if statuses[i] in done and results[i] is not RELEASED
+        ]
+        self._fetch_remotes(indices)
         return {names[i]: results[i] for i in indices}
 
     def _fetch_remotes(self, indices: Sequence[int]) -> None:

@@ -16,6 +16,7 @@ from flowweaver import (
     ExecutionError,
     FlowWeaverError,
     MissingDependencyError,
+    ResultReleasedError,
     ResultUnavailableError,
     SerializationError,
     TaskFailedError,
@@ -45,6 +46,7 @@ from flowweaver import (
         (TransferError("a", "why"), (RuntimeError, TypeError, pickle.PicklingError)),
         (SerializationError("dict", "why"), (TypeError,)),
         (ResultUnavailableError("a", "why"), (RuntimeError,)),
+        (ResultReleasedError("a"), (RuntimeError, ResultUnavailableError)),
     ],
 )
 def test_every_error_is_ours_and_a_builtin(
@@ -139,6 +141,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.WorkerDiedError("load", -9),
         fw.WorkerStartError("load", 86, "/tmp/job.py"),
         fw.ResultUnavailableError("load", "its Dask client is closed"),
+        fw.ResultReleasedError("load"),
         fw.ExecutorShutdownError("shut down"),
         fw.PipelineError("misused"),
         fw.ItemCancelledError(7, "Fetch"),
