@@ -41,8 +41,9 @@ from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError, PipelineError
 from ._events import OBSERVER_TIMEOUT, ObserverWaits, call_safely
 from ._pipeline_stats import end_of_run_warning
-from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult
-from ._stage_run import Item, Permit, StageRun, WorkerSlot
+from ._pipeline_types import EMPTY, FailedItem, ItemStatus, PipelineResult, success
+from ._stage_items import Item, Permit, WorkerSlot
+from ._stage_run import StageRun
 from ._tracker import CODE
 
 if TYPE_CHECKING:
@@ -322,21 +323,19 @@ class PipelineRun:
             self.telemetry.item(self.stages[-1].name, "processed")
         if not self.open and not self.feeding:
             self.drained.set()
-        result = PipelineResult(item.id, item.value, item.seq, item.meta or EMPTY)
+        result = success(item.id, item.value, item.seq, item.meta or EMPTY)
         if self.results is not None:
             self.results.append(result)
         return result
 
     async def deliver(self, item: Item, result: PipelineResult) -> None:
-        """Hand a completed item's result to ``stream()`` and the tracker."""
+        """Hand a completed item's result to ``stream()`` and the tracker's ``on_success``."""
         outbox = self.outbox
         if outbox is not None and not outbox.put_nowait(result, 0):
             await outbox.put(result, 0)
         tracker = self.tracker
-        if tracker is not None:
-            tracker._item_finished(item.id)
-            if tracker.on_success is not None:
-                await self.item_callback("on_success", tracker.on_success, item, item.value)
+        if tracker is not None and tracker.on_success is not None:
+            await self.item_callback("on_success", tracker.on_success, item, item.value)
 
     async def fail(
         self,

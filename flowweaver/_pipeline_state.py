@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from ._options import RunOptions
     from ._pipeline_run import PipelineRun
     from ._stage import Stage
-    from ._stage_run import Item
+    from ._stage_items import Item
 
 __all__ = ["Checkpoint", "make_checkpoint", "stages_fingerprint"]
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from ._pipeline_run import PipelineRun
     from ._stage import Stage
-    from ._stage_run import StageRun, WorkerSlot
+    from ._stage_items import WorkerSlot
+    from ._stage_run import StageRun
 
 __all__ = [
     "RECENT_FAILURES",

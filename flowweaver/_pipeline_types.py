@@ -8,7 +8,7 @@ dashboard poll) or listens (a tracker callback). States are string enums, so the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn
@@ -30,6 +30,7 @@ __all__ = [
     "WorkerMetrics",
     "WorkerState",
     "WorkerStatus",
+    "success",
 ]
 
 
@@ -121,6 +122,41 @@ class PipelineResult:
     @property
     def is_failure(self) -> bool:
         return self.error is not None
+
+
+def _result_maker() -> Callable[[Any, Any, int, Mapping[str, Any]], PipelineResult]:
+    """A maker of successful results that skips the frozen ``__init__``.
+
+    A frozen dataclass sets each field through ``object.__setattr__``: 0.6 µs for the seven of
+    a result, a quarter of what a whole item costs a 3-stage pipeline. Setting the slots
+    through their own descriptors makes the same object in about 60 % of that time.
+    """
+    slots = PipelineResult.__dict__
+    new = object.__new__
+    set_id, set_value, set_seq, set_meta, set_error, set_stage, set_restored = (
+        slots[name].__set__
+        for name in ("id", "value", "sequence_id", "metadata", "error", "stage", "restored")
+    )
+
+    def result(
+        item_id: Any, value: Any, sequence_id: int, metadata: Mapping[str, Any]
+    ) -> PipelineResult:
+        made = new(PipelineResult)
+        set_id(made, item_id)
+        set_value(made, value)
+        set_seq(made, sequence_id)
+        set_meta(made, metadata)
+        set_error(made, None)
+        set_stage(made, None)
+        set_restored(made, False)
+        return made
+
+    return result
+
+
+#: ``success(id, value, sequence_id, metadata)``: ``PipelineResult(id, value, sequence_id,
+#: metadata)``, made faster (the last stage makes one per item).
+success = _result_maker()
 
 
 @dataclass(frozen=True, slots=True)

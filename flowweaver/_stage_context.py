@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._limiter import Limiter
     from ._pipeline_types import WorkerState
-    from ._stage_run import StageRun, WorkerSlot
+    from ._stage_items import WorkerSlot
+    from ._stage_run import StageRun
 
 __all__ = [
     "WorkerContext",

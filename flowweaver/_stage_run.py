@@ -7,8 +7,10 @@ Design:
   order, then put the item into the next stage's channel (waiting for room there *is* the
   backpressure) or, after the last stage, hand it to the run, which records the result.
 * The common case — one async task, no limit, timeout, unpacking or task-event listener — is a
-  single ``await fn(value)`` inline in the loop. Everything else goes through :meth:`_call`, and
-  retries through :meth:`_retry`: the fast path pays for none of it.
+  single ``await fn(value)`` inline in the loop; a stage with nothing else (no ``skip_if``,
+  ``on_success``, telemetry or checkpoint) runs a copy of the loop without the tests for those
+  (``_stage_plain``). Everything else goes through :meth:`_call`, and retries through
+  :meth:`_retry`: the fast path pays for none of it.
 * Per-task retries happen inside the worker, which keeps the item (but no concurrency-limit
   permit) while it waits through the run's :class:`Clock`. Which errors are retried and how
   long to wait are the workflow engine's rules, written once (``RetryPolicy.should_retry`` /
@@ -44,22 +46,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ._calls import INTERRUPTS, bounded
+from ._calls import bounded
 from ._channel import Channel, ChannelClosed
 from ._errors import ItemCancelledError
 from ._limiter import Limiter
 from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
 from ._stage_context import WorkerContext, current, in_worker_context
+from ._stage_items import YIELD_EVERY, Failed, Item, Permit, WorkerSlot, stops
+from ._stage_plain import plain_loop
 from ._tracker import CODE
 
 if TYPE_CHECKING:
     from ._pipeline_run import PipelineRun
     from ._stage import Stage
 
-__all__ = ["Item", "StageRun", "WorkerSlot"]
+__all__ = ["StageRun"]
 
 logger = logging.getLogger("flowweaver.pipeline")
 
@@ -79,96 +83,6 @@ _HOOK = {
     _FAIL: "on_task_fail",
 }
 
-#: A worker whose items never make it wait yields to the event loop after this many of them.
-_YIELD_EVERY = 64
-
-
-class Item:
-    """One item on its way through the pipeline (the run's envelope around the user's value)."""
-
-    __slots__ = ("attempt", "ended", "id", "meta", "priority", "seq", "value")
-
-    def __init__(
-        self, id: Any, value: Any, seq: int, priority: int, meta: dict[str, Any] | None
-    ) -> None:
-        self.id = id
-        self.value = value
-        self.seq = seq
-        self.priority = priority
-        self.meta = meta
-        #: Attempt of the current stage's task list (per-stage retry), 1-based.
-        self.attempt = 1
-        #: Set once, when the item becomes a result or a recorded failure.
-        self.ended = False
-
-
-class WorkerSlot:
-    """One worker's state and counters (``get_worker_states`` / ``get_worker_metrics`` read
-    them). Times are ``perf_counter`` readings, turned into wall-clock times on demand;
-    ``busy`` is the time spent on the items it processed successfully."""
-
-    __slots__ = (
-        "attempts",
-        "busy",
-        "failed",
-        "handed_off",
-        "item",
-        "last",
-        "name",
-        "processed",
-        "since",
-        "span",
-        "status",
-        "status_at",
-        "task",
-        "waiting",
-    )
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.item: Item | None = None
-        #: What a hand-off calls as a pull stage's worker takes this worker's item.
-        self.handed_off = self._handed_off
-        #: What its task said it is doing (``set_task_status``), until it takes the next item.
-        self.status: str | None = None
-        self.status_at: float | None = None
-        self.task = 0  # index of the task it is running (multi-task stages)
-        #: Attempts started on the current item: of the running task (per-task retry) or of
-        #: the stage (per-stage retry); 0 until a task starts. A shutdown reports it.
-        self.attempts = 0
-        self.since = 0.0
-        self.last = 0.0
-        self.busy = 0.0
-        self.processed = 0
-        self.failed = 0
-        #: The OpenTelemetry span of the stage attempt it is running (telemetry on only).
-        self.span: Any = None
-        #: True while it waits out a per-task retry's delay (shown as ``retrying``).
-        self.waiting = False
-
-    def _handed_off(self) -> None:
-        self.item = None
-
-
-class _Failed(Exception):
-    """An item failed in this stage (carries what the worker needs to report it)."""
-
-    def __init__(
-        self, error: BaseException, attempts: int, task: int, duration: float | None
-    ) -> None:
-        self.error = error
-        self.attempts = attempts
-        self.task = task  # -1: not a task (skip_if raised)
-        self.duration = duration
-
-
-def _stops(error: BaseException) -> bool:
-    """Whether ``error`` must stop the worker rather than fail the item (module docstring)."""
-    if isinstance(error, INTERRUPTS):
-        return True
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
 
 def _unpacked(value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
     if isinstance(value, dict):
@@ -176,14 +90,6 @@ def _unpacked(value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
     if isinstance(value, list | tuple):
         return tuple(value), None
     return (value,), None
-
-
-class Permit(Protocol):
-    """What a stage task's call holds while it runs: a semaphore, or a stage's ``limits``."""
-
-    async def acquire(self) -> object: ...
-
-    def release(self) -> None: ...
 
 
 class StageRun:
@@ -238,12 +144,22 @@ class StageRun:
     async def work(self, slot: WorkerSlot) -> None:
         """Run one worker until the channel is closed and empty, or the worker is cancelled."""
         current.set(WorkerContext(self, slot, self.run.clock))  # this worker task's own context
+        run, stage = self.run, self.stage
+        plain = (
+            len(self.fns) == 1
+            and self.plain[0]
+            and not run.task_hooks
+            and run.telemetry is None
+            and stage.skip_if is None
+            and stage.on_success is None
+            and (self.next is not None or run.checkpoint is None)
+        )
         while True:
             try:
-                await self._loop(slot)
+                await (plain_loop(self, slot) if plain else self._loop(slot))
                 return
             except BaseException as error:  # not a task's error (those are caught): ours, a hook's
-                if _stops(error):
+                if stops(error):
                     raise
                 logger.exception("pipeline worker %s failed unexpectedly; it carries on", slot.name)
                 item, slot.item = slot.item, None
@@ -286,7 +202,7 @@ class StageRun:
                         try:
                             item.value = await fn(value)
                         except BaseException as error:
-                            if _stops(error):
+                            if stops(error):
                                 raise
                             item.value = await self._retry(0, value, item, slot, error, None)
                     elif telemetry is None:
@@ -299,8 +215,8 @@ class StageRun:
                     # commit that fails makes it a failure of this stage, and nothing else.
                     trouble = checkpoint.commit(item)
                     if trouble is not None:
-                        raise _Failed(trouble, item.attempt, -1, None)
-            except _Failed as failed:
+                        raise Failed(trouble, item.attempt, -1, None)
+            except Failed as failed:
                 if slot.span is not None:
                     assert telemetry is not None
                     telemetry.end_span(slot.span, name, None, failed.error)
@@ -322,8 +238,14 @@ class StageRun:
             slot.last = end
             # The last stage ends the item (a result, committed) before anyone hears of it.
             result = run.complete(item) if nxt is None else None
-            if ran and tracker is not None:
-                pending = tracker._status(item.id, name, _COMPLETED, worker, None)
+            if tracker is not None and (ran or result is not None):
+                if result is None:
+                    pending = tracker._status(item.id, name, _COMPLETED, worker, None)
+                elif ran:
+                    pending = tracker._done(item.id, name, worker)
+                else:  # skipped by the last stage: a result all the same
+                    pending = None
+                    tracker._item_finished(item.id)
                 if pending is not None:
                     await run.settle(pending, "on_status_change")
             if on_success is not None:
@@ -348,11 +270,13 @@ class StageRun:
                     pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                     if pending is not None:
                         await run.settle(pending, "on_status_change")
-            elif result is not None and (run.outbox is not None or tracker is not None):
+            elif result is not None and (
+                run.outbox is not None or (tracker is not None and tracker.on_success is not None)
+            ):
                 await run.deliver(item, result)
             slot.item = None
             streak += 1
-            if streak >= _YIELD_EVERY:
+            if streak >= YIELD_EVERY:
                 streak = 0
                 await asyncio.sleep(0)
 
@@ -365,9 +289,9 @@ class StageRun:
             if hasattr(verdict, "__await__"):
                 verdict = await verdict
         except BaseException as error:
-            if _stops(error):
+            if stops(error):
                 raise
-            raise _Failed(error, 0, -1, None) from None
+            raise Failed(error, 0, -1, None) from None
         if not verdict:
             return False
         tracker = self.run.tracker
@@ -398,7 +322,7 @@ class StageRun:
                 else:
                     result = await (fns[k](value) if plain[k] else self._call(k, value))
             except BaseException as error:
-                if _stops(error):
+                if stops(error):
                     raise
                 value = await self._retry(k, value, item, slot, error, perf_counter() - start)
             else:
@@ -421,17 +345,17 @@ class StageRun:
         """Task ``k`` failed on ``arg``: retry it while the policy allows (per-task mode).
 
         Raises:
-            _Failed: No attempt is left (always, in per-stage mode: the worker decides there).
+            Failed: No attempt is left (always, in per-stage mode: the worker decides there).
         """
         if self.stage_policy is not None:
-            raise _Failed(error, item.attempt, k, duration)
+            raise Failed(error, item.attempt, k, duration)
         policy, clock, observed = self.policy, self.run.clock, self.run.task_hooks
         telemetry = self.run.telemetry
         attempt = 1
         while True:
             delay, error = policy.decide(error, attempt)
             if delay is None:
-                raise _Failed(error, attempt, k, duration)
+                raise Failed(error, attempt, k, duration)
             if telemetry is not None:
                 telemetry.item(self.name, "retried")
             if observed:
@@ -453,7 +377,7 @@ class StageRun:
                 else:
                     value = await self._call(k, arg)
             except BaseException as next_error:
-                if _stops(next_error):
+                if stops(next_error):
                     raise
                 error, duration = next_error, perf_counter() - start
             else:
@@ -515,7 +439,7 @@ class StageRun:
             for limiter in limiters[:acquired]:
                 limiter.release()
 
-    async def _failed(self, item: Item, slot: WorkerSlot, failed: _Failed) -> None:
+    async def _failed(self, item: Item, slot: WorkerSlot, failed: Failed) -> None:
         """Report a failure in this stage: retry the whole stage, or end the item."""
         run, policy, observed = self.run, self.stage_policy, self.run.task_hooks
         error = failed.error

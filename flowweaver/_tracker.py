@@ -2,9 +2,17 @@
 
 Design: the pipeline reports each change as plain values (:meth:`StatusTracker._status`); the
 tracker keeps them as compact records and exact per-status counters, and only builds
-:class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1),
-the hot path allocates one small tuple per change, and a tracker with no callbacks costs the
-pipeline no event objects at all.
+:class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1)
+and a tracker with no callbacks costs the pipeline no event objects at all.
+
+An item's history is one flat list of ``(key, timestamp)`` pairs. A key is a tuple of the
+changes made at that moment, each ``(stage, status code, worker, metadata)``, and keys without
+metadata are made once and shared by every item, so a change costs the list two slots and a
+float: no object per change survives, and the garbage collector has one list per item to look
+at (a tuple per change made every collection slower as the history grew). A key may hold two
+changes: when nobody listens to ``on_status_change``, a worker that finishes an item and puts
+it into the next stage's queue in one step records "completed here, queued there" as one
+pair (:meth:`StatusTracker._record`), with one timestamp — nobody could have told them apart.
 
 Callbacks may be sync or async. A change is recorded, and a sync callback called, in the step
 that makes it, so an item's history, and what a sync callback hears, is in order. An async
@@ -33,14 +41,14 @@ _STATUSES = tuple(ItemStatus)
 #: Index of each status in the counters (the pipeline passes these small ints around).
 CODE = {status: code for code, status in enumerate(_STATUSES)}
 _FAILED = CODE[ItemStatus.FAILED]
+_COMPLETED = CODE[ItemStatus.COMPLETED]
 
 StatusCallback = Callable[[StatusEvent], object]
 TaskCallback = Callable[[TaskEvent], object]
-#: Fields of one change as kept in an item's history: stage, status code, worker, timestamp,
-#: metadata (or None). An item's history is one flat list, ``_WIDTH`` entries per change: no
-#: object per change survives, so the garbage collector has a list per item to look at, not
-#: a tuple per event (that made every collection slower as the history grew).
-_WIDTH = 5
+#: One change: stage, status code, worker, metadata (or None).
+Change = tuple[str | None, int, str | None, Mapping[str, Any] | None]
+#: The changes one entry of a history records (one, or a "completed, queued" pair).
+Key = tuple[Change, ...]
 
 
 class StatusTracker:
@@ -117,7 +125,10 @@ class StatusTracker:
                 )
         self.task_concurrency_limits: dict[str, int] = limits
         self.max_history = max_history
+        #: Per item: ``[key, timestamp, key, timestamp, ...]``, oldest first.
         self._history: dict[Any, list[Any]] = {}
+        #: The shared key of each change without metadata, by (stage, code, worker).
+        self._keys: dict[tuple[str | None, int, str | None], Key] = {}
         # Finished items, oldest first (only when the history is bounded).
         self._finished: OrderedDict[Any, None] | None = (
             OrderedDict() if max_history is not None else None
@@ -139,17 +150,21 @@ class StatusTracker:
     def get_status(self, item_id: Any) -> StatusEvent | None:
         """The item's latest event, or None if the tracker never saw it (or forgot it)."""
         history = self._history.get(item_id)
-        return None if history is None else _event(item_id, history, len(history) - _WIDTH)
+        return None if history is None else _latest(item_id, history)
 
     def get_by_status(self, status: ItemStatus | str) -> list[StatusEvent]:
         """The latest event of every item whose status is ``status`` now."""
         code = CODE[ItemStatus(status)]
-        return [_event(i, h, len(h) - _WIDTH) for i, h in self._history.items() if h[-4] == code]
+        return [_latest(i, h) for i, h in self._history.items() if h[-2][-1][1] == code]
 
     def get_history(self, item_id: Any) -> list[StatusEvent]:
         """Every event of the item, oldest first (empty if unknown)."""
         history = self._history.get(item_id, [])
-        return [_event(item_id, history, at) for at in range(0, len(history), _WIDTH)]
+        return [
+            _event(item_id, change, timestamp)
+            for key, timestamp in zip(history[::2], history[1::2], strict=True)
+            for change in key
+        ]
 
     def get_tracked_ids(self) -> list[Any]:
         """The ids of every item the tracker remembers, in the order it first saw them."""
@@ -160,9 +175,10 @@ class StatusTracker:
         failed = _FAILED
         items = []
         for item_id, history in self._history.items():
-            if history[-4] != failed:
+            stage, code, _, metadata = history[-2][-1]
+            if code != failed:
                 continue
-            stage, _, _, timestamp, metadata = history[-_WIDTH:]
+            timestamp = history[-1]
             error = self._errors.get(item_id)
             if error is None:  # failed without an exception object (never by the pipeline)
                 error = RuntimeError((metadata or {}).get("error", "unknown error"))
@@ -203,6 +219,12 @@ class StatusTracker:
 
         ``error``: the exception of a ``failed`` change (kept for :meth:`get_failed_items`).
         """
+        if metadata is None:
+            key = self._keys.get((stage, code, worker))
+            if key is None:
+                key = self._keys[stage, code, worker] = ((stage, code, worker, None),)
+        else:
+            key = ((stage, code, worker, metadata),)
         counts = self._counts
         errors = self._errors
         if error is not None:
@@ -211,10 +233,10 @@ class StatusTracker:
             del errors[item_id]  # fed again after it failed
         history = self._history.get(item_id)
         if history is None:
-            history = self._history[item_id] = [stage, code, worker, time(), metadata]
+            history = self._history[item_id] = [key, time()]
         else:
-            counts[history[-4]] -= 1  # the code of its latest change
-            history += (stage, code, worker, time(), metadata)
+            counts[history[-2][-1][1]] -= 1  # the code of its latest change
+            history += (key, time())
             finished = self._finished
             if finished is not None and item_id in finished:
                 del finished[item_id]  # fed again: in flight, so kept
@@ -222,9 +244,46 @@ class StatusTracker:
         callback = self.on_status_change
         if callback is None or "on_status_change" in self._muted:
             return None
-        return self._call(
-            "on_status_change", callback, (_event(item_id, history, len(history) - _WIDTH),)
-        )
+        return self._call("on_status_change", callback, (_event(item_id, key[0], history[-1]),))
+
+    def _key(self, *changes: tuple[str, int, str | None]) -> Key:
+        """The key of these changes (no metadata) made at one moment, for :meth:`_record`."""
+        return tuple((stage, code, worker, None) for stage, code, worker in changes)
+
+    def _record(self, item_id: Any, key: Key) -> None:
+        """Record the changes of ``key`` (from :meth:`_key`), now, for an item seen before.
+
+        Only while nobody listens to ``on_status_change`` (the pipeline checks): it calls no
+        callback, so it is the one-call fast path of a worker's changes.
+        """
+        history = self._history.get(item_id)
+        if history is None:  # forgotten meanwhile (an id fed twice, bounded history)
+            for stage, code, worker, _ in key:
+                self._status(item_id, stage, code, worker, None)
+            return
+        errors = self._errors
+        if errors and item_id in errors:
+            del errors[item_id]  # fed again after it failed
+        finished = self._finished
+        if finished is not None and item_id in finished:
+            del finished[item_id]  # fed again: in flight, so kept
+        counts = self._counts
+        counts[history[-2][-1][1]] -= 1
+        counts[key[-1][1]] += 1
+        history += (key, time())
+
+    def _record_done(self, item_id: Any, key: Key) -> None:
+        """:meth:`_record` of the last stage's ``completed``: the item is a result."""
+        self._record(item_id, key)
+        if self._finished is not None:
+            self._item_finished(item_id)
+
+    def _done(self, item_id: Any, stage: str, worker: str) -> Awaitable[object] | None:
+        """``completed`` in the last stage: the item is a result (it may be forgotten now)."""
+        pending = self._status(item_id, stage, _COMPLETED, worker, None)
+        if self._finished is not None:
+            self._item_finished(item_id)
+        return pending
 
     def _item_finished(self, item_id: Any) -> None:
         """The item completed the pipeline or failed: it may be forgotten (bounded history)."""
@@ -261,9 +320,13 @@ class StatusTracker:
         self._muted.add(hook)
 
 
-def _event(item_id: Any, history: list[Any], at: int) -> StatusEvent:
-    stage, code, worker, timestamp, metadata = history[at : at + _WIDTH]
+def _event(item_id: Any, change: Change, timestamp: float) -> StatusEvent:
+    stage, code, worker, metadata = change
     return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
+
+
+def _latest(item_id: Any, history: list[Any]) -> StatusEvent:
+    return _event(item_id, history[-2][-1], history[-1])
 
 
 publish(__name__)  # last: every exported class above exists

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import threading
 from typing import Any
@@ -23,8 +24,10 @@ from flowweaver import (
     StageValidationError,
     StatusTracker,
     TaskTimeoutError,
+    _stage_plain,
     _stage_run,
 )
+from flowweaver._pipeline_types import EMPTY, success
 
 from .conftest import WAIT, FakeClock, Recorder, run, settle
 
@@ -766,9 +769,11 @@ def test_worker_states_and_metrics() -> None:
 def test_time_per_item_is_time_on_successful_items_per_success(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The workers' clock is driven by the tasks: a success takes 1 s, a failure 100 s.
+    # The workers' clock is driven by the tasks: a success takes 1 s, a failure 100 s (in
+    # both worker loops: the plain stage's, and the general one with on_success).
     now = [0.0]
     monkeypatch.setattr(_stage_run, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(_stage_plain, "perf_counter", lambda: now[0])
 
     async def work(x: int) -> int:
         now[0] += 100.0 if x else 1.0
@@ -776,11 +781,13 @@ def test_time_per_item_is_time_on_successful_items_per_success(
             raise ValueError("bad")
         return x
 
-    pipeline = Pipeline([Stage("S", 1, [work], task_attempts=1)])
-    run(pipeline.run([0, 1, 0]))
-    metrics = pipeline.get_worker_metrics()["S-W0"]
-    assert (metrics.items_processed, metrics.items_failed) == (2, 1)
-    assert (metrics.total_processing_time, metrics.avg_processing_time) == (2.0, 1.0)
+    for on_success in (None, lambda *_: None):
+        now[0] = 0.0
+        pipeline = Pipeline([Stage("S", 1, [work], task_attempts=1, on_success=on_success)])
+        run(pipeline.run([0, 1, 0]))
+        metrics = pipeline.get_worker_metrics()["S-W0"]
+        assert (metrics.items_processed, metrics.items_failed) == (2, 1)
+        assert (metrics.total_processing_time, metrics.avg_processing_time) == (2.0, 1.0)
     board = DetailedDashboard(io.StringIO(), use_rich=False)
     board.on_start(pipeline, 3)
     assert board.render(pipeline.get_dashboard_snapshot()).splitlines()[-1].split() == [
@@ -883,3 +890,16 @@ def test_sync_tasks_can_run_in_worker_processes() -> None:
             [Stage("Square", 2, [_square]), Stage("Inc", 2, [inc])], executor=processes
         )
         assert [r.value for r in run(pipeline.run(range(6)))] == [i * i + 1 for i in range(6)]
+
+
+def test_results_made_on_the_fast_path_are_ordinary_results() -> None:
+    # The last stage makes its results without the frozen __init__ (_pipeline_types.success):
+    # every field must be set, and a result must equal, hash and copy like one made normally.
+    made = success("a", 2, 3, EMPTY)
+    assert made == PipelineResult("a", 2, 3) and hash(made) == hash(PipelineResult("a", 2, 3))
+    assert dataclasses.astuple(made) == ("a", 2, 3, {}, None, None, False)
+    assert dataclasses.replace(made, value=5) == PipelineResult("a", 5, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.value = 4  # type: ignore[misc]
+    (result,) = run(Pipeline([Stage("S", 1, [inc])]).run([{"id": "x", "value": 1, "k": "v"}]))
+    assert result == PipelineResult("x", 2, 0, {"k": "v"})

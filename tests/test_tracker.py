@@ -219,3 +219,62 @@ def test_status_event_worker_id() -> None:
     assert [event(w).worker_id for w in ("ProcessBatch-W5", "Fetch-W0", None, "odd")] == [
         5, 0, None, None,
     ]  # fmt: skip
+
+
+def test_histories_are_the_same_whether_or_not_anyone_listens() -> None:
+    # Without on_status_change the workers record through the tracker's one-call path, and
+    # "completed here, queued there" as one pair when the put does not wait; a listener gets
+    # every change one at a time. Both must leave the same histories and counts — including
+    # items that wait for room in B's one-slot queue, fail in C, or are skipped.
+    async def picky(x: int) -> int:
+        if x % 5 == 0:
+            raise ValueError("five")
+        return x
+
+    def tracked(tracker: StatusTracker) -> dict[int, list[tuple[Any, ...]]]:
+        stages = [
+            Stage("A", 3, [inc]),
+            Stage("B", 1, [inc], queue_capacity=1),
+            Stage("C", 2, [picky], task_attempts=1, skip_if=lambda x: x == 7),
+        ]
+        run(Pipeline(stages, status_tracker=tracker).run(range(30)))
+        return {
+            i: [(e.stage, e.status, e.worker, dict(e.metadata)) for e in tracker.get_history(i)]
+            for i in range(30)
+        }
+
+    heard: list[StatusEvent] = []
+    quiet, listened = StatusTracker(), StatusTracker(on_status_change=heard.append)
+    histories = tracked(quiet)
+    assert histories == tracked(listened)
+    assert quiet.get_stats() == listened.get_stats() == {
+        "queued": 0, "in_progress": 0, "completed": 23, "failed": 6, "retrying": 0, "skipped": 1,
+    }  # fmt: skip
+    assert sorted(e.item_id for e in heard) == sorted(i for i, h in histories.items() for _ in h)
+    assert [(stage, status) for stage, status, _, _ in histories[1]] == [
+        ("A", "queued"), ("A", "in_progress"), ("A", "completed"),
+        ("B", "queued"), ("B", "in_progress"), ("B", "completed"),
+        ("C", "queued"), ("C", "in_progress"), ("C", "completed"),
+    ]  # fmt: skip
+    worker = histories[1][1][2]  # the worker that ran it in A
+    assert worker is not None and histories[1][2][2] == worker
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(quiet.get_history(9)))
+
+
+def test_ids_fed_twice_are_tracked_the_same_whether_or_not_anyone_listens() -> None:
+    # The quiet path finds an item's history by id. Duplicates share one; with a bounded
+    # history one may be forgotten while the other is in flight, which then starts anew (and
+    # counts anew, as documented): the same as the one-change path, change for change.
+    def tracked(tracker: StatusTracker) -> tuple[dict[str, int], list[Any], list[Any]]:
+        items = [{"id": k % 3, "value": k} for k in range(12)]
+        stages = [Stage("A", 4, [inc]), Stage("B", 4, [inc])]
+        results = run(Pipeline(stages, status_tracker=tracker).run(items))
+        assert sorted(r.value for r in results) == [k + 2 for k in range(12)]
+        ids = tracker.get_tracked_ids()
+        histories = [[(e.stage, e.status) for e in tracker.get_history(i)] for i in ids]
+        return tracker.get_stats(), ids, histories
+
+    for bound, completed in ((None, 3), (1, 12)):
+        quiet = tracked(StatusTracker(max_history=bound))
+        assert quiet == tracked(StatusTracker(max_history=bound, on_status_change=lambda _: None))
+        assert quiet[0]["completed"] == sum(quiet[0].values()) == completed
