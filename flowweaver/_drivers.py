@@ -187,8 +187,9 @@ class PoolDriver:
         queue_depth: How many calls without a timeout may wait in the lane's own queue on top
             of ``capacity``. A little depth keeps workers busy while this thread handles a
             completion; such a call stays ``pending`` until a worker takes it (module
-            docstring). A task *with* a timeout is only sent when a worker is free, so its
-            clock starts when the call does.
+            docstring). A task *with* a timeout or ``limits`` is only sent when a worker is
+            free, so its clock starts when the call does, and its permits are taken only
+            when it can run (a limiter shared with other runs is not held by a queued call).
     """
 
     __slots__ = (
@@ -293,8 +294,10 @@ class PoolDriver:
             i = ready[0]
             task = tasks[i]
             starts = busy < workers
-            if task.timeout is not None and not starts:
-                break  # wait for a free worker: its deadline must not tick in a queue
+            if not starts and (task.timeout is not None or task.limits):
+                # Wait for a free worker: a deadline must not tick in a queue, and a permit
+                # held by a call that is not running starves whoever shares the limiter.
+                break
             ready.popleft()
             call = begin(i, starts)
             if call is None:

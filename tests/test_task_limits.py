@@ -181,3 +181,33 @@ def test_every_limited_task_runs_once_within_the_concurrency(
     assert all(run.status(f"t{k}") is TaskStatus.COMPLETED for k in range(tasks))
     assert most <= concurrency
     assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=tasks)
+
+
+def test_a_call_waiting_for_a_worker_holds_no_permit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs share one limiter: the call of one that waits for a busy worker must not hold
+    the permit the other needs (it would starve it for as long as the worker stays busy)."""
+    from flowweaver._lanes import WorkerThreads
+
+    api = Limiter(concurrency=1, name="api")
+    burst_sent = threading.Event()
+    flush = WorkerThreads.flush
+
+    def flush_and_tell(lane: WorkerThreads) -> None:
+        flush(lane)
+        burst_sent.set()  # the driver sent what it could; `later` waits for the busy worker
+
+    monkeypatch.setattr(WorkerThreads, "flush", flush_and_tell)
+
+    def busy() -> object:
+        assert burst_sent.wait(WAIT)
+        assert api.has_capacity()  # `later` is not running: the permit is free for others
+        other = Workflow("other")
+        other.add_task(Task(name="m", fn=lambda: "other run", limits=[api]))
+        return SequentialExecutor().execute(other).result("m")
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="busy", fn=busy))
+    wf.add_task(Task(name="later", fn=lambda: "later", limits=[api]))
+    run = ThreadedExecutor(max_workers=1).execute(wf)
+    assert run.results == {"busy": "other run", "later": "later"}
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
