@@ -25,6 +25,9 @@ Design:
   keeping a waiting task ``pending``) can use it with its own timers and :meth:`Limiter.notify`
   instead of the blocking ``acquire`` calls.
 
+The rate windows and the queued callers are ``_limiter_parts``; the adaptive controller
+(AIMD) is ``_aimd``, which this class feeds with outcomes and whose answers it applies.
+
 A limiter only limits inside one process: worker processes and cluster machines each see their
 own copy. Hold it where the calls are decided (the client-side engine of a Dask run) to keep one
 limit.
@@ -32,33 +35,27 @@ limit.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self, cast
+from typing import TYPE_CHECKING, Self, cast
 
+from ._aimd import Aimd, check_adaptive
 from ._checks import check_count, check_number
 from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
-from ._log import lazy_logger
+from ._limiter_parts import WAIT_FOR_RELEASE, LoopWaiter, ThreadWaiter, Waiter, Window
 from ._public import publish
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from types import TracebackType
 
+    from ._aimd import ThrottleOn
+
 __all__ = ["Limiter", "LimiterStatistics", "Rate"]
-
-logger = lazy_logger(__name__)
-
-#: An adaptive limiter's multiplicative decrease on a throttle.
-_DECREASE = 0.9
-
-#: What :meth:`Limiter.try_acquire` answers when only a release can help: wait for a wake-up.
-WAIT_FOR_RELEASE = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,68 +91,6 @@ class LimiterStatistics:
     holders: int
     waiting: int
     granted: int
-
-
-class _Waiter(Protocol):
-    amount: float
-
-    def wake(self) -> None: ...
-
-
-class _ThreadWaiter:
-    __slots__ = ("amount", "event")
-
-    def __init__(self, amount: float) -> None:
-        self.amount = amount
-        self.event = threading.Event()
-
-    def wake(self) -> None:
-        self.event.set()
-
-
-class _LoopWaiter:
-    __slots__ = ("amount", "event", "loop")
-
-    def __init__(self, amount: float) -> None:
-        import asyncio
-
-        self.amount = amount
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody is left to wake
-            self.loop.call_soon_threadsafe(self.event.set)
-
-
-class _Window:
-    """One rate window's log of grants still inside it: ``(time, amount)``, oldest first."""
-
-    __slots__ = ("grants", "limit", "per", "used")
-
-    def __init__(self, rate: Rate) -> None:
-        self.limit = rate.limit
-        self.per = rate.per
-        self.grants: deque[tuple[float, float]] = deque()
-        self.used = 0.0
-
-    def expire(self, now: float) -> None:
-        grants = self.grants
-        while grants and grants[0][0] + self.per <= now:
-            self.used -= grants.popleft()[1]
-        if not grants:
-            self.used = 0.0  # no float drift survives an empty window
-
-    def delay_for(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` more tokens fit (0 when they fit now); call after expire."""
-        excess = self.used + amount - self.limit
-        if excess <= 0:
-            return 0.0
-        for granted_at, spent in self.grants:
-            excess -= spent
-            if excess <= 1e-12:
-                return granted_at + self.per - now
-        return WAIT_FOR_RELEASE  # unreachable once amount <= limit is checked
 
 
 class Limiter:
@@ -198,19 +133,16 @@ class Limiter:
     """
 
     __slots__ = (
-        "_adaptive",
-        "_calm",
+        "_aimd",
         "_clock",
         "_concurrency",
         "_granted",
         "_holders",
-        "_level",
         "_listeners",
         "_lock",
         "_max_amount",
         "_max_concurrency",
         "_rates",
-        "_throttle_on",
         "_waiters",
         "_windows",
         "name",
@@ -224,7 +156,7 @@ class Limiter:
         name: str | None = None,
         *,
         adaptive: bool = False,
-        throttle_on: tuple[type[BaseException], ...] | Callable[[BaseException], object] = (),
+        throttle_on: ThrottleOn = (),
         clock: Clock | None = None,
     ) -> None:
         owner = "Limiter" if name is None else f"Limiter {name!r}"
@@ -239,21 +171,20 @@ class Limiter:
         self.name = name
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
-        self._windows = tuple(_Window(r) for r in self._rates)
+        self._windows = tuple(Window(r) for r in self._rates)
         self._max_amount = min((r.limit for r in self._rates), default=math.inf)
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[Waiter] = deque()
         self._holders = 0
         self._granted = 0
         #: Called (outside the lock) after each release: schedulers waiting without a thread.
         self._listeners: list[Callable[[], object]] = []
         self._max_concurrency = concurrency
-        self._adaptive = _check_adaptive(owner, adaptive, throttle_on, concurrency, self._rates)
-        self._throttle_on = throttle_on
-        #: The adaptive level, in units of the first bound (concurrency, else the first rate).
-        self._level = float(concurrency if concurrency is not None else self._unit())
-        #: Until when (rates: a clock time; concurrency only: releases to wait) throttles of
-        #: calls made before the last decrease are ignored.
-        self._calm = 0.0
+        #: The adaptive controller (``_aimd``), or None.
+        self._aimd: Aimd | None = None
+        if check_adaptive(owner, adaptive, throttle_on, concurrency, bool(self._rates)):
+            unit = concurrency if concurrency is not None else self._rates[0].limit
+            window = min((r.per for r in self._rates), default=None)
+            self._aimd = Aimd(throttle_on, float(unit), window)
 
     @property
     def concurrency(self) -> int | None:
@@ -349,7 +280,7 @@ class Limiter:
                     f"{self!r}: acquire() (with) cannot wait on an event loop's thread: it "
                     "would block every coroutine; use acquire_async() (async with)"
                 )
-            waiter = _ThreadWaiter(amount)
+            waiter = ThreadWaiter(amount)
             self._waiters.append(waiter)
         try:
             while (delay := self._serve(waiter)) != 0.0:
@@ -372,7 +303,7 @@ class Limiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._adaptive:
+        if self._aimd is not None:
             self.record(exc)
         self.release()
 
@@ -387,7 +318,7 @@ class Limiter:
         with self._lock:
             if not self._waiters and self._grant(amount) == 0.0:
                 return
-            waiter = _LoopWaiter(amount)
+            waiter = LoopWaiter(amount)
             self._waiters.append(waiter)
         try:
             while (delay := self._serve(waiter)) != 0.0:
@@ -410,7 +341,7 @@ class Limiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._adaptive:
+        if self._aimd is not None:
             self.record(exc)
         self.release()
 
@@ -419,7 +350,7 @@ class Limiter:
     @property
     def adaptive(self) -> bool:
         """Whether the limiter adapts its limits to ``throttle_on`` failures."""
-        return self._adaptive
+        return self._aimd is not None
 
     def current_limits(self) -> tuple[int | None, tuple[Rate, ...]]:
         """The concurrency and rates in force now (below the given ones while throttled)."""
@@ -433,47 +364,16 @@ class Limiter:
         them (additive increase); other errors, and interrupts, change nothing. A no-op on a
         limiter that is not adaptive. ``with``/``async with`` blocks call it for you.
         """
-        if not self._adaptive or (error is not None and not isinstance(error, Exception)):
+        aimd = self._aimd
+        if aimd is None or (error is not None and not isinstance(error, Exception)):
             return
-        throttled = error is not None and self._is_throttle(error)
+        throttled = error is not None and aimd.is_throttle(error, self)
         if error is not None and not throttled:
             return
         with self._lock:
-            unit = self._unit()
-            if throttled:
-                now = self._now()
-                if self._windows:
-                    if now < self._calm:
-                        return
-                    self._calm = now + min(w.per for w in self._windows)
-                elif self._calm > 0:
-                    self._calm -= 1
-                    return
-                else:
-                    self._calm = float(self._holders)
-                self._level = max(1.0, self._level * _DECREASE)
-            else:
-                if not self._windows and self._calm > 0:
-                    self._calm -= 1
-                if self._level >= unit:
-                    return
-                self._level = min(float(unit), self._level + 1.0 / self._level)
-            self._apply(self._level / unit)
-
-    def _unit(self) -> float:
-        if self._max_concurrency is not None:
-            return float(self._max_concurrency)
-        return self._rates[0].limit if self._rates else 1.0
-
-    def _is_throttle(self, error: BaseException) -> bool:
-        throttle_on = self._throttle_on
-        if isinstance(throttle_on, tuple):
-            return isinstance(error, throttle_on)
-        try:
-            return bool(throttle_on(error))
-        except Exception:  # a broken predicate never breaks the caller's call
-            logger.exception("%r: throttle_on failed on %r; treated as not throttled", self, error)
-            return False
+            scale = aimd.throttled(self._now(), self._holders) if throttled else aimd.succeeded()
+            if scale is not None:
+                self._apply(scale)
 
     def _apply(self, scale: float) -> None:
         """Set the limits in force to ``scale`` of the given ones, under the lock."""
@@ -534,7 +434,7 @@ class Limiter:
         self._granted += 1
         return 0.0
 
-    def _serve(self, waiter: _Waiter) -> float:
+    def _serve(self, waiter: Waiter) -> float:
         """One turn of a queued caller: granted (0.0), or how long it should wait."""
         with self._lock:
             if self._waiters[0] is not waiter:
@@ -546,7 +446,7 @@ class Limiter:
                     self._waiters[0].wake()
             return delay
 
-    def _leave(self, waiter: _Waiter) -> None:
+    def _leave(self, waiter: Waiter) -> None:
         """A queued caller gives up (cancelled, interrupted): let the next one try."""
         with self._lock:
             try:
@@ -570,37 +470,6 @@ class Limiter:
                     f"{rate.limit:g} per {rate.per:g}s"
                 )
         return value
-
-
-def _check_adaptive(
-    owner: str,
-    adaptive: object,
-    throttle_on: object,
-    concurrency: int | None,
-    rates: tuple[Rate, ...],
-) -> bool:
-    if not isinstance(adaptive, bool):
-        raise ConfigurationError(f"{owner}: adaptive must be a bool, got {adaptive!r}")
-    types = isinstance(throttle_on, tuple) and all(
-        isinstance(t, type) and issubclass(t, BaseException) for t in throttle_on
-    )
-    if not types and not callable(throttle_on):
-        raise ConfigurationError(
-            f"{owner}: throttle_on must be a tuple of exception types or a predicate, "
-            f"got {throttle_on!r}"
-        )
-    if not adaptive:
-        if throttle_on != ():
-            raise ConfigurationError(f"{owner}: throttle_on needs adaptive=True")
-        return False
-    if throttle_on == ():
-        raise ConfigurationError(
-            f"{owner}: adaptive=True needs throttle_on (the exception types, or a predicate, "
-            "that mean slow down)"
-        )
-    if concurrency is None and not rates:
-        raise ConfigurationError(f"{owner}: adaptive=True needs a concurrency or a rate to adapt")
-    return True
 
 
 def _rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:

@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": (
         "_version", "_public", "_errors", "_log", "_checks", "_status", "_clock", "_retry",
         "_store_types", "_serialize", "_fingerprint", "_binding", "_calls", "_channel", "_logging",
-        "_limiter", "_elements", "_run",
+        "_aimd", "_limiter_parts", "_limiter", "_elements", "_run",
     ),
     # Where state persists: stores, run history.
     "state": (
