@@ -3,34 +3,73 @@
 Design:
 
 * **Acquired by the engine, before dispatch.** :meth:`Engine.begin` asks :meth:`Gates.take`
-  for a ready task's permits (a slot and a token of each of its limiters, in order) before it
-  marks the task ``running``. When one is missing, the permits already taken are given back,
-  the task is *parked* here, still ``pending``, and the driver moves on: no worker is held and
-  no thread is blocked for it.
-* **Woken by events, not by polling.** Each limiter calls :meth:`Gates.kick` after every
-  release, from whichever thread released (another workflow, a pipeline, a ``with`` block);
-  ``kick`` only sets a flag and wakes the driver. A task parked only by a rate window knows
-  when its tokens come back: the driver sleeps at most until :meth:`Gates.wait`.
+  for a ready task's permits (a slot and a token of each of its limiters) before it marks the
+  task ``running`` — a mapped task's elements each take their own. A task that cannot have
+  all of them now is *parked* here, still ``pending``, and the driver moves on: no worker is
+  held and no thread is blocked for it.
+* **All or nothing.** When one limiter refuses, the permits the others granted are undone
+  (``Limiter._refund``: the slot and the rate tokens come back as if never granted), so a
+  waiting task never holds, or spends, anything.
+* **First come, first served, with everyone.** A parked task takes a place (a :class:`Ticket`)
+  in the queue of the limiter that refused it: the same FIFO queue as threads blocked in
+  ``with limiter:`` and coroutines in ``async with limiter:``, so neither kind can overtake
+  the other, and another workflow's or pipeline's callers do not starve it (nor it them).
+  A task waits in one queue at a time; if another of its limiters refuses it later, it moves
+  to that one's queue (holding places in two queues could deadlock two tasks that need the
+  same limiters in the other order).
+* **Woken by events, not by polling.** A limiter wakes the head of its queue when a release
+  may let it in (from whichever thread released); for a ticket that only records the task as
+  woken and wakes the driver. A head that waits for its rate has a due time: the driver
+  sleeps at most until :meth:`Gates.wait`.
 * **Only the driver thread moves parked tasks** (:meth:`Gates.reopen`): back into the ready
   queue, where ``begin`` tries again. Permits are given back when the attempt ends (the
-  engine's ``succeed``/``fail``/settle), and an adaptive limiter learns the outcome there.
-
-Permits are taken with :meth:`Limiter.try_acquire`, which does not queue behind callers
-blocked in ``with limiter:``; a task's later limiters are tried only once its first ones are
-free, and a rate token spent before a later limiter said no is not given back.
+  engine's ``succeed``/``fail``/settle), and an adaptive limiter learns the outcome there. A
+  stopping run's tickets step out of the queues as soon as they are woken; :meth:`close`
+  removes the rest.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ._limiter import Limiter
+    from ._limiter import Grant, Limiter
 
-__all__ = ["Gates"]
+__all__ = ["Gates", "Ticket"]
+
+
+class Ticket:
+    """A parked task's place in one limiter's queue (a limiter ``Waiter``)."""
+
+    __slots__ = ("gates", "i", "limiter")
+
+    #: Tokens a task's permit costs.
+    amount: float = 1.0
+
+    def __init__(self, gates: Gates, i: int) -> None:
+        self.gates = gates
+        self.i = i
+        #: The limiter whose queue it is in, or None.
+        self.limiter: Limiter | None = None
+
+    @property
+    def thread(self) -> int | None:
+        """The thread driving its run (a ``with limiter:`` on it may go first)."""
+        return self.gates.thread
+
+    def wake(self) -> bool:
+        """Its limiter may let it in (any thread, under the limiter's lock)."""
+        gates = self.gates
+        if gates.closed or gates.is_stopping():
+            return False  # it will never take a permit: the limiter drops it, wakes the next
+        gates.woken.append(self.i)  # atomic; only the driver thread reads it (reopen)
+        gates.wake()
+        return True
 
 
 class Gates:
@@ -39,95 +78,140 @@ class Gates:
     __slots__ = (
         "_due",
         "_held",
-        "_kicked",
         "_limiters",
-        "_parked",
+        "_reopened",
+        "_tickets",
         "_waited",
-        "_wake",
-        "clock_now"
-    )  # fmt: skip
+        "clock_now",
+        "closed",
+        "is_stopping",
+        "thread",
+        "wake",
+        "woken",
+    )
 
-    def __init__(self, limiters: set[Limiter], clock_now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limiters: set[Limiter],
+        clock_now: Callable[[], float],
+        is_stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._limiters = tuple(limiters)
-        self._held: dict[int, Sequence[Limiter]] = {}
-        self._parked: list[int] = []
+        #: Task -> the permits its attempt holds.
+        self._held: dict[int, list[tuple[Limiter, Grant]]] = {}
+        #: Parked tasks -> their place in a limiter's queue.
+        self._tickets: dict[int, Ticket] = {}
         self._waited: set[int] = set()
-        self._due = math.inf
-        self._kicked = False
-        self._wake: Callable[[], object] = _nothing
+        #: Parked tasks put back in the ready queue and not begun again yet.
+        self._reopened: set[int] = set()
+        #: ``(due, task)``: parked tasks at the head of a queue that wait for a rate.
+        self._due: list[tuple[float, int]] = []
+        #: Parked tasks a limiter woke (appended from any thread).
+        self.woken: list[int] = []
+        self.closed = False
+        self.wake: Callable[[], object] = _nothing
+        #: The driver's thread (known once the run opens).
+        self.thread: int | None = None
         self.clock_now = clock_now
+        self.is_stopping = is_stopping
 
     def open(self, wake: Callable[[], object]) -> None:
-        """Start listening to the limiters; ``wake`` interrupts the driver's wait."""
-        self._wake = wake
-        for limiter in self._limiters:
-            limiter.add_listener(self.kick)
+        """The run starts on this thread; ``wake`` interrupts its wait (from any thread)."""
+        self.wake = wake
+        self.thread = threading.get_ident()
 
     def close(self) -> None:
-        """Stop listening; give back every permit still held (a run that ends)."""
-        for limiter in self._limiters:
-            limiter.remove_listener(self.kick)
+        """Leave every queue; give back every permit still held (a run that ends)."""
+        self.closed = True
+        for ticket in self._tickets.values():
+            if ticket.limiter is not None:
+                ticket.limiter._leave(ticket)
+        self._tickets.clear()
+        self._reopened.clear()
         for i in list(self._held):
             self.release(i, None)
-        self._parked.clear()
 
     def __bool__(self) -> bool:
         """Whether some task waits for a permit."""
-        return bool(self._parked)
-
-    def kick(self) -> None:
-        """A limiter was released (any thread): let the driver try the parked tasks again."""
-        if self._kicked:
-            return
-        # Set even with nothing parked: a task being parked right now sees it and tries again.
-        self._kicked = True
-        if self._parked:
-            self._wake()
+        return bool(self._tickets)
 
     def take(self, i: int, limits: Sequence[Limiter]) -> bool:
-        """Take task ``i``'s permits (True), or park it until they may be free (False)."""
-        for k, limiter in enumerate(limits):
-            delay = limiter.try_acquire()
-            if delay != 0.0:
-                for taken in limits[:k]:
-                    taken.release()
-                self._parked.append(i)
-                self._waited.add(i)
-                if delay != math.inf:
-                    self._due = min(self._due, self.clock_now() + delay)
-                return False
-        self._held[i] = limits
+        """Take task ``i``'s permits, all of them (True), or park it until a limiter wakes
+        it or its rate is due (False), holding none."""
+        self._reopened.discard(i)
+        ticket = self._tickets.get(i)
+        if ticket is not None and ticket.limiter is not None and limits[0] is not ticket.limiter:
+            first = ticket.limiter  # try where it waits first: it may be at the head there
+            limits = [first, *(x for x in limits if x is not first)]
+        granted: list[tuple[Limiter, Grant]] = []
+        for limiter in limits:
+            queued = ticket is not None and ticket.limiter is limiter
+            if ticket is None:
+                ticket = Ticket(self, i)
+            delay, grant = limiter._take_for(ticket, queued)
+            if grant is not None:
+                if queued:
+                    ticket.limiter = None
+                granted.append((limiter, grant))
+                continue
+            for taken, given in granted:
+                taken._refund(given)
+            if ticket.limiter is not limiter:
+                if ticket.limiter is not None:
+                    ticket.limiter._leave(ticket)  # it waits for this one now
+                ticket.limiter = limiter
+            self._tickets[i] = ticket
+            self._waited.add(i)
+            if delay != math.inf:
+                heapq.heappush(self._due, (self.clock_now() + delay, i))
+            return False
+        self._tickets.pop(i, None)
+        self._waited.discard(i)
+        self._held[i] = granted
         return True
 
     def waited(self, i: int) -> bool:
-        """Whether task ``i`` was parked before (its ``when=`` was asked already)."""
+        """Whether task ``i`` is parked (its ``when=`` was asked already)."""
         return i in self._waited
 
     def release(self, i: int, error: BaseException | None) -> None:
         """Task ``i``'s attempt ended (``error``: how); give its permits back."""
-        limits = self._held.pop(i, None)
-        if limits is None:
+        held = self._held.pop(i, None)
+        if held is None:
             return
-        for limiter in limits:
+        for limiter, _ in held:
             if limiter.adaptive:
                 limiter.record(error)
             limiter.release()
 
     def wait(self) -> float:
-        """Seconds until a rate-parked task may try again (``inf``: only a release helps)."""
-        if self._kicked:
+        """Seconds until a parked task may try again (``inf``: only a wake-up helps)."""
+        if self.woken:
             return 0.0
-        return max(self._due - self.clock_now(), 0.0) if self._due != math.inf else math.inf
+        return max(self._due[0][0] - self.clock_now(), 0.0) if self._due else math.inf
 
     def reopen(self, ready_append: Callable[[int], object]) -> None:
-        """Driver thread: if woken or due, put every parked task back in the ready queue."""
-        if not self._parked or (not self._kicked and self.clock_now() < self._due):
+        """Driver thread: put the parked tasks that were woken or are due back in the ready
+        queue (the others keep their places and wait)."""
+        tickets = self._tickets
+        if not tickets:
+            self.woken.clear()
+            self._due.clear()
             return
-        self._kicked = False
-        self._due = math.inf
-        parked, self._parked = self._parked, []
-        for i in parked:
-            ready_append(i)
+        back: list[int] = []
+        if self.woken:
+            woken, self.woken = self.woken, []
+            back.extend(woken)
+        due = self._due
+        if due:
+            now = self.clock_now()
+            while due and due[0][0] <= now:
+                back.append(heapq.heappop(due)[1])
+        reopened = self._reopened
+        for i in back:
+            if i in tickets and i not in reopened:  # once: it may be woken twice meanwhile
+                reopened.add(i)
+                ready_append(i)
 
 
 def _nothing() -> None:

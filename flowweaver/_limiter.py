@@ -20,10 +20,15 @@ Design:
 - **Threads and event loops together.** A thread waits on a ``threading.Event``; a coroutine on
   an ``asyncio.Event`` of its own loop, set through ``call_soon_threadsafe``. One limiter may be
   shared by workflows and pipelines running at the same time on threads and on several loops.
-- **An extension point, not a second implementation.** :meth:`Limiter.try_acquire` answers
-  "granted, or how long until it could be": a scheduler that must not block (a workflow engine
-  keeping a waiting task ``pending``) can use it with its own timers and :meth:`Limiter.notify`
-  instead of the blocking ``acquire`` calls.
+- **Schedulers queue too.** The workflow engine keeps a task that waits for a limiter
+  ``pending`` without a thread: it takes a place in the same FIFO queue (``_gates.Ticket``,
+  through :meth:`Limiter._take_for`) and is woken like any waiter, so tasks and ``with`` /
+  ``async with`` callers are served in the order they came. The one exception keeps a
+  sequential run alive: a thread blocked in ``with limiter:`` does not wait behind the
+  parked tasks of the run it drives itself (they cannot move before it returns).
+  :meth:`Limiter._refund` undoes a permit whose call never ran (another of its limiters
+  refused), so a task needing several limiters takes all of them or none.
+  :meth:`Limiter.try_acquire` remains for other non-blocking schedulers; it does not queue.
 
 The rate windows and the queued callers are ``_limiter_parts``; the adaptive controller
 (AIMD) is ``_aimd``, which this class feeds with outcomes and whose answers it applies.
@@ -35,18 +40,28 @@ limit.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Self
 
 from ._aimd import Aimd, check_adaptive
 from ._checks import check_count, check_number
 from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
-from ._limiter_parts import WAIT_FOR_RELEASE, LoopWaiter, ThreadWaiter, Waiter, Window
+from ._limiter_parts import (
+    WAIT_FOR_RELEASE,
+    LimiterStatistics,
+    LoopWaiter,
+    Rate,
+    ThreadWaiter,
+    Waiter,
+    Window,
+    parse_rates,
+)
 from ._public import publish
 
 if TYPE_CHECKING:
@@ -55,42 +70,12 @@ if TYPE_CHECKING:
 
     from ._aimd import ThrottleOn
 
-__all__ = ["Limiter", "LimiterStatistics", "Rate"]
+__all__ = ["Grant", "Limiter", "LimiterStatistics", "Rate"]
 
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A rate window: at most ``limit`` tokens in any ``per`` seconds.
-
-    Examples:
-        >>> Limiter(rate=[Rate(10, per=1.0), Rate(500, per=60.0)]).rates
-        (Rate(limit=10.0, per=1.0), Rate(limit=500.0, per=60.0))
-
-    Raises:
-        ConfigurationError: ``limit`` or ``per`` is not a positive finite number.
-    """
-
-    limit: float
-    per: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "limit", check_number("Rate", "limit", self.limit, strict=True))
-        object.__setattr__(self, "per", check_number("Rate", "per", self.per, strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStatistics:
-    """A moment's view of a :class:`Limiter` (for dashboards and tests).
-
-    Attributes:
-        holders: Permits taken and not yet released (0 when there is no ``concurrency``).
-        waiting: Callers queued for a permit.
-        granted: Permits granted since the limiter was made.
-    """
-
-    holders: int
-    waiting: int
-    granted: int
+#: A permit's record in the rate windows, ``(granted at, amount)`` (see ``Limiter._refund``).
+Grant = tuple[float, float]
+#: The grant of a limiter without rate windows: only its slot to give back.
+_NO_WINDOW: Grant = (math.nan, 0.0)
 
 
 class Limiter:
@@ -166,7 +151,7 @@ class Limiter:
             raise ConfigurationError(f"Limiter: name must be a str, got {name!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"{owner}: clock must implement Clock, got {clock!r}")
-        self._rates = _rates(owner, rate, per)
+        self._rates = parse_rates(owner, rate, per)
         self._concurrency = concurrency
         self.name = name
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -253,7 +238,7 @@ class Limiter:
                 raise RuntimeError(f"{self!r}: release() without a matching acquire")
             self._holders -= 1
             if self._waiters:
-                self._waiters[0].wake()
+                self._wake_head()
         if self._listeners:
             for listener in tuple(self._listeners):
                 listener()
@@ -382,15 +367,15 @@ class Limiter:
             before = self._concurrency
             self._concurrency = max(1, int(most * scale + 1e-9))
             if before is not None and self._concurrency > before and self._waiters:
-                self._waiters[0].wake()
+                self._wake_head()
         for window, rate in zip(self._windows, self._rates, strict=True):
             window.limit = max(min(1.0, rate.limit), rate.limit * scale)
 
     def add_listener(self, listener: Callable[[], object]) -> None:
         """Call ``listener()`` after every release (from the releasing thread; keep it short).
 
-        For schedulers that wait for a slot without a thread of their own (the workflow
-        engine keeps a task that waits for a limiter ``pending`` and is woken by this).
+        For schedulers that wait for a slot without a thread of their own and use
+        :meth:`try_acquire`.
         """
         with self._lock:
             self._listeners = [*self._listeners, listener]
@@ -404,7 +389,7 @@ class Limiter:
         """Wake the first queued caller so it checks again (after an outside state change)."""
         with self._lock:
             if self._waiters:
-                self._waiters[0].wake()
+                self._wake_head()
 
     # --- the rules, under the lock -----------------------------------------------------------
 
@@ -426,8 +411,9 @@ class Limiter:
         delay = self._delay(amount, now)
         if delay > 0.0:
             return delay
+        entry = (now, amount)  # one record in every window: a refund finds it in each
         for window in self._windows:
-            window.grants.append((now, amount))
+            window.grants.append(entry)
             window.used += amount
         if self._concurrency is not None:
             self._holders += 1
@@ -437,14 +423,32 @@ class Limiter:
     def _serve(self, waiter: Waiter) -> float:
         """One turn of a queued caller: granted (0.0), or how long it should wait."""
         with self._lock:
-            if self._waiters[0] is not waiter:
+            waiters = self._waiters
+            head = waiters[0] is waiter
+            if not head and not self._is_next(waiter):
                 return WAIT_FOR_RELEASE
             delay = self._grant(waiter.amount)
             if delay == 0.0:
-                self._waiters.popleft()
-                if self._waiters:
-                    self._waiters[0].wake()
+                if head:
+                    waiters.popleft()
+                else:
+                    waiters.remove(waiter)
+                if waiters:
+                    self._wake_head()
             return delay
+
+    def _is_next(self, waiter: Waiter) -> bool:
+        """Whether ``waiter`` may take the next permit: it is the head of the queue, or
+        everyone ahead of it waits for its own thread (the parked tasks of a run this
+        thread drives, which cannot move before it returns: waiting behind them would
+        deadlock a sequential run's ``with limiter:``)."""
+        thread = waiter.thread
+        for ahead in self._waiters:
+            if ahead is waiter:
+                return True
+            if thread is None or ahead.thread != thread:
+                return False
+        return False
 
     def _leave(self, waiter: Waiter) -> None:
         """A queued caller gives up (cancelled, interrupted): let the next one try."""
@@ -455,7 +459,70 @@ class Limiter:
             except (IndexError, ValueError):  # already served: the permit is the caller's
                 return
             if head and self._waiters:
-                self._waiters[0].wake()
+                self._wake_head()
+
+    def _wake_head(self) -> None:
+        """Wake the first queued caller; drop those that are gone (a stopping run's tasks).
+
+        When the head waits for a thread, the callers of that same thread right behind it
+        are woken too: they may go first (see :meth:`_is_next`).
+        """
+        waiters = self._waiters
+        while waiters and not waiters[0].wake():
+            waiters.popleft()
+        thread = waiters[0].thread if waiters else None
+        if thread is not None and len(waiters) > 1:
+            for behind in itertools.islice(waiters, 1, None):
+                if behind.thread != thread:
+                    break
+                behind.wake()
+
+    # --- for schedulers that never block (the engine's ``_gates``) ---------------------------
+
+    def _take_for(self, waiter: Waiter, queued: bool) -> tuple[float, Grant | None]:
+        """Take a permit for ``waiter`` now, first come, first served with blocked callers.
+
+        ``queued``: the waiter is in this limiter's queue already (from an earlier refusal).
+        Returns ``(0.0, grant)`` (the grant is what :meth:`_refund` gives back), or
+        ``(delay, None)``: refused, and the waiter is queued (it keeps its place); it is woken
+        through ``waiter.wake()`` when it reaches the head of the queue and a release may
+        let it in; ``delay`` is how long its rate makes it wait (``inf``: until a release).
+        """
+        with self._lock:
+            waiters = self._waiters
+            if waiters and not (queued and (waiters[0] is waiter or self._is_next(waiter))):
+                if not queued:
+                    waiters.append(waiter)  # behind everyone who came first
+                return WAIT_FOR_RELEASE, None
+            delay = self._grant(waiter.amount)
+            if delay != 0.0:
+                if not queued:
+                    waiters.append(waiter)
+                return delay, None
+            grant = self._windows[0].grants[-1] if self._windows else _NO_WINDOW
+            if queued:
+                waiters.remove(waiter)
+                if waiters:
+                    self._wake_head()
+            return 0.0, grant
+
+    def _refund(self, grant: Grant) -> None:
+        """Undo a permit granted by :meth:`_take_for` whose call never ran (another limiter of
+        the same call refused): its slot and its tokens come back, as if never granted."""
+        with self._lock:
+            if grant is not _NO_WINDOW:
+                for window in self._windows:
+                    with contextlib.suppress(ValueError):  # expired meanwhile: nothing to undo
+                        window.grants.remove(grant)
+                        window.used = max(window.used - grant[1], 0.0)
+            if self._concurrency is not None:
+                self._holders -= 1
+            self._granted -= 1
+            if self._waiters:
+                self._wake_head()
+        if self._listeners:
+            for listener in tuple(self._listeners):
+                listener()
 
     def _check_amount(self, amount: object) -> float:
         """The amount as a float; an error when it can never fit."""
@@ -470,20 +537,6 @@ class Limiter:
                     f"{rate.limit:g} per {rate.per:g}s"
                 )
         return value
-
-
-def _rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:
-    per = check_number(owner, "per", per, strict=True)
-    if rate is None:
-        return ()
-    if isinstance(rate, int | float) and not isinstance(rate, bool):
-        return (Rate(check_number(owner, "rate", rate, strict=True), per=per),)
-    rates: tuple[object, ...] = tuple(rate) if isinstance(rate, list | tuple) else ()
-    if not rates or not all(isinstance(r, Rate) for r in rates):
-        raise ConfigurationError(
-            f"{owner}: rate must be a positive number or a sequence of Rate, got {rate!r}"
-        )
-    return cast("tuple[Rate, ...]", rates)
 
 
 publish(__name__)  # last: every exported class above exists

@@ -6,7 +6,8 @@
   (:class:`ThreadWaiter`, on a ``threading.Event``) or a coroutine (:class:`LoopWaiter`, on an
   ``asyncio.Event`` of its own loop, set through ``call_soon_threadsafe``).
 
-Everything here is used under the limiter's lock.
+The public records :class:`Rate` and :class:`LimiterStatistics` live here too (exported from
+``_limiter``). Waiters and windows are used under the limiter's lock.
 """
 
 from __future__ import annotations
@@ -15,21 +16,73 @@ import contextlib
 import math
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Protocol, cast
 
-if TYPE_CHECKING:
-    from ._limiter import Rate
+from ._checks import check_number
+from ._errors import ConfigurationError
 
-__all__ = ["WAIT_FOR_RELEASE", "LoopWaiter", "ThreadWaiter", "Waiter", "Window"]
+__all__ = [
+    "WAIT_FOR_RELEASE",
+    "LimiterStatistics",
+    "LoopWaiter",
+    "Rate",
+    "ThreadWaiter",
+    "Waiter",
+    "Window",
+    "parse_rates",
+]
 
 #: What a limiter answers when only a release can help: wait for a wake-up.
 WAIT_FOR_RELEASE = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A rate window: at most ``limit`` tokens in any ``per`` seconds.
+
+    Examples:
+        >>> from flowweaver import Limiter
+        >>> Limiter(rate=[Rate(10, per=1.0), Rate(500, per=60.0)]).rates
+        (Rate(limit=10.0, per=1.0), Rate(limit=500.0, per=60.0))
+
+    Raises:
+        ConfigurationError: ``limit`` or ``per`` is not a positive finite number.
+    """
+
+    limit: float
+    per: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit", check_number("Rate", "limit", self.limit, strict=True))
+        object.__setattr__(self, "per", check_number("Rate", "per", self.per, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A moment's view of a :class:`Limiter` (for dashboards and tests).
+
+    Attributes:
+        holders: Permits taken and not yet released (0 when there is no ``concurrency``).
+        waiting: Callers queued for a permit.
+        granted: Permits granted since the limiter was made.
+    """
+
+    holders: int
+    waiting: int
+    granted: int
 
 
 class Waiter(Protocol):
     """A queued caller: how many tokens it asks for, and how to wake it."""
 
     amount: float
+
+    @property
+    def thread(self) -> int | None:
+        """The thread that must run for it to take its permit (blocked in it, or driving
+        its run); None for a coroutine."""
+        ...
 
     def wake(self) -> bool:
         """Let it try again; False when it is gone (the limiter drops it, wakes the next)."""
@@ -39,11 +92,12 @@ class Waiter(Protocol):
 class ThreadWaiter:
     """A thread blocked in ``acquire()``."""
 
-    __slots__ = ("amount", "event")
+    __slots__ = ("amount", "event", "thread")
 
     def __init__(self, amount: float) -> None:
         self.amount = amount
         self.event = threading.Event()
+        self.thread: int | None = threading.get_ident()
 
     def wake(self) -> bool:
         self.event.set()
@@ -54,6 +108,8 @@ class LoopWaiter:
     """A coroutine suspended in ``acquire_async()``, on the loop it runs on."""
 
     __slots__ = ("amount", "event", "loop")
+
+    thread: int | None = None
 
     def __init__(self, amount: float) -> None:
         import asyncio
@@ -96,3 +152,17 @@ class Window:
             if excess <= 1e-12:
                 return granted_at + self.per - now
         return WAIT_FOR_RELEASE  # unreachable once amount <= limit is checked
+
+
+def parse_rates(owner: str, rate: object, per: object) -> tuple[Rate, ...]:
+    per = check_number(owner, "per", per, strict=True)
+    if rate is None:
+        return ()
+    if isinstance(rate, int | float) and not isinstance(rate, bool):
+        return (Rate(check_number(owner, "rate", rate, strict=True), per=per),)
+    rates: tuple[object, ...] = tuple(rate) if isinstance(rate, list | tuple) else ()
+    if not rates or not all(isinstance(r, Rate) for r in rates):
+        raise ConfigurationError(
+            f"{owner}: rate must be a positive number or a sequence of Rate, got {rate!r}"
+        )
+    return cast("tuple[Rate, ...]", rates)
