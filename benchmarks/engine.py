@@ -21,11 +21,15 @@ import time
 from typing import TYPE_CHECKING
 
 from flowweaver import DAG, AsyncExecutor, SequentialExecutor, Task, ThreadedExecutor, Workflow
+from flowweaver._drivers import drive_pool
+from flowweaver._lanes import WorkerThreads
 
 from ._harness import Row, best_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from flowweaver._engine import Engine
 
 WORKERS = 4
 
@@ -117,6 +121,35 @@ def overhead(n: int, repeat: int) -> list[Row]:
         asy, base = best_of(repeat, lambda: AsyncExecutor().execute(async_wf), lambda: gather(n))
         rows.append(Row("overhead", f"async, {kind}", asy / n * 1e6, base / n * 1e6,
                         "µs/task", 1.5, "vs asyncio.gather"))  # fmt: skip
+    return rows
+
+
+class PoolDriven(ThreadedExecutor):
+    """ThreadedExecutor as it ran every workflow before the hand-off driver: through the pool
+    driver and its worker threads, a driver<->worker round trip per task (it still runs the
+    runs with observers)."""
+
+    def _drive(self, engine: Engine) -> None:
+        lane = WorkerThreads(self.max_workers, "flowweaver-run")
+        try:
+            drive_pool(engine, lane, self.max_workers, queue_depth=max(64, 2 * self.max_workers))
+        finally:
+            lane.close(wait=True)
+
+
+def handoff(n: int, repeat: int) -> list[Row]:
+    """The threaded executor's hand-off driver against the pool driver, in the same run."""
+    rows: list[Row] = []
+    for kind in ("independent", "chain", "diamond", "random"):
+        wf = workflow(shape(kind, n), noop)
+        ours, base = best_of(
+            repeat,
+            lambda: ThreadedExecutor(WORKERS).execute(wf),
+            lambda: PoolDriven(WORKERS).execute(wf),
+        )
+        note = "vs the pool driver" + (" (target ≤ 10 µs a task)" if kind == "chain" else "")
+        rows.append(Row("hand-off", f"threaded, {kind}", ours / n * 1e6, base / n * 1e6,
+                        "µs/task", 1.0, note))  # fmt: skip
     return rows
 
 
@@ -233,6 +266,7 @@ def run(quick: bool) -> list[Row]:
     wide = [10_000] if quick else [10_000, 50_000]
     return (
         overhead(n, repeat)
+        + handoff(n, repeat)
         + build_and_plan(sizes, repeat)
         + fan_in(wide, repeat)
         + makespan(2 if quick else 3)

@@ -29,6 +29,7 @@ from ._checks import check_count
 from ._drivers import drive_inline, drive_pool
 from ._engine_factory import make_engine
 from ._errors import ConfigurationError
+from ._handoff import drive_handoff, handoff_suits
 from ._lanes import FutureLane, WorkerThreads
 
 if TYPE_CHECKING:
@@ -246,6 +247,9 @@ class ThreadedExecutor(BaseExecutor):
         return pool.submit(fn, *args, **kwargs)
 
     def _drive(self, engine: Engine) -> None:
+        if handoff_suits(engine):  # workers settle their own outcomes: no round trip a task
+            drive_handoff(engine, self.max_workers, "flowweaver-run")
+            return
         lane = WorkerThreads(self.max_workers, "flowweaver-run")
         ended = False
         try:

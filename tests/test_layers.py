@@ -46,7 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_durable_map", "_engine_factory", "_ready", "_gates", "_release",
     ),
     # How a run waits: the inline, pool and asyncio drivers, and what they send calls to.
-    "drivers": ("_lanes", "_drivers", "_offload", "_async_driver"),
+    "drivers": ("_lanes", "_drivers", "_handoff", "_offload", "_async_driver"),
     # Where a call runs; _resolve turns an executor= argument into an executor.
     "executors": (
         "_executors", "_process_pool", "_process", "_pool", "_pool_wait", "_async", "_dask",
