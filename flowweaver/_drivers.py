@@ -10,13 +10,17 @@ means (that is the engine's job, in one place).
   only this thread reads. A call past its deadline is abandoned (its late result discarded);
   a lane that can stop it for real (processes), or replace the worker it holds (threads),
   does.
+* ``_handoff.drive_handoff`` — :class:`ThreadedExecutor`'s runs without observers: worker
+  threads settle their own outcomes under the run's lock and go on with the task they made
+  ready, so a chain costs no thread hand-off; this thread waits for deadlines and the end.
 * ``_async_driver.drive_async`` — on an event loop, worker coroutines pull ready tasks and
   await them; sync functions run on daemon threads (``_offload.Offload``), at most one call per
   thread so a timeout never ticks while a call waits for a thread.
 
 Rules every driver keeps:
 
-* Outcomes are reported to the engine only from the driving thread (or loop).
+* Outcomes are reported to the engine from one thread at a time: the driving thread (or
+  loop), or under the hand-off driver's lock a worker thread.
 * When the run stops (fail-fast, Ctrl-C, cancellation), calls not yet started are cancelled;
   running sync calls are let finish (fail-fast; on Dask their futures are cancelled, which a
   running call ignores) or abandoned (interrupts); running coroutines are cancelled.

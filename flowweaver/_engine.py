@@ -12,7 +12,9 @@ Design:
   pops ready tasks, asks :meth:`Engine.begin` for the call, runs it wherever its executor says,
   and reports the outcome back with :meth:`Engine.succeed` or :meth:`Engine.fail`. Workers
   never touch the engine: they post outcomes to a queue the driver reads (``_lanes``). So run
-  state needs no locks and every callback fires on one thread, in one place.
+  state needs no locks and every callback fires on one thread, in one place. The one variant:
+  ``ThreadedExecutor``'s runs without observers (``_handoff``), whose workers call the same
+  methods themselves, one at a time under the run's lock, to save a thread hand-off per task.
 * **Retries** are decided by :meth:`Engine.fail` from the task's retry settings; the driver only
   waits the returned delay (through the run's :class:`Clock`) and calls :meth:`Engine.requeue`.
   A pipeline stage retries in its own loop (``_stage_run``), on the same rules, each written
@@ -136,7 +138,8 @@ def _refuse_awaitable(awaitable: Awaitable[object]) -> object:
 class Engine:
     """The state of one workflow run and the rules that move it forward.
 
-    Not thread-safe by design: exactly one driver thread calls it. See the module docstring.
+    Not thread-safe by design: one thread at a time calls it (the driver's, or a worker's
+    under the hand-off driver's lock). See the module docstring.
 
     Args:
         workflow: What to run; its current tasks are the run (later additions are not).

@@ -217,7 +217,10 @@ class ThreadedExecutor(BaseExecutor):
     late result is discarded, but its thread runs on until the call returns.
 
     Each :meth:`execute` uses its own ``max_workers`` daemon threads, released when the run
-    ends (a call abandoned after its timeout cannot keep the process from exiting).
+    ends (a call abandoned after its timeout cannot keep the process from exiting). In a run
+    without observers a thread that finishes a call settles it and runs the task it made
+    ready itself, so a chain costs no thread hand-off; runs with observers settle every task
+    on the calling thread, where their callbacks run (see the Executors guide, "Threads").
     :meth:`submit` (for the pipeline and direct use) uses a ``ThreadPoolExecutor`` kept until
     :meth:`shutdown`.
 

@@ -15,9 +15,13 @@ Design:
   released by the driver before newer work).
 * **Idle workers wait on a condition of that lock.** A worker that takes a task and sees more
   ready wakes one idle worker (which does the same), or starts a thread while the run has fewer
-  than ``max_workers``: a wide graph fans out without the driver. No more than ``max_workers``
-  calls ever run at once: a worker runs one call at a time, and a thread is started only while
-  fewer than ``max_workers`` are live (one stuck in an abandoned call is not, as in the pool).
+  than ``max_workers``: a wide graph fans out without the driver. It wakes none while another
+  worker is on its way to the ready queue (just started, just woken, or back from a call and
+  waiting for the lock): that one will take the work and look again. So short calls keep few
+  threads contending for the lock, and long ones still fan out to every thread. No more than
+  ``max_workers`` calls ever run at once: a worker runs one call at a time, and a thread is
+  started only while fewer than ``max_workers`` are live (one stuck in an abandoned call is
+  not, as in the pool).
 * **The driver thread waits only for what has a time or comes from outside**: the run's end,
   the earliest timeout deadline, the earliest retry timer (through the run's :class:`Clock`, as
   every driver), and a stop request or Ctrl-C. A worker wakes it only when one of those moves
@@ -44,6 +48,7 @@ import heapq
 import itertools
 import math
 import threading
+from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +99,7 @@ class HandoffDriver:
 
     __slots__ = (
         "abandoned",
+        "awake",
         "busy",
         "closed",
         "deadlines",
@@ -103,6 +109,7 @@ class HandoffDriver:
         "lock",
         "name",
         "own_runner",
+        "returning",
         "runners",
         "size",
         "spawned",
@@ -130,6 +137,11 @@ class HandoffDriver:
         self.abandoned: set[threading.Thread] = set()
         self.spawned = 0
         self.idle = 0
+        #: Workers neither idle nor abandoned: in a call, or on their way to the ready queue.
+        self.awake = 0
+        #: One entry per worker whose call has returned and that waits for the lock (appended
+        #: without the lock: ``deque.append`` is atomic), so it will soon look for work.
+        self.returning: deque[None] = deque()
         #: Calls running on workers that are not abandoned.
         self.busy = 0
         #: Timed calls running: token -> (task index, thread).
@@ -230,6 +242,7 @@ class HandoffDriver:
             i, thread = entry
             self.abandoned.add(thread)  # its late outcome is discarded; it ends then
             self.busy -= 1
+            self.awake -= 1
             task = engine.tasks[i]
             assert task.timeout is not None  # only timed tasks have deadlines
             self.timers.add(engine, i, engine.fail(i, TaskTimeoutError(task.name, task.timeout)))
@@ -252,12 +265,14 @@ class HandoffDriver:
 
     def _dispatch(self) -> None:
         """Ready work waits: wake an idle worker, or start one while the run has room."""
-        if not self.has_work():
-            return
-        if self.idle:  # counted down here, so a second call wakes a second worker
+        if not self.has_work() or self.awake > self.busy or self.returning:
+            return  # nothing to do, or a worker between two calls is on its way to it
+        if self.idle:  # counted here, so a second call wakes a second worker
             self.idle -= 1
+            self.awake += 1
             self.work.notify()
         elif len(self.threads) - len(self.abandoned) < self.size and not self.closed:
+            self.awake += 1
             thread = threading.Thread(
                 target=self._work, name=f"{self.name}-{self.spawned}", daemon=True
             )
@@ -297,7 +312,8 @@ class HandoffDriver:
             if self.busy == 0 and (engine.stopping or not self.timers):
                 self.wake.set()  # nothing runs, nothing is ready: the run is over
             self.idle += 1
-            self.work.wait()  # whoever wakes us counts us out of `idle`
+            self.awake -= 1
+            self.work.wait()  # whoever wakes us counts us back (_dispatch)
 
     def _settle(self, i: int, token: int, ok: bool, value: Any) -> None:
         """Worker, under the lock: report a call's outcome to the engine."""
@@ -324,7 +340,7 @@ class HandoffDriver:
     def _work(self) -> None:
         me = threading.current_thread()
         runner = AwaitRunner()
-        lock, tasks = self.lock, self.engine.tasks
+        lock, tasks, returning = self.lock, self.engine.tasks, self.returning
         lock.acquire()
         try:
             self.runners[me.ident or 0] = runner
@@ -341,8 +357,11 @@ class HandoffDriver:
                 except BaseException as error:  # the task's outcome, settled below
                     value, ok = error, False
                 finally:
+                    returning.append(None)
                     lock.acquire()
+                    returning.pop()
                 if self.closed or me in self.abandoned:
+                    self._dispatch()  # it was counted as on its way to the ready queue
                     return
                 self._settle(i, token, ok, value)
         except BaseException as error:  # an interrupt from an observer, or a bug: stop the run

@@ -12,7 +12,8 @@ and is ignored by the driver.
   a chain (a chain is latency-bound: one thread hand-off each way per task). A thread stuck in
   an abandoned (timed-out) call is replaced, so the pool keeps its capacity, and because the
   threads are daemons such a call can never keep the interpreter from exiting.
-  :class:`ThreadedExecutor`'s workflow runs use it directly; sync calls made from an event
+  :class:`ThreadedExecutor`'s workflow runs with observers use it directly (the others run
+  on ``_handoff``'s threads, which settle their own outcomes); sync calls made from an event
   loop — :class:`AsyncExecutor`'s workflow runs and its ``submit`` / ``map`` pool, and a
   pipeline's sync tasks by default — use it through ``_offload.Offload``.
 """

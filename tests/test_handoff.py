@@ -211,3 +211,14 @@ def test_every_task_ends_once_and_never_more_than_max_workers_calls_run(
                 assert calls[i] == 1 + (shape.failing[i] > 0 or shape.hangs[i])
             if not any(statuses[d] is not S.COMPLETED for d in shape.deps[i]):
                 assert s is (S.FAILED if i in doomed else S.COMPLETED)
+
+
+@pytest.mark.parametrize("workers", [2, 4, 16])
+def test_a_fan_out_reaches_max_workers_calls_at_once(workers: int) -> None:
+    meet = threading.Barrier(workers, timeout=WAIT)  # all must run at once, or the run fails
+    wf = Workflow("fan")
+    wf.add_task(Task(name="src", fn=lambda: 0))
+    for k in range(3 * workers):
+        wf.add_task(Task(name=f"f{k}", fn=lambda src: meet.wait()), ["src"])
+    run = ThreadedExecutor(max_workers=workers).execute(wf)
+    assert len(run.results) == 1 + 3 * workers
