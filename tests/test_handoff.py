@@ -8,10 +8,13 @@ off through the clock, every task ending once, and observed runs calling back on
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
+import signal
 import threading
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -30,6 +33,7 @@ from flowweaver import (
 from flowweaver._engine_factory import make_engine
 
 from .conftest import WAIT, FakeClock, Recorder
+from .conftest import run as run_coro
 
 S = TaskStatus
 
@@ -222,3 +226,44 @@ def test_a_fan_out_reaches_max_workers_calls_at_once(workers: int) -> None:
         wf.add_task(Task(name=f"f{k}", fn=lambda src: meet.wait()), ["src"])
     run = ThreadedExecutor(max_workers=workers).execute(wf)
     assert len(run.results) == 1 + 3 * workers
+
+
+@settings(max_examples=10, deadline=None)
+@given(how=st.sampled_from(["cancel", "ctrl-c"]), after=st.integers(1, 6))
+def test_a_run_stopped_anywhere_ends_every_task_once_and_promptly(how: str, after: int) -> None:
+    reached = threading.Event()
+    stopped: list[float] = []
+
+    def step(k: int) -> int:
+        if k == after - 1:
+            if how == "ctrl-c":
+                stopped.append(monotonic())
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            else:
+                reached.set()
+        return k
+
+    wf = Workflow("w")  # src -> t0..t3 -> end: step(k) runs as the k-th task
+    wf.add_task(Task(name="src", fn=lambda: step(0)))
+    for i in range(4):
+        wf.add_task(Task(name=f"t{i}", fn=lambda src, i=i: step(i + 1)), ["src"])
+    wf.add_task(Task(name="end", fn=lambda *_: step(5)), [f"t{i}" for i in range(4)])
+    assert suits(wf)
+    executor = ThreadedExecutor(max_workers=2)
+    if how == "cancel":
+
+        async def main() -> None:
+            running = asyncio.ensure_future(executor.execute_async(wf))
+            assert await asyncio.to_thread(reached.wait, WAIT)
+            stopped.append(monotonic())
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+        run_coro(main())
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            executor.execute(wf)
+    assert monotonic() - stopped[0] < 1.0  # a bound, generous on a loaded machine
+    assert wf.last_run is not None
+    assert all(status.is_terminal for status in wf.last_run.statuses.values())
