@@ -364,6 +364,9 @@ class HandoffDriver:
                     self._dispatch()  # it was counted as on its way to the ready queue
                     return
                 self._settle(i, token, ok, value)
+                # Hold nothing of this call while idle: a run may release its inputs and
+                # result (keep_results=) and expects them gone.
+                job = fn = args = kwargs = value = None  # type: ignore[assignment]
         except BaseException as error:  # an interrupt from an observer, or a bug: stop the run
             if self.error is None:
                 self.error = error
