@@ -36,7 +36,9 @@ Design:
 
 Which runs: those with no observers when they start (no task's ``on_status_change`` or
 ``on_retry``, no monitors, telemetry off), no ``limits=``, no store or ``cache=True`` and no
-mapped tasks or subflow tasks (:func:`handoff_suits`). Every other run takes the pool driver,
+subflow tasks (:func:`handoff_suits`); mapped tasks are fine (their elements are ready indices
+like any task's, and a generator upstream is pulled under the lock). Every other run takes the
+pool driver,
 where observers are called on the driver thread. Observers that only appear during a run (the
 tasks of a workflow that a task returned) are called on the thread that settles their task,
 always under the run's lock: never two at once.
@@ -47,6 +49,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import sys
 import threading
 from collections import deque
 from time import monotonic
@@ -72,7 +75,14 @@ def handoff_suits(engine: Engine) -> bool:
     """Whether ``engine``'s run can be driven by :class:`HandoffDriver` (module docstring)."""
     from ._engine import Engine
 
-    if type(engine) is not Engine or engine.monitors or engine.telemetry is not None:
+    kind = type(engine)
+    if kind is not Engine:  # a mapping run's engine (loaded only by a run that maps: look)
+        mapping = sys.modules.get("flowweaver._mapping")
+        if mapping is None or kind is not mapping.MapEngine:
+            return False  # a store or cache=True: its commits stay on the driver thread
+    if engine.monitors:
+        return False
+    if engine.telemetry is not None:
         return False
     if engine.gates is not None or any(spec is NESTED for spec in engine.specs):
         return False

@@ -267,3 +267,32 @@ def test_a_run_stopped_anywhere_ends_every_task_once_and_promptly(how: str, afte
     assert monotonic() - stopped[0] < 1.0  # a bound, generous on a loaded machine
     assert wf.last_run is not None
     assert all(status.is_terminal for status in wf.last_run.statuses.values())
+
+
+def test_a_mapped_task_runs_on_the_hand_off_with_retries_and_a_timeout() -> None:
+    release = threading.Event()
+    attempts = Recorder()
+
+    def each(x: int) -> int:
+        attempts(x)
+        if x == 3 and attempts.count(3) == 1:
+            raise ConnectionError("once")
+        if x == 5 and attempts.count(5) == 1:
+            release.wait(WAIT)  # abandoned after its timeout; retried
+        return 10 * x
+
+    wf = Workflow("m")
+    wf.add_task(Task(name="items", fn=lambda: iter(range(8))))  # streamed, pulled under the lock
+    wf.add_task(
+        Task(name="each", fn=each, map_over="items", retries=1, delay=1.0, timeout=0.2),
+        ["items"],
+    )
+    wf.add_task(Task(name="total", fn=lambda each: sum(each)), ["each"])
+    assert suits(wf)
+    try:
+        run = ThreadedExecutor(max_workers=2).execute(wf, clock=FakeClock())
+    finally:
+        release.set()
+    assert run.result("each") == [10 * x for x in range(8)]
+    assert run.result("total") == 280
+    assert [attempts.count(x) for x in range(8)] == [1, 1, 1, 2, 1, 2, 1, 1]
