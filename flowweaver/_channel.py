@@ -73,8 +73,10 @@ class Channel(Generic[T]):
         self.capacity = capacity
         self.closed = False
         self._size = 0
+        #: One FIFO per priority. A bucket that empties stays (a pipeline of one priority
+        #: keeps one deque for good) until a get finds it empty below the next item.
         self._buckets: dict[int, deque[T]] = {}
-        self._order: list[int] = []  # priorities with a non-empty bucket, lowest first
+        self._order: list[int] = []  # the priorities of the buckets, lowest first
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         #: A hand-off's waiting putters with their items (and what to call when it is taken).
@@ -106,7 +108,6 @@ class Channel(Generic[T]):
         bucket = self._buckets.get(priority)
         if bucket is None:
             bucket = self._buckets[priority] = deque()
-        if not bucket:
             insort(self._order, priority)
         bucket.append(item)
         self._size += 1
@@ -162,12 +163,12 @@ class Channel(Generic[T]):
                         on_handoff()
                     return item
             return None
-        order = self._order
-        priority = order[0]
-        bucket = self._buckets[priority]
+        order, buckets = self._order, self._buckets
+        bucket = buckets[order[0]]
+        while not bucket:  # an emptied priority below the next item's: forget it
+            del buckets[order.pop(0)]
+            bucket = buckets[order[0]]
         item = bucket.popleft()
-        if not bucket:
-            del order[0]
         self._size -= 1
         if self._putters:
             _wake(self._putters)
@@ -207,7 +208,7 @@ class Channel(Generic[T]):
         items: list[T] = []
         for priority in self._order:
             items.extend(self._buckets[priority])
-            self._buckets[priority].clear()
+        self._buckets.clear()
         self._order.clear()
         self._size = 0
         while self._putters:

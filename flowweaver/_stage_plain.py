@@ -55,23 +55,29 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
         done = tracker._key((name, _COMPLETED, worker))
         if nxt is not None:
             moved = tracker._key((name, _COMPLETED, worker), (nxt.name, _QUEUED, None))
+    put_nowait = None if nxt is None else nxt.inbox.put_nowait
     streak = 0
+    # When the last item ended (perf_counter) if the worker has not waited since: the next
+    # one starts then — a clock read saved per item, the hand-off counted as busy time.
+    ended: float | None = None
     while True:
         item = get_nowait()
         if item is None:
             streak = 0
+            ended = None
             item = await inbox.get()
             if item is None:
                 return
         slot.item = item
-        slot.attempts = 0
         if slot.status is not None:  # what its task said about the item before
             slot.status = slot.status_at = None
-        slot.since = start = perf_counter()
+        slot.since = start = perf_counter() if ended is None else ended
+        ended = None
         if tracker is not None:
             if tracker.on_status_change is None:
                 tracker._record(item.id, began)
             else:
+                slot.attempts = 0  # none started yet, should a shutdown come meanwhile
                 pending = tracker._status(item.id, name, _IN_PROGRESS, worker, None)
                 if pending is not None:
                     await run.settle(pending, "on_status_change")
@@ -112,7 +118,11 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
                 run.outbox is not None or (tracker is not None and tracker.on_success is not None)
             ):
                 await run.deliver(item, result)
+            elif tracker is None or tracker.on_status_change is None:
+                ended = end  # nothing waited
+            slot.item = None
         else:
+            assert put_nowait is not None
             # With nobody listening to each change, "completed here" and "queued there"
             # are one record once the item is in (the same step: no one can tell).
             quiet = tracker is not None and tracker.on_status_change is None
@@ -121,13 +131,14 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
                 if pending is not None:
                     await run.settle(pending, "on_status_change")
             item.attempt = 1
-            handed = False
+            handed = waited = False
             try:  # as in _loop
-                if not nxt.inbox.put_nowait(item, item.priority):
+                if not put_nowait(item, item.priority):
                     if quiet:  # it waits for room: completed now, queued once it is in
                         assert tracker is not None
                         tracker._record(item.id, done)
                         quiet = False
+                    waited = True
                     await nxt.inbox.put(item, item.priority, slot.handed_off)
                     handed = nxt.pull
             except ChannelClosed:
@@ -138,12 +149,16 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
             if quiet:
                 assert tracker is not None
                 tracker._record(item.id, moved)
-            elif tracker is not None and not handed:
+                ended = end  # nothing waited
+            elif tracker is None:
+                if not waited:
+                    ended = end
+            elif not handed:
                 pending = tracker._status(item.id, nxt.name, _QUEUED, None, None)
                 if pending is not None:
                     await run.settle(pending, "on_status_change")
-        slot.item = None
         streak += 1
         if streak >= YIELD_EVERY:
             streak = 0
+            ended = None
             await asyncio.sleep(0)
