@@ -22,8 +22,6 @@ import typing as _typing
 
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
-from ._dag import DAG as DAG
-from ._decorator import task as task
 from ._elements import ElementRecord as ElementRecord
 from ._errors import BindingError as BindingError
 from ._errors import ConfigurationError as ConfigurationError
@@ -72,7 +70,6 @@ from ._executors import Executor as Executor
 from ._executors import PoolExecutor as PoolExecutor
 from ._executors import SequentialExecutor as SequentialExecutor
 from ._executors import ThreadedExecutor as ThreadedExecutor
-from ._flow import Flow as Flow
 from ._options import RunOptions as RunOptions
 from ._public import LAZY as _LAZY
 from ._retry import RetryPolicy as RetryPolicy
@@ -91,6 +88,7 @@ from ._workflow import Workflow as Workflow
 
 if _typing.TYPE_CHECKING:
     from ._async import AsyncExecutor as AsyncExecutor
+    from ._dag import DAG as DAG
     from ._dashboard import DashboardProtocol as DashboardProtocol
     from ._dashboard_base import BaseDashboard as BaseDashboard
     from ._dashboard_base import ProgressDisplay as ProgressDisplay
@@ -98,6 +96,8 @@ if _typing.TYPE_CHECKING:
     from ._dashboards import DetailedDashboard as DetailedDashboard
     from ._dashboards import FullDashboard as FullDashboard
     from ._dask import DaskExecutor as DaskExecutor
+    from ._decorator import task as task
+    from ._flow import Flow as Flow
     from ._history import RunDetail as RunDetail
     from ._history import RunKind as RunKind
     from ._history import RunRecord as RunRecord

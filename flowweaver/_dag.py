@@ -16,6 +16,7 @@ from . import _export, _scope
 from ._checks import check_count
 from ._errors import ConfigurationError, DefinitionError, SubflowCycleError
 from ._graph import TaskGraph
+from ._public import publish
 from ._resolve import resolve_executor
 from ._subflow import Nestable, Subflow, nesting_cycle
 from ._task import Task, _linked
@@ -353,3 +354,6 @@ class DAG(AuthoredGraph):
         if exc_type is None:
             self._task_graph()
             self._take(records)
+
+
+publish(__name__)  # last: every exported class above exists

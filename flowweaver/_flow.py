@@ -21,6 +21,7 @@ from typing import Any, Self
 from ._dag import AuthoredGraph
 from ._errors import ConfigurationError, DuplicateTaskError, TaskNameCollisionError
 from ._graph import describe
+from ._public import publish
 from ._subflow import Nestable
 from ._task import Task
 
@@ -136,3 +137,6 @@ class Flow(AuthoredGraph):
             source = graph.get(name)
             if source is not None and source is not task and source not in upstream:
                 graph.add_edge(source, task)
+
+
+publish(__name__)  # last: every exported class above exists

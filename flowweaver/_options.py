@@ -11,7 +11,6 @@ from ._checks import check_flag, check_number, check_sequence_of
 from ._clock import Clock, SystemClock
 from ._errors import ConfigurationError
 from ._events import Monitor
-from ._progress import ProgressMonitor
 from ._status import ChangePolicy, FailurePolicy
 from ._store_types import StateStore
 
@@ -87,6 +86,8 @@ def check_options(options: RunOptions) -> tuple[FailurePolicy, list[Monitor], Cl
         "execute", "monitors", options.get("monitors", ()), Monitor, "Monitor objects"
     )
     if check_flag("execute", "progress", options.get("progress", False)):
+        from ._progress import ProgressMonitor  # only a run that shows progress loads it
+
         monitors.append(ProgressMonitor())
     clock = options.get("clock") or SystemClock()
     if not isinstance(clock, Clock):

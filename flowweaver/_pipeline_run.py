@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ._offload import SyncCalls
     from ._pipeline_state import Checkpoint
     from ._stage import Stage
-    from ._telemetry import PipelineTelemetry
+    from ._telemetry_spans import PipelineTelemetry
     from ._tracker import StatusTracker
 
 __all__ = ["KEPT_FAILURES", "PipelineRun"]

@@ -1,11 +1,15 @@
 """Which public names load on first use, and the rule that gives their classes the public
 module name.
 
-``import flowweaver`` loads the model, the engine and the in-process executors (inline,
-threads, any ``concurrent.futures`` pool). Everything else — the event-loop executor, pipelines,
-dashboards, the file stores, the process and Dask executors, logging set-up — loads its module
-when a program first names it (PEP 562's module ``__getattr__``), so a workflow on the
-sequential or threaded executor never imports ``asyncio`` and the import stays cheap.
+``import flowweaver`` loads the model (``Task``, ``Workflow``), the engine and the in-process
+executors (inline, threads, any ``concurrent.futures`` pool). Everything else — the ``@task`` /
+``DAG`` and ``Flow`` styles of writing a workflow, the event-loop executor, pipelines,
+dashboards, the stores with their run history and serializer, the process and Dask executors,
+logging set-up — loads its module when a program first names it (PEP 562's module
+``__getattr__``), so a workflow on the sequential or threaded executor never imports
+``asyncio`` and the import stays cheap. Inside the package the same holds for what a plain run
+does not use: ``logging``, ``concurrent.futures``, telemetry's spans, the exporters and the
+progress line load when first used (see ``tests/test_exports.py``, which holds it).
 
 Exported classes say they are ``flowweaver.X`` (reprs, pickles, stored type tags). A lazily
 loaded module may be imported by flowweaver's own code before anyone names its classes, so the
@@ -23,12 +27,14 @@ LAZY: dict[str, str] = {
     "AsyncFuture": "_pool",
     "BaseDashboard": "_dashboard_base",
     "CompactDashboard": "_dashboards",
+    "DAG": "_dag",
     "DashboardProtocol": "_dashboard",
     "DashboardSnapshot": "_pipeline_types",
     "DaskExecutor": "_dask",
     "DetailedDashboard": "_dashboards",
     "ErrorSummary": "_pipeline_types",
     "FailedItem": "_pipeline_types",
+    "Flow": "_flow",
     "FullDashboard": "_dashboards",
     "ItemStatus": "_pipeline_types",
     "JSONFileStore": "_json_store",
@@ -70,6 +76,7 @@ LAZY: dict[str, str] = {
     "get_worker_state": "_stage_context",
     "rate_limit": "_stage_context",
     "set_task_status": "_stage_context",
+    "task": "_decorator",
 }
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
-from . import _export
 from ._binding import NO_ARGS, NOTHING, ArgSpec, bind
 from ._errors import (
     ConfigurationError,
@@ -352,18 +351,24 @@ class Workflow(Nestable):
         """``{name: task}`` in insertion order (a copy)."""
         return dict(zip(self._names, self._tasks, strict=True))
 
-    # -- export (see _export: Mermaid, DOT, text) --------------------------------------------
+    # -- export (see _export: Mermaid, DOT, text; loaded on first use) -----------------------
 
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart (task names escaped, one node per task)."""
+        from . import _export
+
         return _export.to_mermaid(self.name, self._names, self._deps, self._map_labels())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz DOT digraph (task names escaped, one node per task)."""
+        from . import _export
+
         return _export.to_dot(self.name, self._names, self._deps, self._map_labels())
 
     def to_text(self) -> str:
         """A plain-text listing: ``[layer] name <- dependencies``, one task per line."""
+        from . import _export
+
         return _export.to_text(
             f"workflow {self.name!r}", self._names, self._deps, self._levels, self._map_labels()
         )

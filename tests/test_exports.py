@@ -58,14 +58,20 @@ def test_sequential_and_threaded_workflows_never_import_asyncio() -> None:
 
 
 #: What a plain workflow run leaves out (each loads on first use): the event loop, the stores
-#: with their history and serializer, and the standard library only they need.
+#: with their history and serializer, telemetry, progress, the exporters, and the standard
+#: library only they need.
 RUN_KEEPS_OUT = (
     "asyncio", "flowweaver._store", "flowweaver._history", "flowweaver._history_read",
-    "flowweaver._claim", "flowweaver._serialize", "socket", "hashlib", "platform", "uuid",
+    "flowweaver._claim", "flowweaver._serialize", "flowweaver._telemetry_spans",
+    "flowweaver._progress", "flowweaver._export", "socket", "hashlib", "platform", "uuid",
     "datetime", "decimal", "pickle", "signal",
 )  # fmt: skip
-#: And what ``import flowweaver`` leaves out besides: a run logs, and a pool needs futures.
-IMPORT_KEEPS_OUT = (*RUN_KEEPS_OUT, "logging", "concurrent.futures")
+#: And what ``import flowweaver`` leaves out besides: a run logs, a pool needs futures, and
+#: the decorator and builder styles of writing a workflow load when a program names them.
+IMPORT_KEEPS_OUT = (
+    *RUN_KEEPS_OUT, "logging", "concurrent.futures", "flowweaver._dag", "flowweaver._flow",
+    "flowweaver._decorator",
+)  # fmt: skip
 
 
 def test_import_and_a_plain_run_leave_out_what_they_do_not_use() -> None:

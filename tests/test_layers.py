@@ -42,8 +42,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     # The one scheduling state machine (and its durable half, and telemetry of it).
     "engine": (
-        "_telemetry", "_map_state", "_nesting", "_engine", "_durable", "_map_elements", "_mapping",
-        "_durable_map", "_engine_factory", "_ready", "_gates", "_release",
+        "_telemetry", "_telemetry_spans", "_map_state", "_nesting", "_engine", "_durable",
+        "_map_elements", "_mapping", "_durable_map", "_engine_factory", "_ready", "_gates",
+        "_release",
     ),
     # How a run waits: the inline, pool and asyncio drivers, and what they send calls to.
     "drivers": ("_lanes", "_drivers", "_handoff", "_offload", "_async_driver"),
