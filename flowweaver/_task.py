@@ -24,11 +24,11 @@ from . import _scope
 from ._binding import Params, is_coroutine_callable, params_of
 from ._checks import check_number
 from ._errors import ConfigurationError
-from ._limiter import Limiter
 from ._retry import RetryPolicy, check_retry_fields
 from ._status import TaskStatus
 
 if TYPE_CHECKING:
+    from ._limiter import Limiter
     from ._run import WorkflowRun
     from ._store import MemoryStore
     from ._subflow import Nestable
@@ -230,6 +230,8 @@ class Task(Generic[P, R]):
                 object.__setattr__(self, "depends_on", tuple(deps))
 
     def _check_limits(self) -> None:
+        from ._limiter import Limiter  # only a task given limits loads them
+
         limits = self.limits
         if isinstance(limits, list | tuple):
             limits = tuple(limits)

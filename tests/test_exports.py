@@ -58,13 +58,13 @@ def test_sequential_and_threaded_workflows_never_import_asyncio() -> None:
 
 
 #: What a plain workflow run leaves out (each loads on first use): the event loop, the stores
-#: with their history and serializer, telemetry, progress, the exporters, and the standard
-#: library only they need.
+#: with their history and serializer, telemetry, progress, the exporters, limiters, and the
+#: standard library only they need.
 RUN_KEEPS_OUT = (
     "asyncio", "flowweaver._store", "flowweaver._history", "flowweaver._history_read",
     "flowweaver._claim", "flowweaver._serialize", "flowweaver._telemetry_spans",
-    "flowweaver._progress", "flowweaver._export", "socket", "hashlib", "platform", "uuid",
-    "datetime", "decimal", "pickle", "signal",
+    "flowweaver._progress", "flowweaver._export", "flowweaver._limiter", "socket", "hashlib",
+    "platform", "uuid", "datetime", "decimal", "pickle", "signal",
 )  # fmt: skip
 #: And what ``import flowweaver`` leaves out besides: a run logs, a pool needs futures, and
 #: the decorator and builder styles of writing a workflow load when a program names them.
