@@ -201,12 +201,18 @@ class PipelineRun:
                         raise ChannelClosed
             else:
                 put_nowait = inbox.put_nowait
+                queued = None if tracker is None else tracker._key((name, _QUEUED, None))
                 for raw in items:
                     item = self._item(raw, priority)
                     if restore is not None and await self._restored(item, restore, stage):
                         pass
                     elif put_nowait(item, priority):
-                        if tracker is not None:
+                        if tracker is None:
+                            pass
+                        elif tracker.on_status_change is None:  # the one-call record
+                            assert queued is not None
+                            tracker._record(item.id, queued)
+                        else:
                             pending = tracker._status(item.id, name, _QUEUED, None, None)
                             if pending is not None:
                                 item = None

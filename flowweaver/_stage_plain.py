@@ -109,7 +109,7 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
                     pending = tracker._status(item.id, name, _COMPLETED, worker, None)
                 elif tracker.on_status_change is None:
                     pending = None
-                    tracker._record_done(item.id, done)
+                    tracker._record(item.id, done, last=True)
                 else:
                     pending = tracker._done(item.id, name, worker)
                 if pending is not None:

@@ -250,32 +250,28 @@ class StatusTracker:
         """The key of these changes (no metadata) made at one moment, for :meth:`_record`."""
         return tuple((stage, code, worker, None) for stage, code, worker in changes)
 
-    def _record(self, item_id: Any, key: Key) -> None:
-        """Record the changes of ``key`` (from :meth:`_key`), now, for an item seen before.
+    def _record(self, item_id: Any, key: Key, last: bool = False) -> None:
+        """Record the changes of ``key`` (from :meth:`_key`), now: what :meth:`_status` does
+        for each of them, in one call.
 
         Only while nobody listens to ``on_status_change`` (the pipeline checks): it calls no
-        callback, so it is the one-call fast path of a worker's changes.
+        callback. ``last``: the last stage's ``completed`` (the item may be forgotten now).
         """
-        history = self._history.get(item_id)
-        if history is None:  # forgotten meanwhile (an id fed twice, bounded history)
-            for stage, code, worker, _ in key:
-                self._status(item_id, stage, code, worker, None)
-            return
         errors = self._errors
         if errors and item_id in errors:
             del errors[item_id]  # fed again after it failed
-        finished = self._finished
-        if finished is not None and item_id in finished:
-            del finished[item_id]  # fed again: in flight, so kept
         counts = self._counts
-        counts[history[-2][-1][1]] -= 1
+        history = self._history.get(item_id)
+        if history is None:
+            self._history[item_id] = [key, time()]
+        else:
+            finished = self._finished
+            if finished is not None and item_id in finished:
+                del finished[item_id]  # fed again: in flight, so kept
+            counts[history[-2][-1][1]] -= 1
+            history += (key, time())
         counts[key[-1][1]] += 1
-        history += (key, time())
-
-    def _record_done(self, item_id: Any, key: Key) -> None:
-        """:meth:`_record` of the last stage's ``completed``: the item is a result."""
-        self._record(item_id, key)
-        if self._finished is not None:
+        if last and self._finished is not None:
             self._item_finished(item_id)
 
     def _done(self, item_id: Any, stage: str, worker: str) -> Awaitable[object] | None:
