@@ -27,6 +27,8 @@ Design:
   every driver), and a stop request or Ctrl-C. A worker wakes it only when one of those moves
   earlier (a new deadline sooner than the one it sleeps until, a retry with a delay, the run's
   end, an interrupt), so a chain of tasks with equal timeouts wakes it about once per timeout.
+  On the main thread it also looks up every ``_SIGNAL_POLL`` seconds, so a Ctrl-C that lands
+  as its wait begins is not left until the run ends.
 * **Timeouts**: a call past its deadline (``_TIMEOUT_GRACE`` after its timeout, as in the pool)
   is failed with :class:`TaskTimeoutError` by the driver; its thread is abandoned (its late
   outcome discarded, the thread ends when the call returns) and a new thread may take its place.
@@ -69,6 +71,10 @@ __all__ = ["HandoffDriver", "drive_handoff", "handoff_suits"]
 
 #: ``Event.wait(None)`` cannot be interrupted on every platform; a day is as good.
 _FOREVER = 86_400.0
+#: Longest wait of a driver on the main thread. A Ctrl-C that lands just as a lock wait begins
+#: (a C-level race in CPython) is seen only when the wait ends; the pool driver wakes for every
+#: outcome, but this one may sleep through a whole run of chained tasks.
+_SIGNAL_POLL = 0.1
 
 
 def handoff_suits(engine: Engine) -> bool:
@@ -177,6 +183,8 @@ class HandoffDriver:
         self.runners[threading.get_ident()] = self.own_runner
         engine.start(self._await, self._wake_driver, self.size)
         ended = False
+        on_main = threading.current_thread() is threading.main_thread()
+        longest = _SIGNAL_POLL if on_main else _FOREVER
         try:
             with lock:
                 self._dispatch()
@@ -189,7 +197,7 @@ class HandoffDriver:
                         break
                     self.wakes_at = monotonic() + wait if wait else -math.inf
                 if wait:
-                    self.wake.wait(min(wait, _FOREVER))
+                    self.wake.wait(min(wait, longest))
         except BaseException:
             engine.request_stop()
             raise
