@@ -37,13 +37,13 @@ Design:
   and :meth:`Engine.finish` settles what is left, as in the pool driver.
 
 Which runs: those with no observers when they start (no task's ``on_status_change`` or
-``on_retry``, no monitors, telemetry off), no ``limits=``, no store or ``cache=True`` and no
-subflow tasks (:func:`handoff_suits`); mapped tasks are fine (their elements are ready indices
-like any task's, and a generator upstream is pulled under the lock). Every other run takes the
-pool driver,
-where observers are called on the driver thread. Observers that only appear during a run (the
-tasks of a workflow that a task returned) are called on the thread that settles their task,
-always under the run's lock: never two at once.
+``on_retry``, no monitors), no ``limits=``, no store or ``cache=True`` and no subflow tasks
+(:func:`handoff_suits`). Mapped tasks are fine (their elements are ready indices like any
+task's, and a generator upstream is pulled under the lock), and so are OpenTelemetry spans (a
+task's span is begun and ended under the lock, and current inside its call, on the worker).
+Every other run takes the pool driver, where observers are called on the driver thread.
+Observers that only appear during a run (the tasks of a workflow that a task returned) are
+called on the thread that settles their task, always under the run's lock: never two at once.
 """
 
 from __future__ import annotations
@@ -87,8 +87,6 @@ def handoff_suits(engine: Engine) -> bool:
         if mapping is None or kind is not mapping.MapEngine:
             return False  # a store or cache=True: its commits stay on the driver thread
     if engine.monitors:
-        return False
-    if engine.telemetry is not None:
         return False
     if engine.gates is not None or any(spec is NESTED for spec in engine.specs):
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,4 +258,24 @@ def test_without_the_switch_nothing_is_imported_and_a_missing_extra_is_named() -
     assert done.stdout.strip() == (
         "MissingDependencyError configure_telemetry needs the 'otel' extra: "
         "pip install 'flowweaver[otel]'"
+    )
+
+
+def test_a_threaded_chain_with_telemetry_runs_on_one_worker_inside_its_spans(
+    otel: Telemetry,
+) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def step(*_: object) -> None:
+        span = trace.get_current_span()
+        seen.append((threading.get_ident(), getattr(span, "name", "")))
+
+    wf = Workflow("chain")
+    for i in range(6):
+        wf.add_task(Task(f"t{i}", step), depends_on=[f"t{i - 1}"] if i else [])
+    ThreadedExecutor(max_workers=4).execute(wf)
+    assert len({thread for thread, _ in seen}) == 1  # the hand-off driver: no thread hand-off
+    assert [name for _, name in seen] == [f"task t{i}" for i in range(6)]
+    assert sorted(s.name for s in otel.spans()) == sorted(
+        ["workflow chain", *(f"task t{i}" for i in range(6))]
     )
