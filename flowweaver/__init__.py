@@ -42,6 +42,7 @@ from ._errors import MappedTaskFailedError as MappedTaskFailedError
 from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import NotIterableError as NotIterableError
 from ._errors import PipelineError as PipelineError
+from ._errors import RejectedResultError as RejectedResultError
 from ._errors import ResultReleasedError as ResultReleasedError
 from ._errors import ResultUnavailableError as ResultUnavailableError
 from ._errors import RunLockedError as RunLockedError
@@ -199,6 +200,7 @@ __all__ = [  # noqa: RUF022
     "ProcessExecutor",
     "ProgressDisplay",
     "Rate",
+    "RejectedResultError",
     "ResultReleasedError",
     "ResultUnavailableError",
     "RetryPolicy",

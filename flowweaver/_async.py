@@ -14,7 +14,14 @@ from ._clock import Clock, SystemClock
 from ._engine_factory import make_engine
 from ._errors import ConfigurationError, EventLoopError
 from ._executors import default_workers
-from ._pool import AsyncFuture, AsyncPool, check_semaphore, retry_policy, window_for
+from ._pool import (
+    AsyncFuture,
+    AsyncPool,
+    check_semaphore,
+    judged_call,
+    retry_policy,
+    window_for,
+)
 from ._pool_wait import MapResults, WaitStrategy, wait
 from ._public import publish
 
@@ -189,6 +196,8 @@ class AsyncExecutor:
         *args: Any,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         semaphore: AbstractAsyncContextManager[object] | None = None,
         **kwargs: Any,
     ) -> AsyncFuture[R]: ...
@@ -201,6 +210,8 @@ class AsyncExecutor:
         *args: Any,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         semaphore: AbstractAsyncContextManager[object] | None = None,
         **kwargs: Any,
     ) -> AsyncFuture[R]: ...
@@ -212,6 +223,8 @@ class AsyncExecutor:
         *args: Any,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         semaphore: AbstractAsyncContextManager[object] | None = None,
         **kwargs: Any,
     ) -> AsyncFuture[Any]:
@@ -224,11 +237,18 @@ class AsyncExecutor:
                 ``n`` is ``retry_delay * 2 ** (n - 1)``, through the executor's clock. The last
                 failure is what the future raises (never a wrapper).
             retry_delay: Seconds before the first retry.
+            retry_if: ``(error) -> bool``: a false answer makes a failure final (as
+                ``Task(retry_if=...)``); a failure's ``retry_after`` lengthens the next wait.
+            retry_if_result: ``(result) -> bool``: a true answer counts a returned value as
+                a failure (:class:`~flowweaver.RejectedResultError`), retried while
+                ``retries`` are left; then the future raises it. One rule for all three:
+                :meth:`RetryPolicy.decide <flowweaver.RetryPolicy.decide>`. A predicate that
+                raises makes its exception the call's failure.
             semaphore: Held around each attempt (not across the waits): an
                 ``asyncio.Semaphore``, a :class:`~flowweaver.Limiter`, any async context
                 manager.
-            **kwargs: Its keyword arguments (``retries``, ``retry_delay`` and ``semaphore``
-                are this method's own, as in AntFlow).
+            **kwargs: Its keyword arguments (``retries``, ``retry_delay``, ``retry_if``,
+                ``retry_if_result`` and ``semaphore`` are this method's own).
 
         Returns:
             An :class:`AsyncFuture`: ``await future.result()`` (or ``await future``).
@@ -238,7 +258,8 @@ class AsyncExecutor:
             EventLoopError: No event loop is running (call it from a coroutine).
             ConfigurationError: A bad ``retries``, ``retry_delay`` or ``semaphore``.
         """
-        policy = retry_policy("submit()", retries, retry_delay)
+        policy = retry_policy("submit()", retries, retry_delay, retry_if, retry_if_result)
+        fn = judged_call(fn, policy)
         return self._pool().submit(fn, args, kwargs, policy, check_semaphore(semaphore))
 
     @overload
@@ -249,6 +270,8 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> MapResults[R]: ...
 
@@ -260,6 +283,8 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> MapResults[R]: ...
 
@@ -270,6 +295,8 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> MapResults[Any]:
         """``fn`` applied to each item (zipped across ``iterables``), in input order.
@@ -279,7 +306,8 @@ class AsyncExecutor:
         concurrently, but at most ``max_concurrency`` (default ``2 * max_workers``) are
         submitted ahead of the result being waited for: an endless iterable is fine when
         streamed. If a call raises (after its ``retries``), ``map`` raises it in its place and
-        cancels the calls ahead of it. See :meth:`submit` for ``retries`` / ``retry_delay``.
+        cancels the calls ahead of it. See :meth:`submit` for ``retries``, ``retry_delay``,
+        ``retry_if`` and ``retry_if_result``.
 
         Raises:
             TimeoutError: A result did not come within ``timeout`` seconds of ``map`` starting
@@ -292,6 +320,8 @@ class AsyncExecutor:
                 timeout=timeout,
                 retries=retries,
                 retry_delay=retry_delay,
+                retry_if=retry_if,
+                retry_if_result=retry_if_result,
                 max_concurrency=max_concurrency,
             )
         )
@@ -304,6 +334,8 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> AsyncGenerator[R, None]: ...
 
@@ -315,6 +347,8 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> AsyncGenerator[R, None]: ...
 
@@ -325,15 +359,17 @@ class AsyncExecutor:
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 0.1,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_if_result: Callable[[Any], object] | None = None,
         max_concurrency: int | None = None,
     ) -> AsyncGenerator[Any, None]:
         """The streaming form of :meth:`map` (AntFlow 0.10's name): an async generator."""
         if timeout is not None:
             check_number("map()", "timeout", timeout)
-        policy = retry_policy("map()", retries, retry_delay)
+        policy = retry_policy("map()", retries, retry_delay, retry_if, retry_if_result)
         pool = self._pool()
         window = window_for(pool.limit, max_concurrency)
-        return pool.map(fn, iterables, timeout, window, policy)
+        return pool.map(judged_call(fn, policy), iterables, timeout, window, policy)
 
     async def wait(
         self,

@@ -126,7 +126,9 @@ def retry_delay(
     """The rule of every retry, of a task or of an element: ``(seconds to wait before the next
     attempt, error)``, or ``(None, failure)`` when ``error`` after ``attempt`` attempts is final
     (the failure is the exception of a ``retry_if``/``retry_after`` that raised, if one did)."""
-    if attempt <= task.retries and is_retryable(error, task.retry_on):
+    if (attempt <= task.retries and is_retryable(error, task.retry_on)) or (
+        task.retry_if_result is not None  # its failures may be values, or a broken predicate
+    ):
         return task.retry_policy.decide(error, attempt)
     return None, error
 
@@ -341,13 +343,14 @@ class Engine:
             if self._debug:
                 fields = {**self.log_fields, "task": task.name, "attempt": attempt}
                 logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
+        fn = task.fn if task.retry_if_result is None else task._call_fn()
         if self.telemetry is not None:
             return (
-                self.telemetry.begin(i, self.run._names[i], attempt, task.fn, perf_counter()),
+                self.telemetry.begin(i, self.run._names[i], attempt, fn, perf_counter()),
                 args,
                 kwargs,
             )
-        return task.fn, args, kwargs
+        return fn, args, kwargs
 
     def mark_running(self, i: int) -> None:
         """The call of ``begin(i, start=False)`` has reached a worker: task ``i`` is running."""

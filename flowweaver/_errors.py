@@ -33,6 +33,8 @@ The hierarchy::
     │   │                                    cannot come back)
     │   ├── ResultUnavailableError           .task_name: a result kept on a cluster is gone
     │   │   └── ResultReleasedError          a run with ``keep_results=`` released it
+    │   ├── RejectedResultError              .task_name, .value: ``retry_if_result`` counted a
+    │   │                                    returned value as a failure
     │   ├── WorkerDiedError                  .task_name, .exitcode: its worker process died
     │   │   └── WorkerStartError             .main: workers cannot start (a script without
     │   │                                    the ``if __name__ == "__main__":`` guard)
@@ -100,6 +102,7 @@ __all__ = [
     "MissingDependencyError",
     "NotIterableError",
     "PipelineError",
+    "RejectedResultError",
     "ResultReleasedError",
     "ResultUnavailableError",
     "RunLockedError",
@@ -830,6 +833,30 @@ class ItemCancelledError(PipelineError):
         )
         self.item_id = item_id
         self.stage = stage
+
+
+class RejectedResultError(ExecutionError):
+    """A call returned a value that its ``retry_if_result`` counts as a failure.
+
+    It is retried like an exception, while attempts are left (``retry_on`` and ``retry_if``
+    are about exceptions and are not asked); when none is left it is the final failure.
+
+    Attributes:
+        task_name: The task (or stage task, or pool call) that returned it.
+        value: The value returned.
+    """
+
+    def __init__(self, task_name: str, value: object) -> None:
+        shown = repr(value)
+        if len(shown) > _SHOWN:
+            shown = shown[: _SHOWN - 3] + "..."
+        super().__init__(f"task {task_name!r} returned a result counted as a failure: {shown}")
+        self.task_name = task_name
+        self.value = value
+
+
+#: How much of a rejected value's repr a message shows.
+_SHOWN = 200
 
 
 class ResultUnavailableError(ExecutionError):

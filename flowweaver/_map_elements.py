@@ -205,7 +205,6 @@ class ElementMixin(Engine):
             return None
         task = m.task
         attempt = self._slot_attempts[k] + 1
-        self._slot_attempts[k] = attempt
         index = self._slot_index[k]
         value = self._slot_value[k]
         if m.simple:
@@ -213,9 +212,12 @@ class ElementMixin(Engine):
             kwargs: dict[str, Any] | None = None
         else:
             args, kwargs = m.arguments(value)
-        if attempt == 1 and self._durable_elements and self._reuse_element(m, slot, args, kwargs):
+        gates = self.gates
+        # An element parked by its limiters had its reuse and when= asked already.
+        first = attempt == 1 and (gates is None or not gates.waited(slot))
+        if first and self._durable_elements and self._reuse_element(m, slot, args, kwargs):
             return None
-        if attempt == 1 and task.when is not None:
+        if first and task.when is not None:
             try:
                 verdict = self._element_verdict(task, args, kwargs)
             except INTERRUPTS:
@@ -227,15 +229,19 @@ class ElementMixin(Engine):
             if not verdict:
                 self._element_ended(slot, _SKIPPED)
                 return None
+        if task.limits and not gates.take(slot, task.limits):  # type: ignore[union-attr]
+            return None  # parked, still pending: begun again once a permit may be free
+        self._slot_attempts[k] = attempt
         record = m.record
         record.attempts += 1
         record._move(index, _RUNNING_CODE)
         if task.on_status_change is not None or self.monitors:
             self._notify_element(m, index, _RUNNING)
+        fn = task._call_fn()
         if self.telemetry is not None:  # a span per element attempt, named like the element
             name = element_name(task.name, index)
-            return self.telemetry.begin(slot, name, attempt, task.fn, perf_counter()), args, kwargs
-        return task.fn, args, kwargs
+            return self.telemetry.begin(slot, name, attempt, fn, perf_counter()), args, kwargs
+        return fn, args, kwargs
 
     @staticmethod
     def _element_verdict(
@@ -274,6 +280,8 @@ class ElementMixin(Engine):
         return None
 
     def _element_succeeded(self, slot: int, value: object) -> None:
+        if self.gates is not None:
+            self.gates.release(slot, None)
         k = slot - self.n
         m = self._slot_map[k]
         if m is None or m.finished:
@@ -300,6 +308,8 @@ class ElementMixin(Engine):
         self._element_ended(slot, _COMPLETED)
 
     def _element_failed(self, slot: int, error: BaseException) -> float | None:
+        if self.gates is not None:
+            self.gates.release(slot, error)
         k = slot - self.n
         m = self._slot_map[k]
         if m is None or m.finished:
@@ -352,6 +362,8 @@ class ElementMixin(Engine):
 
     def _element_ended(self, slot: int, status: TaskStatus) -> None:
         """Element ``slot`` ended in ``status``: free its slot, admit the next."""
+        if self.gates is not None:
+            self.gates.release(slot, None)  # e.g. cancelled while it ran
         k = slot - self.n
         m = self._slot_map[k]
         if m is None or m.finished:

@@ -273,6 +273,8 @@ class MapMixin(ElementMixin):
                 m.simple
                 and m.buffer is None
                 and task.when is None
+                and not task.limits
+                and task.retry_if_result is None
                 and task.on_status_change is None
                 and not self.monitors
                 and self.telemetry is None

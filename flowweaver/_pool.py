@@ -37,11 +37,13 @@ from ._errors import ConfigurationError, EventLoopError, ExecutorShutdownError
 from ._events import call_safely
 from ._offload import Offload
 from ._public import publish
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, check_retry_fields, judged
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator, Iterable
     from contextlib import AbstractAsyncContextManager
+
+    from ._retry import ResultCondition, RetryCondition
 
     #: What ``semaphore=`` holds around each attempt.
     Semaphore = AbstractAsyncContextManager[object]
@@ -229,10 +231,12 @@ class AsyncPool:
                 if isinstance(error, INTERRUPTS) or (me is not None and me.cancelling()):
                     future.cancel()  # Ctrl-C, sys.exit(), or the call was cancelled
                     raise
-                if policy is not None and policy.should_retry(error, attempt):
-                    await self.clock.sleep_async(policy.delay_before(attempt))
-                    attempt += 1
-                    continue
+                if policy is not None:  # the one retry rule (retry_if, Retry-After, results)
+                    delay, error = policy.decide(error, attempt)
+                    if delay is not None:
+                        await self.clock.sleep_async(delay)
+                        attempt += 1
+                        continue
                 if not future.done():  # the call's failure, whatever its type
                     future.set_exception(awaitable_error(error))
                 return
@@ -369,16 +373,37 @@ def _on_done(
     return hook
 
 
-def retry_policy(owner: str, retries: object, retry_delay: object) -> RetryPolicy | None:
-    """AntFlow's per-call retries as a :class:`RetryPolicy` (None: no retries).
+def retry_policy(
+    owner: str,
+    retries: object,
+    retry_delay: object,
+    retry_if: object = None,
+    retry_if_result: object = None,
+) -> RetryPolicy | None:
+    """AntFlow's per-call retries as a :class:`RetryPolicy` (None: no retries, no conditions).
 
-    The wait before retry ``n`` is ``retry_delay * 2 ** (n - 1)``, without jitter or cap.
+    The wait before retry ``n`` is ``retry_delay * 2 ** (n - 1)``, without jitter or cap (a
+    failure's Retry-After may lengthen it); ``retry_if`` and ``retry_if_result`` are the
+    policy's own.
     """
     count = check_count(owner, "retries", retries)
     delay = check_number(owner, "retry_delay", retry_delay)
-    if count == 0:
+    check_retry_fields(owner, count, delay, 2.0, _NO_CAP, 0.0, (Exception,), retry_if,
+                       None, retry_if_result)  # fmt: skip
+    if count == 0 and retry_if is None and retry_if_result is None:
         return None
-    return RetryPolicy(count, delay, backoff=2.0, max_delay=_NO_CAP, jitter=0.0)
+    return RetryPolicy(
+        count, delay, backoff=2.0, max_delay=_NO_CAP, jitter=0.0,
+        retry_if=cast("RetryCondition | None", retry_if),
+        retry_if_result=cast("ResultCondition | None", retry_if_result),
+    )  # fmt: skip
+
+
+def judged_call(fn: Callable[..., Any], policy: RetryPolicy | None) -> Callable[..., Any]:
+    """``fn``, judging its result when the policy has a ``retry_if_result``."""
+    if policy is None or policy.retry_if_result is None:
+        return fn
+    return judged(fn, policy.retry_if_result, getattr(fn, "__name__", None) or repr(fn))
 
 
 def check_semaphore(semaphore: object) -> Semaphore | None:

@@ -4,6 +4,12 @@ A :class:`RetryPolicy` answers two questions and nothing else: *should this fail
 and *how long to wait first*. Who waits, and how, belongs to whoever runs the calls (the
 workflow engine's drivers, a pipeline worker); they wait through a :class:`~flowweaver.Clock`
 (``_clock``), so tests can replace time instead of sleeping.
+
+A *result* can be a failure too (``retry_if_result``: an HTTP client returning a 429 response
+instead of raising). :func:`judged` wraps the function so that the call itself raises
+:class:`~flowweaver.RejectedResultError` for such a value, wherever it runs (a thread, a worker
+process, a cluster); from there it is a failure like any other, decided by
+:meth:`RetryPolicy.decide`. A predicate that raises makes its exception the final failure.
 """
 
 from __future__ import annotations
@@ -12,15 +18,24 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ._binding import is_coroutine_callable
 from ._checks import check_count, check_number
-from ._errors import ConfigurationError, ExecutorShutdownError, TransferError, WorkerStartError
+from ._errors import (
+    ConfigurationError,
+    ExecutorShutdownError,
+    RejectedResultError,
+    TransferError,
+    WorkerStartError,
+)
 
 __all__ = [
     "NEVER_RETRIED",
     "RetryPolicy",
     "check_retry_fields",
     "is_retryable",
+    "judged",
     "retry_after_of",
 ]
 
@@ -28,6 +43,8 @@ __all__ = [
 RetryCondition = Callable[[BaseException], object]
 #: ``retry_after``: the server's requested wait in seconds (or None) read from a failure.
 RetryAfterHook = Callable[[BaseException], object]
+#: ``retry_if_result``: whether a returned value counts as a failure (to retry).
+ResultCondition = Callable[[Any], object]
 
 #: Failures that would fail the same way on every attempt, so no retry setting retries them
 #: (``retry_on`` included): the call cannot be sent to its worker process or cluster, or its
@@ -74,6 +91,7 @@ def check_retry_fields(
     retry_on: object,
     retry_if: object = None,
     retry_after: object = None,
+    retry_if_result: object = None,
 ) -> None:
     """Validate the fields :class:`RetryPolicy` and ``Task`` share; ``owner`` names the culprit."""
     check_count(owner, "retries", retries)
@@ -88,7 +106,8 @@ def check_retry_fields(
         raise ConfigurationError(
             f"{owner}: retry_on must be a tuple of exception types, got {retry_on!r}"
         )
-    for label, hook in (("retry_if", retry_if), ("retry_after", retry_after)):
+    hooks = (("retry_if", retry_if), ("retry_after", retry_after))
+    for label, hook in (*hooks, ("retry_if_result", retry_if_result)):
         if hook is not None and not callable(hook):
             raise ConfigurationError(f"{owner}: {label} must be callable or None, got {hook!r}")
 
@@ -121,6 +140,11 @@ class RetryPolicy:
         retry_after: ``(error) -> seconds | None``: the wait a failure asks for (a server's
             ``Retry-After``). By default a failure's ``retry_after`` attribute, if any. The
             wait before the retry is then at least that long, still capped by ``max_delay``.
+        retry_if_result: ``(value) -> bool``: a true answer counts a returned value as a
+            failure (:class:`~flowweaver.RejectedResultError`, carrying the value), retried
+            while attempts are left whatever ``retry_on`` and ``retry_if`` say (they are
+            about exceptions; ``retry_after`` is asked, and can read ``error.value``). If the
+            predicate raises, its exception is the failure, final.
 
     Raises:
         ConfigurationError: An argument is out of range or of the wrong type.
@@ -134,6 +158,7 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     retry_if: RetryCondition | None = None
     retry_after: RetryAfterHook | None = None
+    retry_if_result: ResultCondition | None = None
 
     def __post_init__(self) -> None:
         check_retry_fields(
@@ -146,6 +171,7 @@ class RetryPolicy:
             self.retry_on,
             self.retry_if,
             self.retry_after,
+            self.retry_if_result,
         )
 
     @property
@@ -159,7 +185,11 @@ class RetryPolicy:
         Raises:
             Exception: Whatever ``retry_if`` raised (:meth:`decide` turns it into the failure).
         """
-        if attempts_made > self.retries or not is_retryable(error, self.retry_on):
+        if attempts_made > self.retries:
+            return False
+        if isinstance(error, RejectedResultError):  # the result predicate has spoken
+            return True
+        if not is_retryable(error, self.retry_on):
             return False
         return self.retry_if is None or bool(self.retry_if(error))
 
@@ -172,8 +202,11 @@ class RetryPolicy:
         ``retry_after``, see :func:`retry_after_of`) and capped by ``max_delay``. When
         ``retry_if`` or ``retry_after`` raises, that exception (its ``__context__`` the
         original failure) is returned as the final failure: a broken predicate is never a
-        silent retry, nor a silent give-up.
+        silent retry, nor a silent give-up; so is the exception of a ``retry_if_result``
+        that raised (see :func:`judged`).
         """
+        if type(error) is _BrokenCondition:
+            return None, error.error
         try:
             if not self.should_retry(error, attempts_made):
                 return None, error
@@ -203,3 +236,66 @@ class RetryPolicy:
             uniform = rng.uniform if rng is not None else random.uniform
             wait *= uniform(1.0 - self.jitter, 1.0 + self.jitter)
         return min(wait, self.max_delay)
+
+
+class _BrokenCondition(Exception):
+    """A ``retry_if_result`` raised ``error``: the call's final failure (see ``decide``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _Judge:
+    """A task's function whose returned value is judged by ``retry_if_result``.
+
+    A module-level class (not a closure) so that it pickles to worker processes and clusters.
+    """
+
+    __slots__ = ("condition", "fn", "name")
+
+    def __init__(self, fn: Callable[..., Any], condition: ResultCondition, name: str) -> None:
+        self.fn = fn
+        self.condition = condition
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"judged({self.fn!r})"
+
+    def judge(self, value: object) -> object:
+        """``value``, or :class:`RejectedResultError` when the condition counts it a failure."""
+        try:
+            rejected = self.condition(value)
+        except Exception as error:
+            raise _BrokenCondition(error) from None
+        if rejected:
+            raise RejectedResultError(self.name, value)
+        return value
+
+
+class _SyncJudge(_Judge):
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> object:
+        value = self.fn(*args, **kwargs)
+        if hasattr(value, "__await__"):  # finished by whoever runs the call: judge it then
+            return self._later(value)
+        return self.judge(value)
+
+    async def _later(self, awaitable: Any) -> object:
+        return self.judge(await awaitable)
+
+
+class _AsyncJudge(_Judge):
+    __slots__ = ()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> object:
+        return self.judge(await self.fn(*args, **kwargs))
+
+
+def judged(fn: Callable[..., Any], condition: ResultCondition, name: str) -> Callable[..., Any]:
+    """``fn``, made to raise :class:`RejectedResultError` (named ``name``) for a value that
+    ``condition`` counts as a failure; async when ``fn`` is."""
+    if is_coroutine_callable(fn):
+        return _AsyncJudge(fn, condition, name)
+    return _SyncJudge(fn, condition, name)

@@ -136,6 +136,11 @@ class Stage:
             ``Retry-After`` (a failure's ``retry_after`` attribute) lengthens the next wait,
             up to ``retry_policy.max_delay`` (without one: 60 s, or ``task_wait_seconds`` if
             longer).
+        retry_if_result: ``(result) -> bool``: a true answer counts a task's returned value
+            as a failure (:class:`~flowweaver.RejectedResultError`, carrying the value),
+            retried like an exception (with either retry mode) whatever ``retry_on`` and
+            ``retry_if`` say; the last one is the item's failure. If it raises, its
+            exception is the item's failure. It runs where the task runs.
         limits: Shared :class:`~flowweaver.Limiter` objects: every call of the stage's tasks
             (each attempt) takes a slot and a token of each, in order, for as long as it runs.
             The same limiter may limit workflows' tasks and other pipelines at the same time.
@@ -173,6 +178,7 @@ class Stage:
     call_rate_period: float = 60.0
     retry_if: Callable[[BaseException], object] | None = None
     limits: Sequence[Limiter] = ()
+    retry_if_result: Callable[[Any], object] | None = None
     _plan: StagePlan | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -308,16 +314,21 @@ class Stage:
 
     def _policies(self) -> tuple[RetryPolicy, RetryPolicy | None]:
         task_policy, stage_policy = self._given_policies()
-        condition = self.retry_if
-        if condition is None:
+        conditions: dict[str, Any] = {}
+        for label in ("retry_if", "retry_if_result"):
+            condition = getattr(self, label)
+            if condition is None:
+                continue
+            if not callable(condition):
+                raise self._bad(label, f"must be callable or None, got {condition!r}")
+            if self.retry_policy is not None and getattr(self.retry_policy, label) is not None:
+                raise self._bad(label, "is given twice: here and in retry_policy")
+            conditions[label] = condition
+        if not conditions:
             return task_policy, stage_policy
-        if not callable(condition):
-            raise self._bad("retry_if", f"must be callable or None, got {condition!r}")
-        if self.retry_policy is not None and self.retry_policy.retry_if is not None:
-            raise self._bad("retry_if", "is given twice: here and in retry_policy")
         if stage_policy is not None:
-            return task_policy, replace(stage_policy, retry_if=condition)
-        return replace(task_policy, retry_if=condition), None
+            return task_policy, replace(stage_policy, **conditions)
+        return replace(task_policy, **conditions), None
 
     def _given_policies(self) -> tuple[RetryPolicy, RetryPolicy | None]:
         policy = self.retry_policy

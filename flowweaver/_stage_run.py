@@ -54,6 +54,7 @@ from ._errors import ItemCancelledError
 from ._limiter import Limiter
 from ._offload import Offload
 from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
+from ._retry import judged
 from ._stage_context import WorkerContext, current, in_worker_context
 from ._stage_items import YIELD_EVERY, Failed, Item, Permit, WorkerSlot, stops
 from ._stage_plain import plain_loop
@@ -109,8 +110,17 @@ class StageRun:
         self.pull = plan.pull
         self.next: StageRun | None = None
         self.slots = [WorkerSlot(f"{stage.name}-W{i}") for i in range(stage.workers)]
-        self.fns = tuple(stage.tasks)
         self.names = plan.names
+        judge = plan.task_policy.retry_if_result or (
+            plan.stage_policy.retry_if_result if plan.stage_policy is not None else None
+        )
+        self.fns = (
+            tuple(stage.tasks)
+            if judge is None  # else a returned value may be a failure (see _retry.judged)
+            else tuple(
+                judged(fn, judge, name) for fn, name in zip(stage.tasks, plan.names, strict=True)
+            )
+        )
         self.is_async = plan.is_async
         self.limiters = limiters
         self.timeout = stage.task_timeout

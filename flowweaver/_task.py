@@ -24,7 +24,7 @@ from . import _scope
 from ._binding import Params, is_coroutine_callable, params_of
 from ._checks import check_number
 from ._errors import ConfigurationError
-from ._retry import RetryPolicy, check_retry_fields
+from ._retry import RetryPolicy, check_retry_fields, judged
 from ._status import TaskStatus
 
 if TYPE_CHECKING:
@@ -129,12 +129,20 @@ class Task(Generic[P, R]):
         retry_after: ``(error) -> seconds | None``: the wait a failure asks for (a server's
             ``Retry-After``); by default the failure's ``retry_after`` attribute, if any. The
             next wait is then at least that long, capped by ``max_delay``.
+        retry_if_result: ``(result) -> bool``: a true answer counts a returned value as a
+            failure (an HTTP client's 429 response): the attempt fails with
+            :class:`~flowweaver.RejectedResultError` (``.value`` is the result) and is retried
+            while retries are left, whatever ``retry_on`` and ``retry_if`` say; the last one
+            is the task's failure. If the predicate raises, its exception is the task's
+            failure (logged once, never retried). It runs where the call runs (so on
+            :class:`~flowweaver.ProcessExecutor` it must pickle, as ``fn`` must).
         priority: When several tasks are ready and workers are short, a **higher** priority
             starts first (negative values run last); equal priorities keep the order the
             tasks became ready. A mapped task's elements share it.
         limits: Shared :class:`~flowweaver.Limiter` objects: each attempt takes a slot and a
             token of each before it starts, and gives the slot back when it ends. A task
-            waiting for one holds no worker and stays ``pending``. Not for mapped tasks.
+            waiting for one holds no worker and stays ``pending``. A mapped task's elements
+            each take their own (an element waiting for one stays ``pending``).
 
     Raises:
         ConfigurationError: An argument has a bad value or type (the message names it).
@@ -165,6 +173,7 @@ class Task(Generic[P, R]):
     retry_after: Callable[[BaseException], object] | None = None
     priority: int = 0
     limits: Sequence[Limiter] = ()
+    retry_if_result: Callable[[Any], object] | None = None
     # Run-time links, never part of the definition (not compared, not copied by replace()).
     _latest: tuple[WorkflowRun, int] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -173,6 +182,8 @@ class Task(Generic[P, R]):
     _async: bool | None = field(default=None, init=False, repr=False, compare=False)
     # The in-memory result cache of a cache=True task run without a store (see _durable).
     _memo: MemoryStore | None = field(default=None, init=False, repr=False, compare=False)
+    # fn made to judge its result (retry_if_result), made once.
+    _judged: Callable[..., Any] | None = field(default=None, init=False, repr=False, compare=False)
     # The mapped forms made by map(), so `t.map()` twice is one task, not two with one name.
     _forms: dict[tuple[object, ...], Task[..., Any]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -202,8 +213,12 @@ class Task(Generic[P, R]):
             or tuple(map(type, retry_fields)) != _DEFAULT_RETRY_TYPES
             or self.retry_if is not None
             or self.retry_after is not None
+            or self.retry_if_result is not None
         ):
-            check_retry_fields(f"task {name!r}", *retry_fields, self.retry_if, self.retry_after)
+            check_retry_fields(
+                f"task {name!r}", *retry_fields, self.retry_if, self.retry_after,
+                self.retry_if_result,
+            )  # fmt: skip
         if self.on_status_change is not None or self.on_retry is not None or self.when is not None:
             for label in ("on_status_change", "on_retry", "when"):
                 value = getattr(self, label)
@@ -239,11 +254,6 @@ class Task(Generic[P, R]):
         if not isinstance(limits, tuple) or not all(isinstance(x, Limiter) for x in limits):
             raise ConfigurationError(
                 f"task {self.name!r}: limits must be a sequence of Limiter, got {limits!r}"
-            )
-        if self.map_over is not None:
-            raise ConfigurationError(
-                f"task {self.name!r}: limits are not supported on a mapped task "
-                "(take the limiter inside the function: with limiter: ...)"
             )
 
     def _check_cache_fields(self) -> None:
@@ -420,7 +430,19 @@ class Task(Generic[P, R]):
             self.retry_on,
             self.retry_if,
             self.retry_after,
+            self.retry_if_result,
         )
+
+    def _call_fn(self) -> Callable[..., Any]:
+        """What an attempt calls: ``fn``, or ``fn`` judging its result by ``retry_if_result``."""
+        condition = self.retry_if_result
+        if condition is None:
+            return self.fn
+        made = self._judged
+        if made is None:
+            made = judged(self.fn, condition, self.name)
+            object.__setattr__(self, "_judged", made)
+        return made
 
     @property
     def params(self) -> Params:

@@ -16,6 +16,7 @@ from flowweaver import (
     ExecutionError,
     FlowWeaverError,
     MissingDependencyError,
+    RejectedResultError,
     ResultReleasedError,
     ResultUnavailableError,
     SerializationError,
@@ -47,6 +48,7 @@ from flowweaver import (
         (SerializationError("dict", "why"), (TypeError,)),
         (ResultUnavailableError("a", "why"), (RuntimeError,)),
         (ResultReleasedError("a"), (RuntimeError, ResultUnavailableError)),
+        (RejectedResultError("a", 429), (RuntimeError,)),
     ],
 )
 def test_every_error_is_ours_and_a_builtin(
@@ -142,6 +144,7 @@ def _samples() -> list[FlowWeaverError]:
         fw.WorkerStartError("load", 86, "/tmp/job.py"),
         fw.ResultUnavailableError("load", "its Dask client is closed"),
         fw.ResultReleasedError("load"),
+        fw.RejectedResultError("fetch", {"status": 429}),
         fw.ExecutorShutdownError("shut down"),
         fw.PipelineError("misused"),
         fw.ItemCancelledError(7, "Fetch"),
