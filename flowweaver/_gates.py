@@ -33,6 +33,7 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -106,8 +107,9 @@ class Gates:
         self._reopened: set[int] = set()
         #: ``(due, task)``: parked tasks at the head of a queue that wait for a rate.
         self._due: list[tuple[float, int]] = []
-        #: Parked tasks a limiter woke (appended from any thread).
-        self.woken: list[int] = []
+        #: Parked tasks a limiter woke (appended from any thread; a deque's append and
+        #: popleft are atomic, so none is lost while the driver empties it).
+        self.woken: deque[int] = deque()
         self.closed = False
         self.wake: Callable[[], object] = _nothing
         #: The driver's thread (known once the run opens).
@@ -199,9 +201,9 @@ class Gates:
             self._due.clear()
             return
         back: list[int] = []
-        if self.woken:
-            woken, self.woken = self.woken, []
-            back.extend(woken)
+        woken = self.woken
+        while woken:
+            back.append(woken.popleft())
         due = self._due
         if due:
             now = self.clock_now()
