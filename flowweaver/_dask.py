@@ -29,8 +29,10 @@ Design:
   about when the call does; calls without one are sent as soon as they are ready, and Dask's
   scheduler queues and places them.
 * **Keys and latency.** Calls are keyed ``<function name>-<random hex>`` as Dask keys its own
-  impure calls (the scheduler keeps statistics per key prefix). A task is submitted once its
-  dependencies are done, so each dependency level costs a round trip through this process. A
+  impure calls (the scheduler keeps statistics per key prefix). A task is begun once its
+  dependencies are done, so each dependency level would cost a round trip through this
+  process: look-ahead (``_dask_ahead``) sends most tasks' calls as soon as their dependencies'
+  calls are on the cluster, and the engine's attempt adopts that call when it begins. A
   Dask client sends its messages to the scheduler in batches at most every 10 ms, which made
   that round trip ~10 ms (a chain of tiny tasks ran at 1.8x the time of raw ``client.submit``
   of the whole chain). ``send_interval`` sets that batching on the client the executor uses:
@@ -62,6 +64,7 @@ from uuid import uuid4
 
 from ._calls import INTERRUPTS, invoke
 from ._checks import check_count, check_number
+from ._dask_ahead import AheadDriver, AheadLane, looks_ahead
 from ._drivers import drive_pool
 from ._errors import (
     ConfigurationError,
@@ -102,6 +105,9 @@ _UNBOUNDED = sys.maxsize
 #: The client-to-scheduler batching interval (seconds) set on a client the executor starts;
 #: Dask's own workers batch their messages to the scheduler every 2 ms.
 SEND_INTERVAL = 0.002
+
+#: How many calls a run may send ahead of their dependencies at once (``_dask_ahead``).
+LOOKAHEAD = 1000
 
 
 def import_distributed() -> ModuleType:
@@ -234,6 +240,8 @@ class DaskLane:
         #: fails or cancels the whole graph before they ran.
         self._grouped: dict[int, _Queued] = {}
         self._cancelling: set[int] = set()  # sent calls this lane asked Dask to drop
+        #: When a dict: the future of every call sent, by token, until its reader takes it.
+        self.recent: dict[int, Future[Any]] | None = None
         self._closed = False
         # Makes "may it be sent again?" and sending it one step against cancel() and close().
         self._lock = threading.Lock()
@@ -282,7 +290,7 @@ class DaskLane:
                         watched += 1
                 finally:  # interrupted: no future may run unknown to cancel() and close()
                     if watched < len(calls):
-                        self._cancel(futures[watched:])
+                        self.cancel_futures(futures[watched:])
                 return
         for c in calls:
             self._send_alone(c)
@@ -319,6 +327,8 @@ class DaskLane:
     def _watch(self, c: _Queued, future: Future[Any]) -> None:
         token, name = c[0], c[1]
         self._futures[token] = future
+        if self.recent is not None:
+            self.recent[token] = future
         future.add_done_callback(partial(self._report, token, name))
 
     def _report(self, token: int, name: str, future: Future[Any]) -> None:
@@ -379,7 +389,7 @@ class DaskLane:
             self._cancelling.add(token)
             future = self._futures.get(token)
         if future is not None:
-            self._cancel([future])
+            self.cancel_futures([future])
         return False
 
     def abandon(self, token: int) -> bool:
@@ -393,9 +403,10 @@ class DaskLane:
             futures = list(self._futures.values())
         self._queued.clear()
         if futures:
-            self._cancel(futures)
+            self.cancel_futures(futures)
 
-    def _cancel(self, futures: list[Future[Any]]) -> None:
+    def cancel_futures(self, futures: list[Future[Any]]) -> None:
+        """Ask Dask to drop these calls (one message)."""
         try:
             self._client.cancel(futures)
         except Exception:  # the client may be closing; the calls die with it
@@ -453,12 +464,20 @@ class DaskExecutor(BaseExecutor):
             itself. Default: 2 ms on a client this executor starts; a client you pass (or the
             current one) is left as it is unless you give this, which then changes it for
             all of its users.
+        lookahead: How many calls may wait on the cluster for dependencies that are still
+            running, sent so the scheduler starts each the moment they finish (no round trip
+            through this process per dependency level); 0 turns it off. Only tasks whose
+            first attempt the engine sends unconditionally are sent ahead (no ``when=``,
+            skip rule, ``limits=``, subflow or mapped task), and not in runs with a timeout,
+            a priority, ``cache=True``, a ``store=``, mapped tasks or ``max_workers``. The
+            engine still begins each attempt, and a call sent ahead on a dependency's attempt
+            that then failed is cancelled (it never ran) and sent again. Default: 1,000.
 
     Raises:
         MissingDependencyError: ``distributed`` is not installed (also an ``ImportError``).
         ConfigurationError: ``client`` is not a ``distributed.Client``, ``address`` is not a
-            non-empty string, both are given, ``max_workers`` < 1, or ``send_interval`` is
-            not a finite number >= 0.
+            non-empty string, both are given, ``max_workers`` < 1, ``lookahead`` < 0, or
+            ``send_interval`` is not a finite number >= 0.
     """
 
     def __init__(
@@ -468,10 +487,12 @@ class DaskExecutor(BaseExecutor):
         *,
         max_workers: int | None = None,
         send_interval: float | None = None,
+        lookahead: int = LOOKAHEAD,
     ) -> None:
         distributed = import_distributed()
         if max_workers is not None:
             check_count("DaskExecutor", "max_workers", max_workers, minimum=1)
+        check_count("DaskExecutor", "lookahead", lookahead)
         if send_interval is not None:
             send_interval = check_number("DaskExecutor", "send_interval", send_interval)
         if client is not None and address is not None:
@@ -501,6 +522,7 @@ class DaskExecutor(BaseExecutor):
                 quiet_compute_failed(client)  # our cluster: the run reports task failures
         self.client: Client = client
         self.max_workers = max_workers
+        self.lookahead = lookahead
         self.send_interval = SEND_INTERVAL if send_interval is None and owned else send_interval
         self._owned = owned
         self._pool: cf.Executor | None = client.get_executor(pure=False)  # for submit()
@@ -509,7 +531,7 @@ class DaskExecutor(BaseExecutor):
     def __repr__(self) -> str:
         return (
             f"DaskExecutor({self.client!r}, max_workers={self.max_workers!r}, "
-            f"send_interval={self.send_interval!r})"
+            f"send_interval={self.send_interval!r}, lookahead={self.lookahead!r})"
         )
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> cf.Future[R]:
@@ -541,7 +563,11 @@ class DaskExecutor(BaseExecutor):
             depth = _UNBOUNDED
         lane = DaskLane(self.client)
         try:
-            drive_pool(engine, lane, capacity, queue_depth=depth)
+            if depth and self.lookahead and looks_ahead(engine):
+                ahead = AheadLane(lane, engine, self.lookahead)
+                AheadDriver(engine, ahead, capacity, depth).run()
+            else:
+                drive_pool(engine, lane, capacity, queue_depth=depth)
         finally:
             lane.close(wait=False)
         _gather_outputs(engine)

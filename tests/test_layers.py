@@ -51,7 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # Where a call runs; _resolve turns an executor= argument into an executor.
     "executors": (
         "_executors", "_process_pool", "_process", "_pool", "_pool_wait", "_async", "_dask",
-        "_dask_logs", "_resolve",
+        "_dask_ahead", "_dask_logs", "_resolve",
     ),
     # The decorator and builder styles of writing a workflow.
     "authoring": ("_decorator", "_dag", "_flow"),
