@@ -3,15 +3,15 @@
 Baseline, measured in the same run on the same cluster: ``client.submit(fn, *upstream_futures,
 pure=False)`` for every task in dependency order (Dask resolves the futures on the workers),
 then ``client.gather`` of the results nothing depends on — what the workflow's run brings back
-too. The difference is what flowweaver adds: the engine decides what runs next, so each task
-is submitted when its dependencies are done (one round trip through this process per
-dependency level), instead of the whole graph up front; the calls that become ready together
+too. The difference is what flowweaver adds: the engine decides what runs next and begins each
+task when its dependencies are done; calls are sent ahead of that (look-ahead, up to 1,000
+waiting on the cluster) once their dependencies' calls are there, and the calls sent together
 go as one graph.
 
-For the random DAG a second baseline shows what deciding in this process costs without that
-batching: a dozen-line client-side scheduler (``distributed.as_completed``, a dependency count
-per task, ``client.submit`` of a task when its count reaches zero), with no retries, callbacks
-or status.
+For the random DAG a second baseline shows what deciding in this process costs without
+look-ahead or batching: a dozen-line client-side scheduler (``distributed.as_completed``, a
+dependency count per task, ``client.submit`` of a task when its count reaches zero), with no
+retries, callbacks or status.
 
 Two clusters: workers as threads of this process (``processes=False``) and as worker
 processes. Skipped, with a message, when ``distributed`` is not installed.

@@ -42,7 +42,6 @@ Everything here runs on the driver's thread: outcomes reach it through the lane'
 from __future__ import annotations
 
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ._binding import NO_ARGS
@@ -60,7 +59,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._lanes import Outcome
 
-__all__ = ["AheadDriver", "AheadLane", "looks_ahead"]
+__all__ = ["AheadDriver", "AheadLane", "Guarded", "Refused", "looks_ahead"]
 
 _PENDING = TaskStatus.PENDING
 _COMPLETED = TaskStatus.COMPLETED
@@ -80,12 +79,23 @@ class Refused:
         return "<refused look-ahead call>"
 
 
-def _guarded(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    # Runs on the worker, after Dask resolved the dependencies' futures into their values.
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, Nestable | Refused):
-            return Refused()
-    return fn(*args, **kwargs)
+class Guarded:
+    """A task's function as a look-ahead call runs it: on the worker, after Dask resolved the
+    dependencies' futures into their values, it refuses to call the function with a subflow
+    or a refused call's marker as an argument. Named after the function: Dask keys calls by
+    their function's name and keeps statistics per key prefix."""
+
+    __slots__ = ("__name__", "fn")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "task")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Nestable | Refused):
+                return Refused()
+        return self.fn(*args, **kwargs)
 
 
 def looks_ahead(engine: Engine) -> bool:
@@ -156,6 +166,12 @@ class AheadLane:
         self._adopted: dict[int, _Ahead] = {}  # driver token -> the call it adopted
         self._waiting: deque[int] = deque()  # qualified while the budget was spent
         self._cancel: list[Future[Any]] = []
+        #: Every look-ahead future, until the run ends. Dropping one would let the client
+        #: release its key while calls sent ahead on it still wait; cancelling a call then
+        #: walks its dependents into that unwanted key, and the scheduler fails an assertion
+        #: (``assert ts.who_wants`` in ``stimulus_cancel``, distributed 2026.8) and drops
+        #: this client's connection.
+        self._held: list[Future[Any]] = []
 
     def bind(self, driver: PoolDriver) -> None:
         """Share the driver's tokens and its record of calls in flight."""
@@ -204,7 +220,7 @@ class AheadLane:
                     newly.append(i)
         if self._engine.stopping:
             for ahead in list(self._ahead.values()):
-                self._drop(ahead)
+                self._drop(ahead, cancel=True)
             self._waiting.clear()
         elif not self._budget:
             self._waiting.clear()
@@ -233,6 +249,7 @@ class AheadLane:
     def close(self, wait: bool) -> None:
         self._sends.clear()
         self._dask.close(wait)
+        self._held.clear()  # nothing is cancelled from now on: the keys may go
 
     # -- outcomes (on the driver's thread) ------------------------------------------------
 
@@ -293,7 +310,10 @@ class AheadLane:
             _, ok, value = ahead.outcome
             self.outbox.put((token, ok, value))
 
-    def _drop(self, ahead: _Ahead) -> None:
+    def _drop(self, ahead: _Ahead, cancel: bool = False) -> None:
+        """Forget a look-ahead call. A stale one needs no cancelling: a dependency it was
+        given failed or was cancelled (Dask will not run it), or returned a subflow (it
+        refuses on the worker). A live one, when the run stops, does (``cancel``)."""
         if ahead.adopted is not None or ahead.dropped:
             return
         ahead.dropped = True
@@ -303,7 +323,7 @@ class AheadLane:
             self._current[ahead.task] = None
         if ahead.outcome is not None:
             del self._by_token[ahead.token]
-        elif ahead.future is not None:
+        elif cancel and ahead.future is not None:
             self._cancel.append(ahead.future)
 
     def _look_ahead(self, newly: list[int]) -> None:
@@ -338,6 +358,7 @@ class AheadLane:
                     ahead.dropped = True  # its outcome (the error) is swallowed by route()
                     continue
                 ahead.future = future
+                self._held.append(future)
                 self._current[ahead.task] = future
                 self._ahead[ahead.task] = ahead
                 candidates.extend(c for c in children[ahead.task] if c < n and eligible[c])
@@ -374,7 +395,7 @@ class AheadLane:
         token = next(self._tokens)
         ahead = _Ahead(j, token, tuple(keys))
         self._by_token[token] = ahead
-        self._dask.send(token, partial(_guarded, task.fn), args, kwargs, task.name, None)
+        self._dask.send(token, Guarded(task.fn), args, kwargs, task.name, None)
         return ahead
 
 

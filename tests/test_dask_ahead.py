@@ -12,6 +12,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowweaver import (
     ConfigurationError,
@@ -23,8 +25,9 @@ from flowweaver import (
     TaskStatus,
     Workflow,
     WorkflowFailedError,
+    WorkflowRun,
 )
-from flowweaver._dask_ahead import Refused, _eligible, _guarded, looks_ahead
+from flowweaver._dask_ahead import Guarded, Refused, _eligible, looks_ahead
 from flowweaver._engine_factory import make_engine
 
 from .conftest import HAVE_DASK, WAIT, Recorder, SharedEvent
@@ -74,10 +77,11 @@ def test_runs_with_timeouts_priorities_or_durable_state_do_not_look_ahead(
 
 
 def test_the_guard_refuses_a_subflow_or_a_refused_call_as_an_argument() -> None:
-    assert _guarded(add, 1, 2) == 3
-    assert isinstance(_guarded(add, Workflow("sub")), Refused)
-    assert isinstance(_guarded(add, 1, Refused()), Refused)
-    assert isinstance(_guarded(lambda x: x, x=Refused()), Refused)
+    assert Guarded(add)(1, 2) == 3
+    assert Guarded(add).__name__ == "add"  # Dask's key prefix: the function's name
+    assert isinstance(Guarded(add)(Workflow("sub")), Refused)
+    assert isinstance(Guarded(add)(1, Refused()), Refused)
+    assert isinstance(Guarded(lambda x: x)(x=Refused()), Refused)
 
 
 @pytest.fixture
@@ -285,3 +289,70 @@ def test_lookahead_must_be_a_count(dask_threads: DaskExecutor) -> None:
         DaskExecutor(dask_threads.client, lookahead=-1)
     assert str(info.value) == "DaskExecutor: lookahead must be an int >= 0, got -1"
     assert "lookahead=1000" in repr(DaskExecutor(dask_threads.client))
+
+
+def flaky_graph(
+    deps: list[list[int]], flaky: set[int], broken: set[int], calls: Recorder
+) -> Workflow:
+    """Task ``t{i}`` sums its inputs plus one; a flaky task fails its first attempt (and is
+    retried), a broken one fails every attempt (no retry). Every call is recorded."""
+    wf = Workflow("flaky")
+    for i, ds in enumerate(deps):
+        name = f"t{i}"
+
+        def fn(*xs: int, name: str = name, i: int = i) -> int:
+            calls(name)
+            if i in broken or (i in flaky and calls.count(name) == 1):
+                raise ValueError(name)
+            return sum(xs) + 1
+
+        retries = 1 if i in flaky else 0
+        wf.add_task(
+            Task(name=name, fn=fn, retries=retries, delay=0), depends_on=[f"t{d}" for d in ds]
+        )
+    return wf
+
+
+def ended(
+    executor: SequentialExecutor | DaskExecutor,
+    wf: Workflow,
+    policy: FailurePolicy = FailurePolicy.CONTINUE,
+) -> WorkflowRun:
+    """The run of ``wf``, failed or not."""
+    try:
+        return executor.execute(wf, failure_policy=policy)
+    except WorkflowFailedError as error:
+        run = error.run
+    if run is None:
+        raise AssertionError("a failed run carries its record")
+    return run
+
+
+@needs_dask
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one(
+    dask_threads: DaskExecutor, data: st.DataObject
+) -> None:
+    n = data.draw(st.integers(2, 12), label="tasks")
+    deps = [
+        sorted(data.draw(st.sets(st.integers(0, i - 1), max_size=3), label=f"deps{i}")) if i else []
+        for i in range(n)
+    ]
+    flaky = data.draw(st.sets(st.integers(0, n - 1)), label="flaky")
+    broken = data.draw(st.sets(st.integers(0, n - 1), max_size=2), label="broken") - flaky
+    expected = ended(SequentialExecutor(), flaky_graph(deps, flaky, broken, Recorder()))
+    calls = Recorder()
+    run = ended(dask_threads, flaky_graph(deps, flaky, broken, calls))
+    assert run.statuses == expected.statuses
+    assert {k: v for k, v in run.results.items() if v is not None} == {
+        k: v for k, v in expected.results.items() if v is not None
+    }
+    for i in range(n):  # a call sent ahead on an attempt that failed never ran
+        assert calls.count(f"t{i}") == run.attempts(f"t{i}") == expected.attempts(f"t{i}")
+    calls = Recorder()  # fail-fast cancels what was sent ahead; the client stays connected
+    fast = ended(dask_threads, flaky_graph(deps, flaky, broken, calls), FailurePolicy.FAIL_FAST)
+    assert all(status.is_terminal for status in fast.statuses.values())
+    for i in range(n):  # one that had started when the run stopped may have run: once
+        assert calls.count(f"t{i}") <= max(fast.attempts(f"t{i}"), 1)
+    assert dask_threads.client.submit(add, 1, 2).result(timeout=WAIT) == 3
