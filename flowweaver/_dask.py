@@ -468,7 +468,7 @@ class DaskExecutor(BaseExecutor):
             running, sent so the scheduler starts each the moment they finish (no round trip
             through this process per dependency level); 0 turns it off. Only tasks whose
             first attempt the engine sends unconditionally are sent ahead (no ``when=``,
-            skip rule, ``limits=``, subflow or mapped task), and not in runs with a timeout,
+            skip rule, subflow or mapped task), and not in runs with a timeout, ``limits=``,
             a priority, ``cache=True``, a ``store=``, mapped tasks or ``max_workers``. The
             engine still begins each attempt, and a call sent ahead on a dependency's attempt
             that then failed is cancelled (it never ran) and sent again. Default: 1,000.

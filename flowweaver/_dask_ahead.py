@@ -26,7 +26,8 @@ arguments, so the scheduler starts it the moment they finish. The engine still d
   ``limits=``, a function that takes every dependency's result (so each of them is an argument
   and Dask waits for it), no subflow or mapped task. Whole runs go without look-ahead when a
   task has a timeout (its clock must start when its call does, not behind calls sent ahead),
-  a priority (Dask would not order them), ``cache=True`` or a ``store=`` (a committed result
+  ``limits=`` (a permit must not be held by a call queued behind them), a priority (Dask
+  would not order them), ``cache=True`` or a ``store=`` (a committed result
   must settle a task without running it), mapped tasks, or when ``max_workers`` bounds the
   calls in flight.
 * **Bounded.** At most ``budget`` look-ahead calls are out at once; tasks that qualify while
@@ -104,7 +105,7 @@ def looks_ahead(engine: Engine) -> bool:
 
     if type(engine) is not Engine:  # durable (store=, cache=True) or mapped runs
         return False
-    return not any(t.timeout is not None or t.priority for t in engine.tasks)
+    return not any(t.timeout is not None or t.priority or t.limits for t in engine.tasks)
 
 
 def _eligible(engine: Engine, j: int) -> bool:

@@ -56,7 +56,6 @@ def test_only_tasks_the_engine_would_send_unconditionally_are_looked_ahead() -> 
     engine = make_engine(wf, {})
     eligible = {t.name for j, t in enumerate(engine.tasks) if _eligible(engine, j)}
     assert eligible == {"plain", "named"}  # a root is ready at once: nothing to look ahead of
-    assert looks_ahead(engine)
 
 
 @pytest.mark.parametrize(
@@ -64,16 +63,22 @@ def test_only_tasks_the_engine_would_send_unconditionally_are_looked_ahead() -> 
     [
         {"timeout": 5.0},  # its clock must start when its call does
         {"priority": 1},  # Dask would not order the calls sent ahead
+        {"limits": [Limiter(1)]},  # a permit must not wait in Dask's queue behind them
         {"cache": True},  # a cached result settles the task without a call
     ],
 )
-def test_runs_with_timeouts_priorities_or_durable_state_do_not_look_ahead(
+def test_runs_with_timeouts_limits_priorities_or_durable_state_do_not_look_ahead(
     change: dict[str, Any],
 ) -> None:
+    assert looks_ahead(make_engine(wf_of(), {}))
+    assert not looks_ahead(make_engine(wf_of(**change), {}))
+
+
+def wf_of(**change: Any) -> Workflow:
     wf = Workflow("w")
     wf.add_task(Task(name="a", fn=one))
     wf.add_task(Task(name="b", fn=add, **change), depends_on=["a"])
-    assert not looks_ahead(make_engine(wf, {}))
+    return wf
 
 
 def test_the_guard_refuses_a_subflow_or_a_refused_call_as_an_argument() -> None:
