@@ -32,9 +32,11 @@ arguments, so the scheduler starts it the moment they finish. The engine still d
   calls in flight.
 * **Bounded.** At most ``budget`` look-ahead calls are out at once; tasks that qualify while
   the budget is spent wait for it, oldest first.
-* **When the run stops** (fail-fast, Ctrl-C) every look-ahead call not adopted is cancelled
-  and its task ends ``cancelled``; one that had already started runs on and its outcome is
-  discarded (a running call on Dask cannot be stopped, as after a timeout).
+* **When the run stops** (fail-fast, a cancelled ``execute_async``) every look-ahead call not
+  adopted is cancelled, and the run waits for it as for its calls in flight: one that never
+  ran leaves its task ``cancelled``; one that had started ran on the calls its dependencies
+  completed with, so its task is begun and settled with its outcome. On Ctrl-C the calls are
+  cancelled and not waited for, as every call in flight.
 
 Everything here runs on the driver's thread: outcomes reach it through the lane's outbox
 (:meth:`AheadDriver.on_outcome`), so the state needs no lock.
@@ -43,6 +45,7 @@ Everything here runs on the driver's thread: outcomes reach it through the lane'
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from ._binding import NO_ARGS
@@ -235,7 +238,7 @@ class AheadLane:
         for k, call in enumerate(self._sends):
             if call[0] == token:
                 del self._sends[k]
-                self.outbox.put((token, False, _cancelled()))
+                self.outbox.put((token, False, CancelledError()))
                 return True
         ahead = self._adopted.get(token)
         if ahead is not None:
@@ -284,6 +287,24 @@ class AheadLane:
         self._current[i] = None
 
     # -- internals -----------------------------------------------------------------------
+
+    def drain(self) -> list[_Ahead]:
+        """The run stops: cancel every live look-ahead call (one message) and hand them to the
+        driver, which waits for their outcomes."""
+        live = list(self._ahead.values())
+        self._ahead.clear()
+        self._waiting.clear()
+        futures = [a.future for a in live if a.outcome is None and a.future is not None]
+        if futures:
+            self._dask.cancel_futures(futures)
+        for ahead in live:
+            del self._by_token[ahead.token]
+            ahead.dropped = True
+        return live
+
+    def valid(self, ahead: _Ahead) -> bool:
+        """Whether every dependency completed with the very future the call was given."""
+        return self._valid(ahead)
 
     def _valid(self, ahead: _Ahead) -> bool:
         statuses, done = self._engine.statuses, self.done
@@ -400,25 +421,59 @@ class AheadLane:
         return ahead
 
 
-def _cancelled() -> BaseException:
-    from concurrent.futures import CancelledError
-
-    return CancelledError()
-
-
 class AheadDriver(PoolDriver):
     """The pool driver over an :class:`AheadLane`: outcomes are routed through the lane, which
     turns a look-ahead call's outcome into its adopting attempt's (see the module docstring).
     """
 
-    __slots__ = ("ahead",)
+    __slots__ = ("ahead", "draining")
 
     def __init__(self, engine: Engine, lane: AheadLane, capacity: int | None, depth: int) -> None:
         super().__init__(engine, lane, capacity, depth)
         self.ahead = lane
+        #: Look-ahead calls cancelled when the run stopped, by token, until their outcome.
+        self.draining: dict[int, _Ahead] = {}
         lane.bind(self)
 
     def on_outcome(self, outcome: Outcome) -> None:
+        ahead = self.draining.pop(outcome[0], None)
+        if ahead is not None:
+            del self.inflight[ahead.token]
+            self.settle_drained(ahead, outcome)
+            return
         routed = self.ahead.route(outcome)
         if routed is not None:
             super().on_outcome(routed)
+
+    def on_stop(self) -> None:
+        """Cancel the look-ahead calls too, and wait for them as for the calls in flight: one
+        that had started when the run stopped ran, and is recorded as it ended."""
+        super().on_stop()
+        for ahead in self.ahead.drain():
+            if ahead.outcome is not None:
+                self.settle_drained(ahead, ahead.outcome)
+            else:
+                self.draining[ahead.token] = ahead
+                self.inflight[ahead.token] = ahead.task  # the run waits for it
+
+    def settle_drained(self, ahead: _Ahead, outcome: Outcome) -> None:
+        """A look-ahead call of a stopping run came back: if it ran on the very calls its
+        dependencies completed with, its task is begun and settled with its outcome (so the
+        record says what ran); otherwise it never ran, and its task ends ``cancelled``."""
+        engine, j = self.engine, ahead.task
+        _, ok, value = outcome
+        if engine.statuses[j] is not _PENDING or (not ok and isinstance(value, CancelledError)):
+            return
+        if ok and getattr(getattr(value, "future", None), "type", None) is Refused:
+            return  # it refused to call the function
+        if not engine.pending[j] and self.ahead.valid(ahead):
+            engine.begin(j)  # its call is the one that ran
+            if ok:
+                engine.succeed(j, value)
+            else:
+                self.timers.add(engine, j, engine.fail(j, value))  # stopping: no retry
+        elif ok:  # it ran, but a dependency's call was cancelled as it finished: the attempt
+            engine.begin(j)  # was made, its result is discarded
+            engine.cancel(j)
+        # An error with a dependency that did not complete is that dependency's (Dask fails a
+        # call whose dependency failed without running it): nothing ran.
