@@ -91,9 +91,9 @@ class Guarded:
 
     __slots__ = ("__name__", "fn")
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], named: Callable[..., Any]) -> None:
         self.fn = fn
-        self.__name__ = getattr(fn, "__name__", "task")
+        self.__name__ = getattr(named, "__name__", "task")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
@@ -417,7 +417,8 @@ class AheadLane:
         token = next(self._tokens)
         ahead = _Ahead(j, token, tuple(keys))
         self._by_token[token] = ahead
-        self._dask.send(token, Guarded(task.fn), args, kwargs, task.name, None)
+        call = Guarded(task._call_fn(), task.fn)  # what begin() calls (retry_if_result's too)
+        self._dask.send(token, call, args, kwargs, task.name, None)
         return ahead
 
 

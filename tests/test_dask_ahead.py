@@ -83,11 +83,11 @@ def wf_of(**change: Any) -> Workflow:
 
 
 def test_the_guard_refuses_a_subflow_or_a_refused_call_as_an_argument() -> None:
-    assert Guarded(add)(1, 2) == 3
-    assert Guarded(add).__name__ == "add"  # Dask's key prefix: the function's name
-    assert isinstance(Guarded(add)(Workflow("sub")), Refused)
-    assert isinstance(Guarded(add)(1, Refused()), Refused)
-    assert isinstance(Guarded(lambda x: x)(x=Refused()), Refused)
+    assert Guarded(add, add)(1, 2) == 3
+    assert Guarded(lambda: 0, add).__name__ == "add"  # Dask's key prefix: the function's name
+    assert isinstance(Guarded(add, add)(Workflow("sub")), Refused)
+    assert isinstance(Guarded(add, add)(1, Refused()), Refused)
+    assert isinstance(Guarded(lambda x: x, add)(x=Refused()), Refused)
 
 
 @pytest.fixture
@@ -367,3 +367,28 @@ def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one
         else:  # was cancelled while finishing (so its failure reads as the dependency's)
             assert ran == attempts
     assert dask_threads.client.submit(add, 1, 2).result(timeout=WAIT) == 3
+
+
+@needs_dask
+def test_a_result_refused_by_retry_if_result_is_retried_when_sent_ahead(
+    dask_threads: DaskExecutor, graphs: Graphs
+) -> None:
+    calls = Recorder()
+    b_sent = graphs.when_sent("b")
+
+    def a() -> bool:
+        return b_sent.wait(WAIT)
+
+    def b(ok: bool) -> int:
+        calls("b")
+        return calls.count("b")
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="a", fn=a))
+    wf.add_task(
+        Task(name="b", fn=b, retries=2, delay=0, retry_if_result=lambda n: n < 2),
+        depends_on=["a"],
+    )
+    run = dask_threads.execute(wf)
+    assert run.result("a") is True  # b was sent ahead
+    assert (run.result("b"), run.attempts("b")) == (2, 2)
