@@ -260,7 +260,7 @@ class DurableEngine(Engine):
                     if finished[i]:
                         outcome["duration"] = finished[i] - started[i]
                 if task_status is TaskStatus.FAILED:
-                    outcome.update(error_fields(self.errors[i]))
+                    outcome.update(error_fields(self.errors.get(i)))
                 outcomes[names[i]] = outcome
         error = str(run.failures[0]) if run.failures else None
         self._recorder.finish(
@@ -407,7 +407,7 @@ class DurableEngine(Engine):
         memo = task._memo
         if memo is None:
             memo = MemoryStore()
-            object.__setattr__(task, "_memo", memo)
+            task._remember("_memo", memo)
         return memo
 
     def _code_of(self, fn: Callable[..., object]) -> str:

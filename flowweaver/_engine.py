@@ -113,11 +113,11 @@ def _nothing() -> None:
 
 
 def _is_cached(task: Task[..., Any]) -> bool:
-    return task.cache
+    return task._options is not None and task.cache  # a task that sets no option: no read
 
 
 def _has_priority(task: Task[..., Any]) -> bool:
-    return task.priority != 0
+    return task._options is not None and task.priority != 0
 
 
 def retry_delay(
@@ -232,7 +232,7 @@ class Engine:
         self.attempts = run._attempts
         self.started = run._started
         self.finished = run._finished
-        self.pending = workflow._indegree[:n]
+        self.pending = list(map(len, self.deps))
         sources = workflow._sources
         self.ready: deque[int] | PriorityReady = deque(sources[: bisect_left(sources, n)])
         if any(map(_has_priority, self.tasks)):  # ~30 ns a task; a run without pays nothing more
@@ -260,8 +260,9 @@ class Engine:
         self.local_calls = False
         #: OpenTelemetry spans and metrics of this run; None unless configure_telemetry() is on.
         self.telemetry = workflow_telemetry(run.workflow, run.run_id)
-        for i in range(n):
-            object.__setattr__(self.tasks[i], "_latest", (run, i))
+        put = object.__setattr__
+        for task in self.tasks:  # an own task is found in the run by its name (see Task)
+            put(task, "_latest", run)
         workflow._last_run = run
 
     # -- the driver protocol -----------------------------------------------------------------

@@ -22,7 +22,7 @@ __all__ = ["make_engine"]
 
 
 def _is_cached(task: Task[..., Any]) -> bool:
-    return task.cache
+    return task._options is not None and task.cache  # a task that sets no option: no read
 
 
 def make_engine(workflow: Workflow, options: RunOptions) -> Engine:

@@ -176,12 +176,11 @@ def open_child(engine: Engine, opener: int, source: Nestable) -> None:
     engine.specs.extend(workflow._specs[:m])
     successors = workflow._successors()
     engine.children.extend(
-        [[base + c for c in kids if c < m] + [opener] for kids in successors[:m]]
+        [(*[base + c for c in kids if c < m], opener) for kids in successors[:m]]
     )
-    engine.pending.extend(workflow._indegree[:m])
+    engine.pending.extend(map(len, workflow._deps[:m]))
     engine.pending[opener] = m
-    for column in (run._results, run._errors):
-        column.extend([None] * m)
+    run._results.extend([None] * m)
     run._statuses.extend([_PENDING] * m)
     run._attempts.extend([0] * m)
     run._started.extend([0.0] * m)
@@ -240,13 +239,8 @@ def _start_nesting(engine: Engine) -> Nesting:
     """Give the run copies of what it is about to extend that were still the workflow's."""
     run = engine.run
     own = run.own_tasks
-    # A task added to the workflow during the run appends its position to the dependants
-    # lists of its dependencies; positions past the run's own tasks are child tasks from now
-    # on, so the run keeps lists of its own (in place: the engine's outer list is its own).
-    children = engine.children
-    for k in range(own):
-        kids = children[k]
-        children[k] = [c for c in kids if c < own] if kids and kids[-1] >= own else kids[:]
+    # The engine's dependants are tuples of its own: a task added to the workflow during the
+    # run never reaches them, so positions past the run's own tasks are child tasks only.
     run._names = list(run._names[:own])
     run._index = {name: i for i, name in enumerate(run._names)}
     return Nesting(engine.source)

@@ -12,6 +12,7 @@ run fetches it the first time someone reads it and keeps the value from then on.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -119,11 +120,14 @@ class WorkflowRun:
         self._index = index
         self._statuses: list[TaskStatus] = [TaskStatus.PENDING] * n
         self._results: list[object] = [None] * n
-        self._errors: list[BaseException | None] = [None] * n
+        #: The last error of each task that has one (most have none: a dict, not a list).
+        self._errors: dict[int, BaseException] = {}
         self._attempts: list[int] = [0] * n
-        # perf_counter() readings; 0.0 until the task starts / ends.
-        self._started: list[float] = [0.0] * n
-        self._finished: list[float] = [0.0] * n
+        # perf_counter() readings; 0.0 until the task starts / ends. Arrays of doubles: 8 bytes
+        # a task each, where a list of floats costs 32.
+        zeros = bytes(8 * n)
+        self._started = array("d", zeros)
+        self._finished = array("d", zeros)
         #: Mapped tasks' element records, by task position (filled as each one starts).
         self._elements: dict[int, ElementRecord] = {}
         #: Every task that failed for good, in the order it failed.
@@ -158,7 +162,7 @@ class WorkflowRun:
         return value
 
     def error_at(self, index: int) -> BaseException | None:
-        return self._errors[index]
+        return self._errors.get(index)
 
     # -- by name -----------------------------------------------------------------------------
 
@@ -190,7 +194,7 @@ class WorkflowRun:
 
     def error(self, name: str) -> BaseException | None:
         """The exception of the task's last failed attempt, or None."""
-        return self._errors[self._position(name)]
+        return self._errors.get(self._position(name))
 
     def attempts(self, name: str) -> int:
         """How many attempts the task made (0 if it never ran)."""

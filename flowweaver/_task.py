@@ -8,7 +8,7 @@ belongs to that run (:class:`~flowweaver.WorkflowRun`); ``task.status``, ``task.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, replace
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -50,6 +50,7 @@ ONLY_UPSTREAM: tuple[str, ...] = _OnlyUpstream()
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 #: What ``>>`` and ``<<`` accept on their right: a task or a list of tasks. (A list literal of
 #: tasks with different signatures is ``list[object]`` to mypy; the elements are checked at
 #: run time.)
@@ -62,9 +63,67 @@ RetryCallback = Callable[[str, int], object]
 _DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (Exception,)
 _DEFAULT_RETRY_FIELDS = (0, 1.0, 2.0, 60.0, 0.1, _DEFAULT_RETRY_ON)
 _DEFAULT_RETRY_TYPES = tuple(map(type, _DEFAULT_RETRY_FIELDS))
+#: The fields a task rarely sets, with their defaults: kept in ``Task._options`` only when
+#: set (see :class:`_Option`). The order is the fields' order in ``Task``.
+_OPTION_DEFAULTS: dict[str, object] = {
+    "retries": 0,
+    "on_retry": None,
+    "depends_on": (),
+    "delay": 1.0,
+    "backoff": 2.0,
+    "max_delay": 60.0,
+    "jitter": 0.1,
+    "retry_on": _DEFAULT_RETRY_ON,
+    "cache": False,
+    "cache_ttl": None,
+    "cache_key": None,
+    "map_over": None,
+    "map_limit": None,
+    "keep_results": True,
+    "allow_failed_elements": False,
+    "retry_if": None,
+    "retry_after": None,
+    "priority": 0,
+}
+_OPTION_VALUES = tuple(_OPTION_DEFAULTS.values())
+_OPTION_TYPES = tuple(map(type, _OPTION_VALUES))
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+class _Option:
+    """A field of :class:`Task` that most tasks leave at its default.
+
+    A million tasks should not each carry seventeen slots of defaults: the values a task sets
+    live in its ``_options`` dict (None when it sets none), and reading the field falls back
+    to the default. To ``dataclasses`` this is a descriptor-typed field (its default is what
+    the class-level read returns), so ``fields()``, ``replace()`` and the repr see it as any
+    other field.
+    """
+
+    __slots__ = ("default", "name")
+
+    def __init__(self, default: object) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, task: Task[..., Any] | None, owner: type | None = None) -> Any:
+        if task is None:
+            return self.default
+        options = task._options
+        return self.default if options is None else options.get(self.name, self.default)
+
+    def __set__(self, task: Task[..., Any], value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {self.name!r}")
+
+
+def _option(default: T) -> T:
+    """A rarely set field (see :class:`_Option`), typed as its value."""
+    return _Option(default)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, eq=False, init=False)
 class Task(Generic[P, R]):
     """A unit of work: a sync or async callable plus how to run it.
 
@@ -148,48 +207,142 @@ class Task(Generic[P, R]):
         ConfigurationError: An argument has a bad value or type (the message names it).
     """
 
-    name: str
-    fn: Callable[P, R]
-    retries: int = 0
-    timeout: float | None = None
-    on_status_change: StatusCallback | None = None
-    on_retry: RetryCallback | None = None
-    depends_on: Sequence[str] = ()
-    delay: float = 1.0
-    backoff: float = 2.0
-    max_delay: float = 60.0
-    jitter: float = 0.1
-    retry_on: tuple[type[BaseException], ...] = _DEFAULT_RETRY_ON
-    when: Callable[..., object] | None = None
-    skip_if_upstream_skipped: bool = False
-    cache: bool = False
-    cache_ttl: float | None = None
-    cache_key: Callable[..., str] | None = None
-    map_over: str | Sequence[str] | None = None
-    map_limit: int | None = None
-    keep_results: bool = True
-    allow_failed_elements: bool = False
-    retry_if: Callable[[BaseException], object] | None = None
-    retry_after: Callable[[BaseException], object] | None = None
-    priority: int = 0
-    limits: Sequence[Limiter] = ()
-    retry_if_result: Callable[[Any], object] | None = None
-    # Run-time links, never part of the definition (not compared, not copied by replace()).
-    _latest: tuple[WorkflowRun, int] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    _params: Params | None = field(default=None, init=False, repr=False, compare=False)
-    _async: bool | None = field(default=None, init=False, repr=False, compare=False)
-    # The in-memory result cache of a cache=True task run without a store (see _durable).
-    _memo: MemoryStore | None = field(default=None, init=False, repr=False, compare=False)
-    # fn made to judge its result (retry_if_result), made once.
-    _judged: Callable[..., Any] | None = field(default=None, init=False, repr=False, compare=False)
-    # The mapped forms made by map(), so `t.map()` twice is one task, not two with one name.
-    _forms: dict[tuple[object, ...], Task[..., Any]] | None = field(
-        default=None, init=False, repr=False, compare=False
+    # The fields a run reads for every task live in slots; the rest are _Option fields.
+    __slots__ = (
+        "_async",
+        "_latest",
+        "_options",
+        "_params",
+        "fn",
+        "limits",
+        "name",
+        "on_status_change",
+        "skip_if_upstream_skipped",
+        "timeout",
+        "when",
     )
 
-    def __post_init__(self) -> None:
+    # Slots first (they have no class-level default: __init__ has them all), then the rest.
+    name: str
+    fn: Callable[P, R]
+    timeout: float | None
+    on_status_change: StatusCallback | None
+    when: Callable[..., object] | None
+    skip_if_upstream_skipped: bool
+    limits: Sequence[Limiter]
+    retries: int = _option(0)
+    on_retry: RetryCallback | None = _option(None)
+    depends_on: Sequence[str] = _option(())
+    delay: float = _option(1.0)
+    backoff: float = _option(2.0)
+    max_delay: float = _option(60.0)
+    jitter: float = _option(0.1)
+    retry_on: tuple[type[BaseException], ...] = _option(_DEFAULT_RETRY_ON)
+    cache: bool = _option(False)
+    cache_ttl: float | None = _option(None)
+    cache_key: Callable[..., str] | None = _option(None)
+    map_over: str | Sequence[str] | None = _option(None)
+    map_limit: int | None = _option(None)
+    keep_results: bool = _option(True)
+    allow_failed_elements: bool = _option(False)
+    retry_if: Callable[[BaseException], object] | None = _option(None)
+    retry_after: Callable[[BaseException], object] | None = _option(None)
+    priority: int = _option(0)
+    if TYPE_CHECKING:
+        # Run-time links, never part of the definition (not fields: not compared, not
+        # copied by replace()). `_options` holds the non-default _Option fields, and
+        # "_memo", "_forms" (see below) once a task has them.
+        _options: dict[str, Any] | None = None
+        # The latest run: the run itself when the task is one of its workflow's own (found
+        # there by name), (run, position) when it ran in a subflow of it.
+        _latest: WorkflowRun | tuple[WorkflowRun, int] | None = None
+        _params: Params | None = None
+        _async: bool | None = None
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[P, R],
+        retries: int = 0,
+        timeout: float | None = None,
+        on_status_change: StatusCallback | None = None,
+        on_retry: RetryCallback | None = None,
+        depends_on: Sequence[str] = (),
+        delay: float = 1.0,
+        backoff: float = 2.0,
+        max_delay: float = 60.0,
+        jitter: float = 0.1,
+        retry_on: tuple[type[BaseException], ...] = _DEFAULT_RETRY_ON,
+        when: Callable[..., object] | None = None,
+        skip_if_upstream_skipped: bool = False,
+        cache: bool = False,
+        cache_ttl: float | None = None,
+        cache_key: Callable[..., str] | None = None,
+        map_over: str | Sequence[str] | None = None,
+        map_limit: int | None = None,
+        keep_results: bool = True,
+        allow_failed_elements: bool = False,
+        retry_if: Callable[[BaseException], object] | None = None,
+        retry_after: Callable[[BaseException], object] | None = None,
+        priority: int = 0,
+        limits: Sequence[Limiter] = (),
+    ) -> None:
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "fn", fn)
+        put(self, "timeout", timeout)
+        put(self, "on_status_change", on_status_change)
+        put(self, "when", when)
+        put(self, "skip_if_upstream_skipped", skip_if_upstream_skipped)
+        put(self, "limits", limits)
+        put(self, "_latest", None)
+        put(self, "_params", None)
+        put(self, "_async", None)
+        values = (
+            retries, on_retry, depends_on, delay, backoff, max_delay, jitter, retry_on, cache,
+            cache_ttl, cache_key, map_over, map_limit, keep_results, allow_failed_elements,
+            retry_if, retry_after, priority,
+        )  # fmt: skip
+        # Equal to the defaults and of their types (`delay=True` equals 1.0, and is refused):
+        # a tuple compare is identity-first, so a task that sets nothing pays little.
+        if values == _OPTION_VALUES and tuple(map(type, values)) == _OPTION_TYPES:
+            put(self, "_options", None)
+        else:
+            put(
+                self,
+                "_options",
+                {
+                    label: value
+                    for label, value, default in zip(
+                        _OPTION_DEFAULTS, values, _OPTION_VALUES, strict=True
+                    )
+                    if value is not default
+                },
+            )
+        self._check()
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(object.__getattribute__(self, slot) for slot in Task.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for slot, value in zip(Task.__slots__, state, strict=True):
+            object.__setattr__(self, slot, value)
+
+    def _remember(self, key: str, value: object) -> None:
+        """Keep a run-time link (``_memo``, ``_forms``) in ``_options``, beside the options."""
+        options = self._options
+        if options is None:
+            options = {}
+            object.__setattr__(self, "_options", options)
+        options[key] = value
+
+    @property
+    def _memo(self) -> MemoryStore | None:
+        """The in-memory result cache of a cache=True task run without a store (see _durable)."""
+        options = self._options
+        return None if options is None else options.get("_memo")
+
+    def _check(self) -> None:
         name = self.name
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"task name must be a non-empty str, got {name!r}")
@@ -199,12 +352,22 @@ class Task(Generic[P, R]):
             check_number(f"task {name!r}", "timeout", self.timeout, strict=True)
         if self.limits:
             self._check_limits()
+        if self.on_status_change is not None or self.when is not None:
+            for label in ("on_status_change", "when"):
+                value = getattr(self, label)
+                if value is not None and not callable(value):
+                    raise ConfigurationError(
+                        f"task {name!r}: {label} must be callable, got {value!r}"
+                    )
+        if self._options is not None:
+            self._check_options()
+
+    def _check_options(self) -> None:
+        name = self.name
         if type(self.priority) is not int:
             raise ConfigurationError(
                 f"task {name!r}: priority must be an int, got {self.priority!r}"
             )
-        # Building a million tasks should not pay for checking defaults (a tuple compare is
-        # identity-first). Types too: `delay=True` equals 1.0 and must still be refused.
         retry_fields = (
             self.retries, self.delay, self.backoff, self.max_delay, self.jitter, self.retry_on
         )  # fmt: skip
@@ -215,17 +378,11 @@ class Task(Generic[P, R]):
             or self.retry_after is not None
             or self.retry_if_result is not None
         ):
-            check_retry_fields(
-                f"task {name!r}", *retry_fields, self.retry_if, self.retry_after,
-                self.retry_if_result,
-            )  # fmt: skip
-        if self.on_status_change is not None or self.on_retry is not None or self.when is not None:
-            for label in ("on_status_change", "on_retry", "when"):
-                value = getattr(self, label)
-                if value is not None and not callable(value):
-                    raise ConfigurationError(
-                        f"task {name!r}: {label} must be callable, got {value!r}"
-                    )
+            check_retry_fields(f"task {name!r}", *retry_fields, self.retry_if, self.retry_after)
+        if self.on_retry is not None and not callable(self.on_retry):
+            raise ConfigurationError(
+                f"task {name!r}: on_retry must be callable, got {self.on_retry!r}"
+            )
         if self.cache is not False or self.cache_ttl is not None or self.cache_key is not None:
             self._check_cache_fields()
         if (
@@ -242,7 +399,7 @@ class Task(Generic[P, R]):
                     f"task {name!r}: depends_on must be a sequence of task names, got {deps!r}"
                 )
             if type(deps) is not tuple:
-                object.__setattr__(self, "depends_on", tuple(deps))
+                self._options["depends_on"] = tuple(deps)  # type: ignore[index]
 
     def _check_limits(self) -> None:
         from ._limiter import Limiter  # only a task given limits loads them
@@ -285,7 +442,7 @@ class Task(Generic[P, R]):
                 )
             if len(set(names)) != len(names):
                 raise ConfigurationError(f"{owner}: map_over names an upstream twice: {over!r}")
-            object.__setattr__(self, "map_over", tuple(names))
+            self._options["map_over"] = tuple(names)  # type: ignore[index]  # set: not None
         limit = self.map_limit
         if limit is not None and (type(limit) is not int or limit < 1):
             raise ConfigurationError(f"{owner}: map_limit must be an int >= 1, got {limit!r}")
@@ -349,10 +506,10 @@ class Task(Generic[P, R]):
         if self.map_over is not None:
             raise ConfigurationError(f"task {self.name!r} is already mapped over {self.map_over!r}")
         key = (upstreams, limit, keep_results, allow_failed_elements)
-        forms = self._forms
+        forms: dict[tuple[object, ...], Task[..., Any]] | None = (self._options or {}).get("_forms")
         if forms is None:
             forms = {}
-            object.__setattr__(self, "_forms", forms)
+            self._remember("_forms", forms)
         mapped = forms.get(key)
         if mapped is None:
             mapped = forms[key] = replace(
@@ -395,22 +552,28 @@ class Task(Generic[P, R]):
 
     # -- the seed's run-state fields, read from the most recent run --------------------------
 
+    def _in_latest(self) -> tuple[WorkflowRun, int] | None:
+        latest = self._latest
+        if latest is None or isinstance(latest, tuple):
+            return latest
+        return latest, latest._index[self.name]
+
     @property
     def status(self) -> TaskStatus:
         """Status in the most recent run that included this task (``pending`` before any)."""
-        latest = self._latest
+        latest = self._in_latest()
         return TaskStatus.PENDING if latest is None else latest[0].status_at(latest[1])
 
     @property
     def result(self) -> Any:  # Any, as the seed: a result's type is known only to its reader
         """Result in the most recent run, or None."""
-        latest = self._latest
+        latest = self._in_latest()
         return None if latest is None else latest[0].result_at(latest[1])
 
     @property
     def error(self) -> str | None:
         """``"ExceptionType: message"`` of the last failed attempt in the most recent run."""
-        latest = self._latest
+        latest = self._in_latest()
         if latest is None:
             return None
         exc = latest[0].error_at(latest[1])

@@ -23,7 +23,7 @@ Design notes:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from ._binding import NO_ARGS, NOTHING, ArgSpec, bind
 from ._errors import (
@@ -50,6 +50,14 @@ if TYPE_CHECKING:
 __all__ = ["Workflow"]
 
 
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 class Workflow(Nestable):
     """A named DAG of tasks.
 
@@ -72,10 +80,8 @@ class Workflow(Nestable):
     __slots__ = (
         "_children",
         "_deps",
-        "_indegree",
         "_index",
         "_last_run",
-        "_levels",
         "_mapped",
         "_names",
         "_sources",
@@ -93,12 +99,10 @@ class Workflow(Nestable):
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._deps: list[tuple[int, ...]] = []
-        # Dependants of each task: built on first use (a run, get_dependents), then kept up to
-        # date. Planning needs only dependencies; building a big workflow should not pay for
-        # a second index it may never use before its first run.
-        self._children: list[list[int]] | None = None
-        self._indegree: list[int] = []
-        self._levels: list[int] = []
+        # Dependants of each task: built on first use (a run, get_dependents) and dropped when
+        # a task is added. Planning needs only dependencies; building a big workflow should not
+        # pay for a second index it may never use before its first run.
+        self._children: list[tuple[int, ...]] | None = None
         self._sources: list[int] = []
         self._specs: list[ArgSpec] = []
         #: Mapped tasks: position -> positions (in its dependency list) of what it maps over.
@@ -159,19 +163,14 @@ class Workflow(Nestable):
             if cycle is not None:
                 raise CycleError(cycle)
             raise DuplicateTaskError(name, self.name)
-        levels = self._levels
-        dep_ids: list[int] = []
-        level = 0
         try:
-            for dep in deps:
-                position = index.get(dep)
-                if position is None:
-                    raise self._bad_dependency(name, dep)
-                dep_ids.append(position)
-                if levels[position] >= level:
-                    level = levels[position] + 1
+            found = tuple(map(index.get, deps))
         except TypeError:  # an unhashable dependency name
+            dep = next(d for d in deps if not _hashable(d))
             raise self._bad_dependency(name, dep) from None
+        if None in found:
+            raise self._bad_dependency(name, deps[found.index(None)])
+        dep_ids = cast("tuple[int, ...]", found)
         if len(dep_ids) > 1 and len(set(dep_ids)) != len(dep_ids):
             twice = next(d for k, d in enumerate(deps) if d in deps[:k])
             raise ConfigurationError(f"task {name!r} lists dependency {twice!r} twice")
@@ -186,21 +185,19 @@ class Workflow(Nestable):
                 spec = NESTED
         else:
             spec = bind(name, params, deps)
-        mapped = None if task.map_over is None else self._map_plan(task, deps, dep_ids, spec)
+        mapped = (
+            None
+            if task._options is None or task.map_over is None  # no option set: no map_over
+            else self._map_plan(task, deps, dep_ids, spec)
+        )
 
         # Everything is validated: from here on nothing can fail half-way.
         i = len(self._tasks)
         self._tasks.append(task)
         self._names.append(name)
         index[name] = i
-        children = self._children
-        if children is not None:
-            for d in dep_ids:
-                children[d].append(i)
-            children.append([])
-        self._deps.append(tuple(dep_ids))
-        self._indegree.append(len(dep_ids))
-        levels.append(level)
+        self._children = None  # rebuilt when next needed (a run has its own copy)
+        self._deps.append(dep_ids)
         if not dep_ids:
             self._sources.append(i)
         self._specs.append(spec)
@@ -208,7 +205,7 @@ class Workflow(Nestable):
             self._mapped[i] = mapped
 
     def _map_plan(
-        self, task: Task[..., Any], deps: Sequence[str], dep_ids: list[int], spec: ArgSpec
+        self, task: Task[..., Any], deps: Sequence[str], dep_ids: tuple[int, ...], spec: ArgSpec
     ) -> tuple[int, ...]:
         """Where a mapped task's elements come from: positions in its dependency list."""
         name = task.name
@@ -252,17 +249,42 @@ class Workflow(Nestable):
             plan.append(k)
         return tuple(plan)
 
-    def _successors(self) -> list[list[int]]:
-        """Each task's dependants (positions), built once in O(tasks + edges), then kept up to
-        date by :meth:`add_task`."""
+    def _successors(self) -> list[tuple[int, ...]]:
+        """Each task's dependants (positions), built in O(tasks + edges) when first needed
+        after a change."""
         children = self._children
         if children is None:
-            children = [[] for _ in self._tasks]
-            for i, deps in enumerate(self._deps):
+            # Counting sort of the edges by dependency, then one tuple per task sliced from
+            # it: no list per task that would be freed again (its memory would stay in the
+            # process, between the tuples). The index's values are the positions 0, 1, … in
+            # order (add_task appends): the int objects the dependency tuples hold, shared.
+            deps_of = self._deps
+            ends = [0] * (len(deps_of) + 1)
+            for deps in deps_of:
                 for d in deps:
-                    children[d].append(i)
-            self._children = children
+                    ends[d + 1] += 1
+            for k in range(1, len(ends)):
+                ends[k] += ends[k - 1]
+            flat: list[int] = [0] * ends[-1]
+            fill = ends[:-1]
+            for i, deps in zip(self._index.values(), deps_of, strict=True):
+                for d in deps:
+                    flat[fill[d]] = i
+                    fill[d] += 1
+            del fill
+            children = self._children = [
+                tuple(flat[ends[k] : ends[k + 1]]) for k in range(len(deps_of))
+            ]
         return children
+
+    @property
+    def _levels(self) -> list[int]:
+        """Each task's Kahn layer: 0 without dependencies, else one more than its deepest."""
+        levels: list[int] = []
+        deepest = levels.__getitem__
+        for deps in self._deps:
+            levels.append(max(map(deepest, deps)) + 1 if deps else 0)  # noqa: PERF401 - reads itself
+        return levels
 
     def _bad_dependency(self, name: str, dep: object) -> DefinitionError:
         if dep == name:

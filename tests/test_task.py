@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
+import pickle
 
 import pytest
 
@@ -122,3 +124,32 @@ def test_execute_async_cancels_an_overrunning_coroutine() -> None:
         asyncio.run(task.execute_async())
     assert isinstance(info.value.__cause__, TaskTimeoutError)
     assert finished == []
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_task_keeps_only_the_options_it_sets() -> None:
+    # A million tasks should not each carry every default: the rarely set fields live in one
+    # dict, present only on a task that sets one of them, and read back like any field.
+    plain = Task(name="a", fn=_double)
+    assert plain._options is None
+    assert (plain.retries, plain.delay, plain.cache, plain.map_over, plain.priority) == (
+        0, 1.0, False, None, 0,
+    )  # fmt: skip
+    tuned = Task(name="b", fn=_double, retries=2, depends_on=["a"], priority=5)
+    assert tuned._options == {"retries": 2, "depends_on": ("a",), "priority": 5}
+    assert "retries=2" in repr(tuned) and "priority=5" in repr(tuned)
+    assert dataclasses.replace(tuned, retries=0).retries == 0
+    assert dataclasses.replace(tuned, retries=0).priority == 5
+
+
+def test_a_task_pickles_and_copies_with_its_options() -> None:
+    task = Task(name="b", fn=_double, retries=2, timeout=3.0, depends_on=["a"])
+    for twin in (pickle.loads(pickle.dumps(task)), copy.copy(task), copy.deepcopy(task)):
+        assert (twin.name, twin.fn, twin.retries, twin.timeout, twin.depends_on) == (
+            "b", _double, 2, 3.0, ("a",),
+        )  # fmt: skip
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            twin.priority = 1  # type: ignore[misc]
