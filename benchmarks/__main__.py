@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 
-from . import dask, engine, history, limits, mapping, pipeline, startup, state
+from . import dask, engine, graph, history, limits, mapping, pipeline, startup, state
 from ._harness import table
 
 # Dask last: a cluster leaves threads and memory behind that slow every in-process suite run
@@ -14,6 +14,7 @@ from ._harness import table
 SUITES = {
     "startup": startup.run,  # fresh processes: first, before the others warm anything
     "engine": engine.run,
+    "graph": graph.run,
     "mapping": mapping.run,
     "pipeline": pipeline.run,
     "limits": limits.run,

@@ -19,6 +19,7 @@ from flowweaver import (
     TaskStatus,
     ThreadedExecutor,
     Workflow,
+    WorkflowRun,
 )
 from flowweaver.testing import FakeClock
 
@@ -183,6 +184,6 @@ def test_two_concurrent_runs_of_one_task_keep_their_own_results() -> None:
         second = threads.submit(workflows[1].execute, "thread")
         runs = [first.result(WAIT), second.result(WAIT)]
     assert [run.result("shared") for run in runs] == ["first", "second"]
-    latest = shared._latest
-    assert latest is not None and latest[0] in runs  # whichever began last: no order promised
-    assert shared.result == latest[0].result("shared")
+    latest = shared._latest  # an own task of its run: the run itself (found there by name)
+    assert isinstance(latest, WorkflowRun) and latest in runs  # whichever began last
+    assert shared.result == latest.result("shared")
