@@ -61,11 +61,13 @@ def build_ours(
     return wf
 
 
-def build_graphlib(names: list[str], deps: list[list[str]]) -> list[str]:
+def build_graphlib(
+    names: list[str], deps: list[list[str]]
+) -> tuple[graphlib.TopologicalSorter[str], list[str]]:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name, upstream in zip(names, deps, strict=True):
         sorter.add(name, *upstream)
-    return list(sorter.static_order())
+    return sorter, list(sorter.static_order())
 
 
 def build_time(sizes: list[int], repeat: int) -> list[Row]:
@@ -100,7 +102,7 @@ if side == "ours":
     run = wf.execute("sequential")
     assert run.ok
 else:
-    order = build_graphlib(names, deps)
+    sorter, order = build_graphlib(names, deps)
 gc.collect()
 print((reading("VmRSS:") - rss) / n, (reading("VmHWM:") - max(hwm, rss)) / n)
 """
@@ -133,9 +135,10 @@ from flowweaver import Task, Workflow
 
 size, steps = 20_000_000, 8
 wf = Workflow("frames")
-wf.add_task(Task(name="s0", fn=lambda: bytes(size)))
+# b"x" * n writes every page (bytes(n) would map zero pages that RSS never counts).
+wf.add_task(Task(name="s0", fn=lambda: b"x" * size))
 for k in range(1, steps):
-    wf.add_task(Task(name=f"s{k}", fn=lambda prev: bytes(len(prev))), depends_on=[f"s{k - 1}"])
+    wf.add_task(Task(name=f"s{k}", fn=lambda prev: b"y" * len(prev)), depends_on=[f"s{k - 1}"])
 keep = None if sys.argv[1] == "0" else [f"s{steps - 1}"]
 run = wf.execute("sequential", keep_results=keep)
 assert len(run.result(f"s{steps - 1}")) == size

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import FrozenInstanceError, dataclass, replace
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -209,10 +211,8 @@ class Task(Generic[P, R]):
 
     # The fields a run reads for every task live in slots; the rest are _Option fields.
     __slots__ = (
-        "_async",
         "_latest",
         "_options",
-        "_params",
         "fn",
         "limits",
         "name",
@@ -256,8 +256,6 @@ class Task(Generic[P, R]):
         # The latest run: the run itself when the task is one of its workflow's own (found
         # there by name), (run, position) when it ran in a subflow of it.
         _latest: WorkflowRun | tuple[WorkflowRun, int] | None = None
-        _params: Params | None = None
-        _async: bool | None = None
 
     def __init__(
         self,
@@ -296,8 +294,6 @@ class Task(Generic[P, R]):
         put(self, "skip_if_upstream_skipped", skip_if_upstream_skipped)
         put(self, "limits", limits)
         put(self, "_latest", None)
-        put(self, "_params", None)
-        put(self, "_async", None)
         values = (
             retries, on_retry, depends_on, delay, backoff, max_delay, jitter, retry_on, cache,
             cache_ttl, cache_key, map_over, map_limit, keep_results, allow_failed_elements,
@@ -329,7 +325,8 @@ class Task(Generic[P, R]):
             object.__setattr__(self, slot, value)
 
     def _remember(self, key: str, value: object) -> None:
-        """Keep a run-time link (``_memo``, ``_forms``) in ``_options``, beside the options."""
+        """Keep a run-time link (``_memo``, ``_forms``, what ``params``/``is_async`` read of a
+        callable that is not a plain function) in ``_options``, beside the options."""
         options = self._options
         if options is None:
             options = {}
@@ -610,18 +607,25 @@ class Task(Generic[P, R]):
     @property
     def params(self) -> Params:
         """The shape of ``fn``'s parameters (read once, then cached)."""
-        params = self._params
+        fn = self.fn
+        if type(fn) is FunctionType:
+            return params_of(fn)  # cached by code object (see _binding)
+        # Anything else is read through inspect: once per task, kept beside its options.
+        params: Params | None = (self._options or {}).get("_params")
         if params is None:
-            params = params_of(self.fn)
-            object.__setattr__(self, "_params", params)
+            params = params_of(fn)
+            self._remember("_params", params)
         return params
 
     def is_async(self) -> bool:
         """Whether ``fn`` is a coroutine function (a sync ``fn`` may still return an awaitable)."""
-        flag = self._async
+        fn = self.fn
+        if type(fn) is FunctionType:  # what inspect.iscoroutinefunction reads of one
+            return bool(fn.__code__.co_flags & CO_COROUTINE)
+        flag: bool | None = (self._options or {}).get("_async")
         if flag is None:
-            flag = is_coroutine_callable(self.fn)
-            object.__setattr__(self, "_async", flag)  # fn is immutable: computed once
+            flag = is_coroutine_callable(fn)
+            self._remember("_async", flag)  # fn is immutable: computed once
         return flag
 
     def execute(self) -> None:

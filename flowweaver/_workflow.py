@@ -174,7 +174,7 @@ class Workflow(Nestable):
         if len(dep_ids) > 1 and len(set(dep_ids)) != len(dep_ids):
             twice = next(d for k, d in enumerate(deps) if d in deps[:k])
             raise ConfigurationError(f"task {name!r} lists dependency {twice!r} twice")
-        params = task._params or task.params
+        params = task.params
         if params is NOTHING or params.takes_nothing:
             spec = NO_ARGS
             fn = task.fn
