@@ -344,7 +344,8 @@ class Engine:
             if self._debug:
                 fields = {**self.log_fields, "task": task.name, "attempt": attempt}
                 logger.debug("task %r: attempt %d started", task.name, attempt, extra=fields)
-        fn = task.fn if task.retry_if_result is None else task._call_fn()
+        # (A task that sets no option has no retry_if_result: one slot read, not a lookup.)
+        fn = task.fn if task._options is None or task.retry_if_result is None else task._call_fn()
         if self.telemetry is not None:
             return (
                 self.telemetry.begin(i, self.run._names[i], attempt, fn, perf_counter()),

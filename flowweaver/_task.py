@@ -86,6 +86,7 @@ _OPTION_DEFAULTS: dict[str, object] = {
     "retry_if": None,
     "retry_after": None,
     "priority": 0,
+    "retry_if_result": None,
 }
 _OPTION_VALUES = tuple(_OPTION_DEFAULTS.values())
 _OPTION_TYPES = tuple(map(type, _OPTION_VALUES))
@@ -248,6 +249,7 @@ class Task(Generic[P, R]):
     retry_if: Callable[[BaseException], object] | None = _option(None)
     retry_after: Callable[[BaseException], object] | None = _option(None)
     priority: int = _option(0)
+    retry_if_result: Callable[[Any], object] | None = _option(None)
     if TYPE_CHECKING:
         # Run-time links, never part of the definition (not fields: not compared, not
         # copied by replace()). `_options` holds the non-default _Option fields, and
@@ -284,6 +286,7 @@ class Task(Generic[P, R]):
         retry_after: Callable[[BaseException], object] | None = None,
         priority: int = 0,
         limits: Sequence[Limiter] = (),
+        retry_if_result: Callable[[Any], object] | None = None,
     ) -> None:
         put = object.__setattr__
         put(self, "name", name)
@@ -297,7 +300,7 @@ class Task(Generic[P, R]):
         values = (
             retries, on_retry, depends_on, delay, backoff, max_delay, jitter, retry_on, cache,
             cache_ttl, cache_key, map_over, map_limit, keep_results, allow_failed_elements,
-            retry_if, retry_after, priority,
+            retry_if, retry_after, priority, retry_if_result,
         )  # fmt: skip
         # Equal to the defaults and of their types (`delay=True` equals 1.0, and is refused):
         # a tuple compare is identity-first, so a task that sets nothing pays little.
@@ -325,8 +328,9 @@ class Task(Generic[P, R]):
             object.__setattr__(self, slot, value)
 
     def _remember(self, key: str, value: object) -> None:
-        """Keep a run-time link (``_memo``, ``_forms``, what ``params``/``is_async`` read of a
-        callable that is not a plain function) in ``_options``, beside the options."""
+        """Keep a run-time link (``_memo``, ``_forms``, ``_judged``, what ``params`` and
+        ``is_async`` read of a callable that is not a plain function) in ``_options``, beside
+        the options."""
         options = self._options
         if options is None:
             options = {}
@@ -375,7 +379,10 @@ class Task(Generic[P, R]):
             or self.retry_after is not None
             or self.retry_if_result is not None
         ):
-            check_retry_fields(f"task {name!r}", *retry_fields, self.retry_if, self.retry_after)
+            check_retry_fields(
+                f"task {name!r}", *retry_fields, self.retry_if, self.retry_after,
+                self.retry_if_result,
+            )  # fmt: skip
         if self.on_retry is not None and not callable(self.on_retry):
             raise ConfigurationError(
                 f"task {name!r}: on_retry must be callable, got {self.on_retry!r}"
@@ -598,10 +605,10 @@ class Task(Generic[P, R]):
         condition = self.retry_if_result
         if condition is None:
             return self.fn
-        made = self._judged
+        made = (self._options or {}).get("_judged")  # set: retry_if_result is an option
         if made is None:
             made = judged(self.fn, condition, self.name)
-            object.__setattr__(self, "_judged", made)
+            self._remember("_judged", made)
         return made
 
     @property
