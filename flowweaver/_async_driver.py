@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDriver", "drive_async"]
 
 
-def _nothing() -> None:
-    return None
-
-
 #: A worker coroutine whose tasks never suspend yields to the event loop after this many.
 _YIELD_EVERY = 64
 #: The largest number of worker coroutines started in one event-loop iteration.
@@ -104,8 +100,8 @@ class AsyncDriver:
     async def run(self) -> None:
         """Drive the run to its end; finish the engine (also when cancelled)."""
         engine = self.engine
-        wake = self.wake_from_any_thread if engine.gates is not None else _nothing
-        engine.start(self.schedule_callback, wake, self.capacity)
+        # A real wake-up even without limits now: a child run may bring some (see _nesting).
+        engine.start(self.schedule_callback, self.wake_from_any_thread, self.capacity)
         try:
             self.on_burst()
             await self.finished

@@ -236,7 +236,12 @@ class HandoffDriver:
                     wait = due
             else:
                 wait = due
-        if self.busy == 0 and not self.has_work() and (engine.stopping or not timers):
+        gates = engine.gates  # a child run's tasks with limits= (the run's own have none)
+        if gates and not engine.stopping:  # woken by a release, or a rate is due
+            gates.reopen(engine.ready.append)
+            self._dispatch()
+            wait = min(wait, gates.wait())
+        if self.busy == 0 and not self.has_work() and (engine.stopping or not (timers or gates)):
             return None
         if self.deadlines:
             wait = min(wait, max(self.deadlines[0][0] - monotonic(), 0.0))

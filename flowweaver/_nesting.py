@@ -46,6 +46,7 @@ from ._subflow import NESTED, Nestable, Subflow
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._errors import TaskFailedError
+    from ._limiter import Limiter
     from ._workflow import Workflow
 
 __all__ = ["Child", "Nesting", "open_child", "settled", "step"]
@@ -128,6 +129,16 @@ def step(engine: Engine, i: int) -> None:
     open_child(engine, i, fn.source)
 
 
+def _open_gates(engine: Engine, limiters: set[Limiter]) -> None:
+    """Give a run whose own tasks had no ``limits=`` the gates its child's tasks need (every
+    driver looks at ``engine.gates`` as it goes, and a release wakes it through the engine's
+    wake-up, as for gates made when the run started)."""
+    from ._gates import Gates
+
+    gates = engine.gates = Gates(limiters, perf_counter, lambda: engine.stopping)
+    gates.open(engine._wake)
+
+
 def open_child(engine: Engine, opener: int, source: Nestable) -> None:
     """Run ``source`` as a child of task ``opener`` (running): its tasks join the run.
 
@@ -193,6 +204,10 @@ def open_child(engine: Engine, opener: int, source: Nestable) -> None:
     nest.opened.append(opener)
     engine.specs[opener] = NESTED  # when it is ready again, step() joins it
     engine.n = base + m
+    if engine.gates is None:  # the run's own tasks had no limits: the child's bring them
+        limited = {limiter for task in tasks if task.limits for limiter in task.limits}
+        if limited:
+            _open_gates(engine, limited)
     _echo_openers(engine, opener)
     for k, task in enumerate(tasks):
         object.__setattr__(task, "_latest", (run, base + k))

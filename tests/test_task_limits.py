@@ -211,3 +211,68 @@ def test_a_call_waiting_for_a_worker_holds_no_permit(monkeypatch: pytest.MonkeyP
     run = ThreadedExecutor(max_workers=1).execute(wf)
     assert run.results == {"busy": "other run", "later": "later"}
     assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
+
+
+@pytest.mark.parametrize("make", [pytest.param(SequentialExecutor, id="sequential"), *EXECUTORS])
+def test_the_tasks_of_a_workflow_a_task_returns_keep_their_limits(make: Any) -> None:
+    # The run's own tasks have no limits: the limiters arrive with the child run. The builder
+    # takes the limiter, so both limited child tasks are parked when `free` (ready after
+    # them) gives it back: they must be woken, and run one at a time.
+    api = Limiter(concurrency=1, name="api")
+    held: list[int] = []
+
+    def call(n: int) -> int:
+        held.append(api.statistics().holders)  # this call's permit, and no other
+        return n
+
+    def build() -> Workflow:
+        api.acquire_nowait()
+        child = Workflow("child")
+        for n in (1, 2):
+            child.add_task(Task(name=f"c{n}", fn=lambda n=n: call(n), limits=[api]))
+        child.add_task(Task(name="free", fn=api.release))
+        return child
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="opener", fn=build))
+    run = make().execute(wf)
+    assert run.result("opener") == {"c1": 1, "c2": 2, "free": None}
+    assert held == [1, 1]
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=3)
+
+
+def test_an_async_run_wakes_for_a_release_from_another_thread_of_a_child_tasks_limiter() -> None:
+    # The run starts without limits; its child's task parks behind a permit a thread of the
+    # test's holds, and the loop has nothing else to do when that thread gives it back.
+    refused = threading.Event()
+
+    class Watched(Limiter):
+        def _take_for(self, waiter: Any, queued: bool) -> Any:
+            delay, grant = super()._take_for(waiter, queued)
+            if grant is None:
+                refused.set()
+            return delay, grant
+
+    api = Watched(concurrency=1, name="api")
+    api.acquire_nowait()
+
+    def release_once_parked() -> None:
+        assert refused.wait(WAIT)
+        api.release()
+
+    helper = threading.Thread(target=release_once_parked)
+    helper.start()
+
+    def build() -> Workflow:
+        child = Workflow("child")
+        child.add_task(Task(name="c", fn=lambda: "c", limits=[api]))
+        return child
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="opener", fn=build))
+    try:
+        run = AsyncExecutor(max_workers=2).execute(wf)
+    finally:
+        helper.join(WAIT)
+    assert run.result("opener") == {"c": "c"}
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
