@@ -305,7 +305,7 @@ class PoolExecutor(BaseExecutor):
             ``max_workers`` < 1.
     """
 
-    def __init__(self, executor: Executor | cf.Executor, max_workers: int | None = None) -> None:
+    def __init__(self, executor: Executor, max_workers: int | None = None) -> None:
         given: object = executor  # typed callers cannot pass one; untyped ones can
         if getattr(given, "submit_is_awaitable", False):  # AsyncExecutor: not a Future
             raise ConfigurationError(

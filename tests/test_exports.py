@@ -95,16 +95,18 @@ def test_import_and_a_plain_run_leave_out_what_they_do_not_use() -> None:
 
 def test_run_options_and_store_protocols_resolve_their_annotations() -> None:
     # Users' tools (validators, docs) read RunOptions' hints at run time; the stores it names
-    # load lazily, so the names must resolve without them: in a fresh process.
+    # load lazily, and so does concurrent.futures, so the names must resolve without them: in
+    # a fresh process. (Any concurrent.futures.Executor is an Executor to a type checker.)
     code = (
         "import typing, flowweaver as fw\n"
         "hints = typing.get_type_hints(fw.RunOptions)\n"
         "print(hints['store'] is fw.StateStore, hints['clock'] is fw.Clock)\n"
         "print(typing.get_type_hints(fw.StateStore)['serializer'] is fw.Serializer)\n"
+        "print(typing.get_type_hints(fw.PoolExecutor.__init__)['executor'] is fw.Executor)\n"
         "print(sorted(typing.get_type_hints(fw.StateEntry)))\n"
     )
     assert _fresh(code) == [
-        "True", "True", "True",
+        "True", "True", "True", "True",
         "['created_at',", "'data',", "'expires_at',", "'fingerprint',", "'metadata']",
     ]  # fmt: skip
 
