@@ -176,6 +176,8 @@ class AheadLane:
         #: (``assert ts.who_wants`` in ``stimulus_cancel``, distributed 2026.8) and drops
         #: this client's connection.
         self._held: list[Future[Any]] = []
+        #: The guarded call of each task function, by id (the functions live in the tasks).
+        self._guards: dict[int, Guarded] = {}
 
     def bind(self, driver: PoolDriver) -> None:
         """Share the driver's tokens and its record of calls in flight."""
@@ -417,7 +419,10 @@ class AheadLane:
         token = next(self._tokens)
         ahead = _Ahead(j, token, tuple(keys))
         self._by_token[token] = ahead
-        call = Guarded(task._call_fn(), task.fn)  # what begin() calls (retry_if_result's too)
+        fn = task._call_fn()  # what begin() calls (retry_if_result's judge too)
+        call = self._guards.get(id(fn))
+        if call is None:  # one per function: a graph pickles a shared object once
+            call = self._guards[id(fn)] = Guarded(fn, task.fn)
         self._dask.send(token, call, args, kwargs, task.name, None)
         return ahead
 
