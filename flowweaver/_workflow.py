@@ -8,14 +8,19 @@ Design notes:
   graph on every add and needed 70 s for 20,000 tasks.) Redefining an existing name is refused,
   and reported as a :class:`CycleError` when the new dependencies would close a cycle.
 * Each task's Kahn layer (``0`` without dependencies, else ``1 + max(layer of its
-  dependencies)``) is computed on add; ``get_execution_plan()`` groups by layer, keeping
-  insertion order inside a layer, so plans are stable and deterministic. Layers are for display
-  and for the seed API: execution never waits for a layer (see ``_engine``).
-* The graph is stored as append-only lists indexed by task position. A run snapshots only the
-  length, so a task added while a run is in progress is simply not part of that run. The
-  reverse index (each task's dependants) is built on first use — a run, ``get_dependents`` —
-  in one O(tasks + edges) pass and kept up to date after: building and planning a large
-  workflow do not pay for it.
+  dependencies)``) is computed in one pass when a plan or an export asks for it, not stored;
+  ``get_execution_plan()`` groups by layer, keeping insertion order inside a layer, so plans
+  are stable and deterministic. Layers are for display and for the seed API: execution never
+  waits for a layer (see ``_engine``).
+* The graph is stored as append-only lists indexed by task position (a task's dependencies: a
+  tuple of positions). A run snapshots only the length, so a task added while a run is in
+  progress is simply not part of that run. The reverse index (each task's dependants, tuples)
+  is built when first needed after a change — a run, ``get_dependents`` — in one O(tasks +
+  edges) counting sort, and dropped by the next ``add_task``: building and planning a large
+  workflow do not pay for it, and a run keeps the one it started with.
+* Per task the workflow holds the Task, its name, its dependency tuple, its argument spec
+  (shared by every task that binds alike) and its index entry: about 270 bytes with the Task
+  (issue 18; see the ``graph`` benchmarks).
 * Run state belongs to runs (:class:`WorkflowRun`); the workflow remembers its latest run for
   the seed's ``get_task_status`` / ``get_task_result`` / ``get_workflow_stats``.
 """
