@@ -2,10 +2,13 @@
 
 Worker coroutines pull ready tasks from the engine and await them; sync functions run on
 daemon threads (``_offload.Offload``), at most one call per thread so a timeout never ticks
-while a call waits for a thread — and the task stays ``pending`` while it does. It keeps the
-rules of every driver (``_drivers``): outcomes reach the engine only from the loop; when the
-run stops, coroutines in flight are cancelled and sync calls are let finish (fail-fast) or
-abandoned (interrupts); it never returns while work it started is still running.
+while a call waits for a thread — and the task stays ``pending`` while it does. A sync task
+with ``limits=`` takes its permits only once a thread is free for it (``Offload.reserve``), as
+the pool driver sends a limited call only to a free worker: a permit never waits in a queue
+while another run sharing the limiter needs it. It keeps the rules of every driver
+(``_drivers``): outcomes reach the engine only from the loop; when the run stops, coroutines
+in flight are cancelled and sync calls are let finish (fail-fast) or abandoned (interrupts);
+it never returns while work it started is still running.
 """
 
 from __future__ import annotations
@@ -223,6 +226,16 @@ class AsyncDriver:
             self.sleepers[sleeper] = i
             sleeper.add_done_callback(self.on_slept)
 
+    async def reserve_thread(self) -> bool:
+        """Wait for a free thread before a sync task with ``limits=`` takes its permits (a
+        permit held while its call waits for a thread would starve others sharing the
+        limiter); False, holding none, if the run began stopping meanwhile."""
+        await self.offload.reserve()
+        if self.engine.stopping:
+            self.offload.unreserve()
+            return False
+        return True
+
     async def work(self) -> None:
         """A worker: run ready tasks one after another until none is left (hot path)."""
         me = asyncio.current_task()
@@ -245,10 +258,15 @@ class AsyncDriver:
             i = ready.popleft()
             task = tasks[i]
             is_async = task.is_async()
-            call = begin(i, is_async)  # a sync call is running once it has a thread
+            reserved = not is_async and bool(task.limits)
+            if reserved and not await self.reserve_thread():
+                continue  # the run began stopping: it never began, and ends cancelled
+            call = begin(i, is_async or reserved)  # a sync call is running once it has a thread
             if ready:
                 self.spawn()
             if call is None:
+                if reserved:
+                    offload.unreserve()
                 if engine.gates:
                     self.arm_gate()
                 continue
@@ -264,7 +282,13 @@ class AsyncDriver:
                     in_sync_call.add(me)
                     try:
                         value = await offload.call(
-                            fn, args, kwargs, task.name, task.timeout, partial(mark_running, i)
+                            fn,
+                            args,
+                            kwargs,
+                            task.name,
+                            task.timeout,
+                            None if reserved else partial(mark_running, i),
+                            reserved,
                         )
                     finally:
                         in_sync_call.discard(me)

@@ -125,9 +125,15 @@ class Offload:
         name: str,
         timeout: float | None,
         started: Callable[[], object] | None = None,
+        reserved: bool = False,
     ) -> Any:
-        """Run ``fn(*args, **kwargs)`` on a thread; ``started()`` once a thread is free for it."""
-        async with self._slots:
+        """Run ``fn(*args, **kwargs)`` on a thread; ``started()`` once a thread is free for it.
+
+        ``reserved``: the caller holds a thread already (:meth:`reserve`); the call uses it.
+        """
+        if not reserved:
+            await self._slots.acquire()
+        try:
             if started is not None:
                 started()
             token = next(self._tokens)
@@ -144,6 +150,18 @@ class Offload:
                 if self._waiting.pop(token, None) is not None and not self._threads.cancel(token):
                     self._threads.abandon(token)  # a fresh thread takes its place
                 raise
+        finally:
+            self._slots.release()
+
+    async def reserve(self) -> None:
+        """Wait until a thread is free and hold it for the next ``call(..., reserved=True)``
+        (give it back with :meth:`unreserve` if no call follows). For a call that must take
+        something only once it can start, such as a limiter's permit."""
+        await self._slots.acquire()
+
+    def unreserve(self) -> None:
+        """Give back a thread held by :meth:`reserve` for a call that will not be made."""
+        self._slots.release()
 
     def close(self) -> None:
         self._threads.close(wait=False)

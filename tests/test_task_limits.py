@@ -276,3 +276,36 @@ def test_an_async_run_wakes_for_a_release_from_another_thread_of_a_child_tasks_l
         helper.join(WAIT)
     assert run.result("opener") == {"c": "c"}
     assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
+
+
+def test_an_async_runs_sync_call_waiting_for_a_thread_holds_no_permit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AsyncExecutor without max_workers, and fewer threads than sync calls: a limited sync
+    call that waits for a thread must not hold the permit another run sharing the limiter
+    needs (it would starve it for as long as the threads stay busy)."""
+    import flowweaver._async
+
+    monkeypatch.setattr(flowweaver._async, "default_workers", lambda: 1)  # one thread
+    api = Limiter(concurrency=1, name="api")
+    later_waits = threading.Event()
+
+    async def mark() -> None:
+        # Its worker starts after `later`'s, which has got as far as it can: waiting for the
+        # one thread, which `busy` holds.
+        later_waits.set()
+
+    def busy() -> object:
+        assert later_waits.wait(WAIT)
+        assert api.has_capacity()  # `later` is not running: the permit is free for others
+        other = Workflow("other")
+        other.add_task(Task(name="m", fn=lambda: "other run", limits=[api]))
+        return SequentialExecutor().execute(other).result("m")
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="busy", fn=busy))
+    wf.add_task(Task(name="later", fn=lambda: "later", limits=[api]))
+    wf.add_task(Task(name="mark", fn=mark))
+    run = AsyncExecutor().execute(wf)
+    assert run.results == {"busy": "other run", "later": "later", "mark": None}
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
