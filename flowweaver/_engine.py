@@ -475,7 +475,7 @@ class Engine:
         May be called from any thread: it only sets a flag, cuts the observers' waits short
         (see ``_events.ObserverWaits``) and wakes the driver.
         """
-        self.stopping = True
+        self.stop_starting()
         self.observer_waits.stop()
         self._wake()
 
@@ -612,7 +612,15 @@ class Engine:
                 self._settle(j, _UPSTREAM_FAILED)
                 stack.extend(c for c in children[j] if c < n)
         if self.policy is FailurePolicy.FAIL_FAST:
-            self.stopping = True
+            self.stop_starting()
+
+    def stop_starting(self) -> None:
+        """From now on no task starts (fail-fast, a stop request): set :attr:`stopping`; the
+        run's parked tasks leave their limiters' queues now (``Gates.stop``: callers of other
+        runs behind them must not wait for this run's calls in flight to end)."""
+        self.stopping = True
+        if self.gates is not None:
+            self.gates.stop()
 
     def _settle(self, i: int, status: TaskStatus) -> None:
         if self.gates is not None:

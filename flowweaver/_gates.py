@@ -23,9 +23,10 @@ Design:
   sleeps at most until :meth:`Gates.wait`.
 * **Only the driver thread moves parked tasks** (:meth:`Gates.reopen`): back into the ready
   queue, where ``begin`` tries again. Permits are given back when the attempt ends (the
-  engine's ``succeed``/``fail``/settle), and an adaptive limiter learns the outcome there. A
-  stopping run's tickets step out of the queues as soon as they are woken; :meth:`close`
-  removes the rest.
+  engine's ``succeed``/``fail``/settle), and an adaptive limiter learns the outcome there.
+* **A stopping run leaves at once.** The moment the engine starts stopping, :meth:`stop` takes
+  its tickets out of every queue (slot and rate waits alike), so callers of other runs behind
+  them are not held up until its calls in flight end; :meth:`close` ends the rest.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class Gates:
         clock_now: Callable[[], float],
         is_stopping: Callable[[], bool] = lambda: False,
     ) -> None:
-        self._limiters = tuple(limiters)
+        #: Every limiter whose queue a ticket of this run may be in (a child run's tasks may
+        #: bring more: see ``take``). Only added to, by the driver; read by ``stop``.
+        self._limiters = set(limiters)
         #: Task -> the permits its attempt holds.
         self._held: dict[int, list[tuple[Limiter, Grant]]] = {}
         #: Parked tasks -> their place in a limiter's queue.
@@ -133,6 +136,17 @@ class Gates:
         for i in list(self._held):
             self.release(i, None)
 
+    def stop(self) -> None:
+        """The run is stopping (any thread): its parked tasks will never take a permit, so
+        they leave every limiter's queue now, and whoever waited behind them is served
+        without waiting for the run's calls in flight to end (a task that waits for a rate
+        is woken by nothing else). Permits still held are given back as their calls end."""
+        for limiter in tuple(self._limiters):
+            limiter._drop(self._owns)
+
+    def _owns(self, waiter: object) -> bool:
+        return type(waiter) is Ticket and waiter.gates is self
+
     def __bool__(self) -> bool:
         """Whether some task waits for a permit."""
         return bool(self._tickets)
@@ -162,6 +176,10 @@ class Gates:
                 if ticket.limiter is not None:
                     ticket.limiter._leave(ticket)  # it waits for this one now
                 ticket.limiter = limiter
+                if limiter not in self._limiters:
+                    self._limiters.add(limiter)
+            if self.is_stopping():  # the run stopped as it was refused: it takes nothing more
+                limiter._leave(ticket)
             self._tickets[i] = ticket
             self._waited.add(i)
             if delay != math.inf:

@@ -461,6 +461,22 @@ class Limiter:
             if head and self._waiters:
                 self._wake_head()
 
+    def _drop(self, gone: Callable[[Waiter], bool]) -> None:
+        """Remove the queued callers ``gone`` picks (a stopping run's parked tasks: they will
+        never take a permit) and wake whoever is first now. ``gone`` runs under the lock."""
+        with self._lock:
+            waiters = self._waiters
+            if not waiters:
+                return
+            head = waiters[0]
+            kept = [waiter for waiter in waiters if not gone(waiter)]
+            if len(kept) == len(waiters):
+                return
+            waiters.clear()
+            waiters.extend(kept)
+            if waiters and waiters[0] is not head:
+                self._wake_head()
+
     def _wake_head(self) -> None:
         """Wake the first queued caller; drop those that are gone (a stopping run's tasks).
 
@@ -501,7 +517,8 @@ class Limiter:
                 return delay, None
             grant = self._windows[0].grants[-1] if self._windows else _NO_WINDOW
             if queued:
-                waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # dropped meanwhile (see _drop)
+                    waiters.remove(waiter)
                 if waiters:
                     self._wake_head()
             return 0.0, grant

@@ -357,7 +357,7 @@ class ElementMixin(Engine):
             assert consumer.buffer is not None
             consumer.buffer.append((index, NO_ELEMENT))
         if self.policy is FailurePolicy.FAIL_FAST and not m.task.allow_failed_elements:
-            self.stopping = True
+            self.stop_starting()
         self._element_ended(slot, _FAILED)
 
     def _element_ended(self, slot: int, status: TaskStatus) -> None:

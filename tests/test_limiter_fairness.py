@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowweaver import (
+    AsyncExecutor,
     Limiter,
     LimiterStatistics,
     SequentialExecutor,
@@ -17,6 +20,7 @@ from flowweaver import (
     TaskStatus,
     ThreadedExecutor,
     Workflow,
+    WorkflowFailedError,
 )
 from flowweaver._gates import Gates
 
@@ -140,3 +144,104 @@ def test_a_sequential_task_can_take_the_limiter_its_own_parked_tasks_wait_for() 
     holder.join(WAIT)
     assert run.results == {"parked": "parked", "inline": "inline"}
     assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=3)
+
+
+@pytest.mark.parametrize("kind", ["rate", "slot"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: ThreadedExecutor(max_workers=3), id="threaded"),
+        pytest.param(lambda: AsyncExecutor(max_workers=3), id="async"),
+    ],
+)
+def test_a_stopping_runs_parked_task_leaves_the_queue_at_once(kind: str, make: Any) -> None:
+    """A run stops (fail-fast) while one of its tasks is parked at the head of a shared
+    limiter's queue and another call of it still runs: the parked task will never start, so
+    a caller behind it (another run's thread) is served now, not once the run has ended.
+
+    ``rate``: the parked task waits for a token (spent by the task that fails), due a minute
+    later on the limiter's injected clock; nobody releases anything to wake the queue.
+    ``slot``: the failing task's release woke the parked task just before the run stopped;
+    the slot is free, but a stopping run takes nothing more."""
+    if kind == "rate":
+        api = Limiter(rate=1, per=60.0, clock=FakeClock(), name="api")
+    else:
+        api = Limiter(concurrency=1, name="api")
+    parked, let_go, served = threading.Event(), threading.Event(), threading.Event()
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    def blocker() -> str:
+        parked.set()  # sent after `parked` was refused (ready order): it waits at the head
+        assert let_go.wait(WAIT)
+        return "done"
+
+    wf = Workflow("w")
+    wf.add_task(Task(name="fails", fn=fails, limits=[api]))
+    wf.add_task(Task(name="parked", fn=lambda: "never", limits=[api]))
+    wf.add_task(Task(name="blocker", fn=blocker))
+    errors: list[WorkflowFailedError] = []
+
+    def execute() -> None:
+        try:
+            make().execute(wf)
+        except WorkflowFailedError as error:
+            errors.append(error)
+
+    def other_caller() -> None:
+        api.acquire()  # queued behind `parked`, unless it has left already
+        served.set()
+        api.release()
+
+    run_thread = threading.Thread(target=execute)
+    run_thread.start()
+    try:
+        assert parked.wait(WAIT)
+        caller = threading.Thread(target=other_caller)
+        caller.start()
+        assert served.wait(WAIT)  # while the run still waits for `blocker`
+        assert api.statistics().waiting == 0
+    finally:
+        let_go.set()
+        run_thread.join(WAIT)
+    caller.join(WAIT)
+    assert len(errors) == 1
+    run = errors[0].run
+    assert run is not None
+    assert run.status("parked") is TaskStatus.CANCELLED
+    assert run.status("blocker") is TaskStatus.COMPLETED
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(mine=st.lists(st.booleans(), min_size=1, max_size=10))
+def test_a_stopping_run_leaves_the_queue_and_the_others_keep_their_order(
+    mine: list[bool],
+) -> None:
+    """Two runs' tasks queue in any interleaving; one run stops: all its tasks leave the
+    queue at once, and the other's are still served first come, first served."""
+    api = Limiter(concurrency=1, name="api")
+    api.acquire_nowait()  # held: everyone below has to queue
+    stopping = [False]
+    stopped = Gates({api}, time.monotonic, lambda: stopping[0])
+    stopped.open(lambda: None)
+    other = _gates(api)
+    for k, is_mine in enumerate(mine):
+        assert not (stopped if is_mine else other).take(k, (api,))
+    stopping[0] = True
+    stopped.stop()
+    assert api.statistics().waiting == mine.count(False)
+    api.release()
+    expected = [k for k, is_mine in enumerate(mine) if not is_mine]
+    served: list[int] = []
+    ready: list[int] = []
+    for _ in range(2 * len(mine)):  # the other run's driver, one step at a time
+        other.reopen(ready.append)
+        for i in ready:
+            if other.take(i, (api,)):
+                served.append(i)
+                other.release(i, None)
+        ready.clear()
+    assert served == expected
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=len(expected) + 1)
