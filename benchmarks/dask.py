@@ -4,9 +4,8 @@ Baseline, measured in the same run on the same cluster: ``client.submit(fn, *ups
 pure=False)`` for every task in dependency order (Dask resolves the futures on the workers),
 then ``client.gather`` of the results nothing depends on — what the workflow's run brings back
 too. The difference is what flowweaver adds: the engine decides what runs next and begins each
-task when its dependencies are done; calls are sent ahead of that (look-ahead, up to 1,000
-waiting on the cluster) once their dependencies' calls are there, and the calls sent together
-go as one graph.
+task when its dependencies are done (the default executor: no ``lookahead=``), and the calls
+that become ready together go as one graph.
 
 For the random DAG a second baseline shows what deciding in this process costs without
 look-ahead or batching: a dozen-line client-side scheduler (``distributed.as_completed``, a

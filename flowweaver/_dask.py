@@ -31,8 +31,8 @@ Design:
 * **Keys and latency.** Calls are keyed ``<function name>-<random hex>`` as Dask keys its own
   impure calls (the scheduler keeps statistics per key prefix). A task is begun once its
   dependencies are done, so each dependency level would cost a round trip through this
-  process: look-ahead (``_dask_ahead``) sends most tasks' calls as soon as their dependencies'
-  calls are on the cluster, and the engine's attempt adopts that call when it begins. A
+  process; with ``lookahead=`` (``_dask_ahead``) most tasks' calls are sent as soon as their
+  dependencies' calls are on the cluster, and the engine's attempt adopts that call. A
   Dask client sends its messages to the scheduler in batches at most every 10 ms, which made
   that round trip ~10 ms (a chain of tiny tasks ran at 1.8x the time of raw ``client.submit``
   of the whole chain). ``send_interval`` sets that batching on the client the executor uses:
@@ -106,8 +106,11 @@ _UNBOUNDED = sys.maxsize
 #: Dask's own workers batch their messages to the scheduler every 2 ms.
 SEND_INTERVAL = 0.002
 
-#: How many calls a run may send ahead of their dependencies at once (``_dask_ahead``).
-LOOKAHEAD = 1000
+#: How many calls a run may send ahead of their dependencies by default: none. On a local
+#: cluster, measured on a settled cluster, sending ahead neither won nor lost beyond the
+#: noise (``docs/guide/dask.md#look-ahead``); it is there for clients far from their
+#: scheduler, where the round trip per dependency level is what a run waits for.
+LOOKAHEAD = 0
 
 
 def import_distributed() -> ModuleType:
@@ -471,7 +474,8 @@ class DaskExecutor(BaseExecutor):
             skip rule, subflow or mapped task), and not in runs with a timeout, ``limits=``,
             a priority, ``cache=True``, a ``store=``, mapped tasks or ``max_workers``. The
             engine still begins each attempt, and a call sent ahead on a dependency's attempt
-            that then failed is cancelled (it never ran) and sent again. Default: 1,000.
+            that then failed is cancelled (it never ran) and sent again. Default: 0 (off);
+            try 1,000 for a client far from its scheduler.
 
     Raises:
         MissingDependencyError: ``distributed`` is not installed (also an ``ImportError``).

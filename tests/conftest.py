@@ -86,7 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _dask_cluster(processes: bool, workers: int, threads: int) -> Iterator[object]:
+def _dask_cluster(
+    processes: bool, workers: int, threads: int, lookahead: int = 0
+) -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     with (
@@ -96,7 +98,7 @@ def _dask_cluster(processes: bool, workers: int, threads: int) -> Iterator[objec
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):  # fmt: skip
-        yield DaskExecutor(client)
+        yield DaskExecutor(client, lookahead=lookahead)
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +109,9 @@ def dask_threads() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def dask_processes() -> Iterator[object]:
-    """A Dask cluster of two worker processes: every call and result crosses a process."""
-    yield from _dask_cluster(processes=True, workers=2, threads=2)
+    """A Dask cluster of two worker processes: every call and result crosses a process. Its
+    executor sends calls ahead (``lookahead=``), so the conformance set runs with it too."""
+    yield from _dask_cluster(processes=True, workers=2, threads=2, lookahead=1000)
 
 
 def _make(request: pytest.FixtureRequest, kind: str) -> Iterator[object]:

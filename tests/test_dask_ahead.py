@@ -91,6 +91,12 @@ def test_the_guard_refuses_a_subflow_or_a_refused_call_as_an_argument() -> None:
 
 
 @pytest.fixture
+def ahead(dask_threads: DaskExecutor) -> DaskExecutor:
+    """The in-process cluster's client, with look-ahead (off by default)."""
+    return DaskExecutor(dask_threads.client, lookahead=1000)
+
+
+@pytest.fixture
 def graphs(dask_threads: DaskExecutor, monkeypatch: pytest.MonkeyPatch) -> Graphs:
     return Graphs(dask_threads, monkeypatch)
 
@@ -131,7 +137,7 @@ class Graphs:
 
 @needs_dask
 def test_a_dependant_is_sent_while_its_dependency_still_runs(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     ran = Recorder()
     b_sent = graphs.when_sent("b")
@@ -146,7 +152,7 @@ def test_a_dependant_is_sent_while_its_dependency_still_runs(
     wf = Workflow("w")
     wf.add_task(Task(name="a", fn=a))
     wf.add_task(Task(name="b", fn=b), depends_on=["a"])
-    run = dask_threads.execute(wf)
+    run = ahead.execute(wf)
     assert run.result("b") == "b got True"
     assert graphs.sent == [["a"], ["b"]]  # b's call ahead of time was its attempt's call
     assert ran.items == ["b"]
@@ -155,7 +161,7 @@ def test_a_dependant_is_sent_while_its_dependency_still_runs(
 
 @needs_dask
 def test_the_look_ahead_is_bounded_and_zero_turns_it_off(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     def build(name: str, wait: bool) -> Workflow:
         gate = graphs.when_sent(f"{name}0")
@@ -165,19 +171,19 @@ def test_the_look_ahead_is_bounded_and_zero_turns_it_off(
             wf.add_task(Task(name=f"{name}{k}", fn=add), depends_on=[f"{name}root"])
         return wf
 
-    two = DaskExecutor(dask_threads.client, lookahead=2)
+    two = DaskExecutor(ahead.client, lookahead=2)
     assert two.execute(build("x", wait=True)).result("xroot") is True
     assert [len(names) for names in graphs.sent] == [1, 2, 8]  # 2 ahead, the rest when ready
 
     graphs.sent.clear()
-    off = DaskExecutor(dask_threads.client, lookahead=0)
+    off = DaskExecutor(ahead.client, lookahead=0)
     assert off.execute(build("y", wait=False)).ok
     assert [len(names) for names in graphs.sent] == [1, 10]
 
 
 @needs_dask
 def test_a_retried_dependency_sends_its_dependant_again_which_runs_once(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     attempts, ran = Recorder(), Recorder()
     b_sent = graphs.when_sent("b")
@@ -196,7 +202,7 @@ def test_a_retried_dependency_sends_its_dependant_again_which_runs_once(
     wf = Workflow("w")
     wf.add_task(Task(name="a", fn=a, retries=1, delay=0))
     wf.add_task(Task(name="b", fn=b), depends_on=["a"])
-    run = dask_threads.execute(wf)
+    run = ahead.execute(wf)
     assert run.result("b") == 20
     assert ran.items == ["b"]  # the call that depended on the failed attempt never ran
     assert graphs.calls("b") == 2  # sent ahead on each attempt of a
@@ -206,7 +212,7 @@ def test_a_retried_dependency_sends_its_dependant_again_which_runs_once(
 
 @needs_dask
 def test_a_dependency_that_fails_for_good_never_runs_its_dependant(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     ran = Recorder()
     b_sent = graphs.when_sent("b")
@@ -224,7 +230,7 @@ def test_a_dependency_that_fails_for_good_never_runs_its_dependant(
     wf.add_task(Task(name="b", fn=b), depends_on=["a"])
     wf.add_task(Task(name="other", fn=one))
     with pytest.raises(WorkflowFailedError) as failed:
-        dask_threads.execute(wf, failure_policy=FailurePolicy.CONTINUE)
+        ahead.execute(wf, failure_policy=FailurePolicy.CONTINUE)
     run = failed.value.run
     assert run is not None
     assert graphs.calls("b") == 1  # sent ahead, while a ran
@@ -241,7 +247,7 @@ def make_subflow() -> Workflow:
 
 @needs_dask
 def test_a_dependency_that_returns_a_subflow_refuses_the_look_ahead_call(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     ran = Recorder()
     b_sent = graphs.when_sent("b")
@@ -257,7 +263,7 @@ def test_a_dependency_that_returns_a_subflow_refuses_the_look_ahead_call(
     wf = Workflow("w")
     wf.add_task(Task(name="builder", fn=builder))
     wf.add_task(Task(name="b", fn=b), depends_on=["builder"])
-    run = dask_threads.execute(wf)
+    run = ahead.execute(wf)
     assert run.result("b") == {"inner": 5}  # the subflow's result, not the workflow object
     assert ran.items == [("b", {"inner": 5})]
     assert graphs.calls("b") == 2  # ahead (refused on the worker), then when ready
@@ -294,7 +300,7 @@ def test_lookahead_must_be_a_count(dask_threads: DaskExecutor) -> None:
     with pytest.raises(ConfigurationError) as info:
         DaskExecutor(dask_threads.client, lookahead=-1)
     assert str(info.value) == "DaskExecutor: lookahead must be an int >= 0, got -1"
-    assert "lookahead=1000" in repr(DaskExecutor(dask_threads.client))
+    assert "lookahead=0" in repr(DaskExecutor(dask_threads.client))  # off by default
 
 
 def flaky_graph(
@@ -340,6 +346,7 @@ def ended(
 def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one(
     dask_threads: DaskExecutor, data: st.DataObject
 ) -> None:
+    ahead = DaskExecutor(dask_threads.client, lookahead=1000)
     n = data.draw(st.integers(2, 12), label="tasks")
     deps = [
         sorted(data.draw(st.sets(st.integers(0, i - 1), max_size=3), label=f"deps{i}")) if i else []
@@ -349,7 +356,7 @@ def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one
     broken = data.draw(st.sets(st.integers(0, n - 1), max_size=2), label="broken") - flaky
     expected = ended(SequentialExecutor(), flaky_graph(deps, flaky, broken, Recorder()))
     calls = Recorder()
-    run = ended(dask_threads, flaky_graph(deps, flaky, broken, calls))
+    run = ended(ahead, flaky_graph(deps, flaky, broken, calls))
     assert run.statuses == expected.statuses
     assert {k: v for k, v in run.results.items() if v is not None} == {
         k: v for k, v in expected.results.items() if v is not None
@@ -357,7 +364,7 @@ def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one
     for i in range(n):  # a call sent ahead on an attempt that failed never ran
         assert calls.count(f"t{i}") == run.attempts(f"t{i}") == expected.attempts(f"t{i}")
     calls = Recorder()  # fail-fast cancels what was sent ahead; the client stays connected
-    fast = ended(dask_threads, flaky_graph(deps, flaky, broken, calls), FailurePolicy.FAIL_FAST)
+    fast = ended(ahead, flaky_graph(deps, flaky, broken, calls), FailurePolicy.FAIL_FAST)
     assert all(status.is_terminal for status in fast.statuses.values())
     for i in range(n):  # one that had started when the run stopped is recorded as it ran
         name = f"t{i}"
@@ -366,12 +373,12 @@ def test_every_call_that_ran_was_an_attempt_and_the_run_ends_as_a_sequential_one
             assert ran <= max(attempts, 1)  # ahead may have failed as its dependency's call
         else:  # was cancelled while finishing (so its failure reads as the dependency's)
             assert ran == attempts
-    assert dask_threads.client.submit(add, 1, 2).result(timeout=WAIT) == 3
+    assert ahead.client.submit(add, 1, 2).result(timeout=WAIT) == 3
 
 
 @needs_dask
 def test_a_result_refused_by_retry_if_result_is_retried_when_sent_ahead(
-    dask_threads: DaskExecutor, graphs: Graphs
+    ahead: DaskExecutor, graphs: Graphs
 ) -> None:
     calls = Recorder()
     b_sent = graphs.when_sent("b")
@@ -389,6 +396,6 @@ def test_a_result_refused_by_retry_if_result_is_retried_when_sent_ahead(
         Task(name="b", fn=b, retries=2, delay=0, retry_if_result=lambda n: n < 2),
         depends_on=["a"],
     )
-    run = dask_threads.execute(wf)
+    run = ahead.execute(wf)
     assert run.result("a") is True  # b was sent ahead
     assert (run.result("b"), run.attempts("b")) == (2, 2)
