@@ -241,7 +241,7 @@ class Engine:
         self.gates: Gates | None = None
         limited = {limiter for task in self.tasks if task.limits for limiter in task.limits}
         if limited:
-            self.gates = Gates(limited, perf_counter, lambda: self.stopping)
+            self.gates = Gates(limited, lambda: self.stopping)
         #: What ``keep_results=`` lets go of, and when; None (the default): nothing.
         self.releaser = releaser_for(self, options.get("keep_results"))
         #: Set once no new task may start (fail-fast after a failure, or a stop request).

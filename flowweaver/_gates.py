@@ -19,8 +19,10 @@ Design:
   same limiters in the other order).
 * **Woken by events, not by polling.** A limiter wakes the head of its queue when a release
   may let it in (from whichever thread released); for a ticket that only records the task as
-  woken and wakes the driver. A head that waits for its rate has a due time: the driver
-  sleeps at most until :meth:`Gates.wait`.
+  woken and wakes the driver. A head that waits for its rate has a due time on *that
+  limiter's* clock: the driver blocks at most for what :meth:`Gates.wait` says that clock asks
+  (``Clock.sleep_time``), so a limiter on a :class:`~flowweaver.testing.FakeClock` parks a
+  task for no real time: the wait advances the fake clock and the task tries again.
 * **Only the driver thread moves parked tasks** (:meth:`Gates.reopen`): back into the ready
   queue, where ``begin`` tries again. Permits are given back when the attempt ends (the
   engine's ``succeed``/``fail``/settle), and an adaptive limiter learns the outcome there.
@@ -37,9 +39,12 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ._clock import sleep_time_of
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ._clock import Clock
     from ._limiter import Grant, Limiter
 
 __all__ = ["Gates", "Ticket"]
@@ -84,7 +89,6 @@ class Gates:
         "_reopened",
         "_tickets",
         "_waited",
-        "clock_now",
         "closed",
         "is_stopping",
         "thread",
@@ -95,7 +99,6 @@ class Gates:
     def __init__(
         self,
         limiters: set[Limiter],
-        clock_now: Callable[[], float],
         is_stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         #: Every limiter whose queue a ticket of this run may be in (a child run's tasks may
@@ -108,8 +111,9 @@ class Gates:
         self._waited: set[int] = set()
         #: Parked tasks put back in the ready queue and not begun again yet.
         self._reopened: set[int] = set()
-        #: ``(due, task)``: parked tasks at the head of a queue that wait for a rate.
-        self._due: list[tuple[float, int]] = []
+        #: Clock -> a heap of ``(due, task)``: parked tasks at the head of a queue that wait
+        #: for a rate, due on the clock of the limiter that refused them (one, usually).
+        self._due: dict[Clock, list[tuple[float, int]]] = {}
         #: Parked tasks a limiter woke (appended from any thread; a deque's append and
         #: popleft are atomic, so none is lost while the driver empties it).
         self.woken: deque[int] = deque()
@@ -117,7 +121,6 @@ class Gates:
         self.wake: Callable[[], object] = _nothing
         #: The driver's thread (known once the run opens).
         self.thread: int | None = None
-        self.clock_now = clock_now
         self.is_stopping = is_stopping
 
     def open(self, wake: Callable[[], object]) -> None:
@@ -183,7 +186,8 @@ class Gates:
             self._tickets[i] = ticket
             self._waited.add(i)
             if delay != math.inf:
-                heapq.heappush(self._due, (self.clock_now() + delay, i))
+                clock = limiter._clock
+                heapq.heappush(self._due.setdefault(clock, []), (clock.now() + delay, i))
             return False
         self._tickets.pop(i, None)
         self._waited.discard(i)
@@ -205,10 +209,25 @@ class Gates:
             limiter.release()
 
     def wait(self) -> float:
-        """Seconds until a parked task may try again (``inf``: only a wake-up helps)."""
+        """Real seconds to block (a wake-up ends it early) until a parked task may try again
+        (``inf``: only a wake-up helps). A rate wait is as long as its limiter's clock says:
+        a test clock advances itself and asks for none; a clock without ``sleep_time`` is
+        slept through here, as for retry waits."""
         if self.woken:
             return 0.0
-        return max(self._due[0][0] - self.clock_now(), 0.0) if self._due else math.inf
+        wait = math.inf
+        for clock, heap in self._due.items():
+            if not heap:
+                continue
+            left = heap[0][0] - clock.now()
+            if left <= 0:
+                return 0.0
+            sleep_time = sleep_time_of(clock)
+            if sleep_time is None:
+                clock.sleep(left)
+                return 0.0
+            wait = min(wait, max(sleep_time(left), 0.0))
+        return wait
 
     def reopen(self, ready_append: Callable[[int], object]) -> None:
         """Driver thread: put the parked tasks that were woken or are due back in the ready
@@ -222,11 +241,11 @@ class Gates:
         woken = self.woken
         while woken:
             back.append(woken.popleft())
-        due = self._due
-        if due:
-            now = self.clock_now()
-            while due and due[0][0] <= now:
-                back.append(heapq.heappop(due)[1])
+        for clock, due in self._due.items():
+            if due:
+                now = clock.now()
+                while due and due[0][0] <= now:
+                    back.append(heapq.heappop(due)[1])
         reopened = self._reopened
         for i in back:
             if i in tickets and i not in reopened:  # once: it may be woken twice meanwhile

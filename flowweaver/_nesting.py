@@ -135,7 +135,7 @@ def _open_gates(engine: Engine, limiters: set[Limiter]) -> None:
     wake-up, as for gates made when the run started)."""
     from ._gates import Gates
 
-    gates = engine.gates = Gates(limiters, perf_counter, lambda: engine.stopping)
+    gates = engine.gates = Gates(limiters, lambda: engine.stopping)
     gates.open(engine._wake)
 
 

@@ -28,7 +28,7 @@ from .conftest import WAIT, FakeClock
 
 
 def _gates(*limiters: Limiter) -> Gates:
-    gates = Gates(set(limiters), time.monotonic)
+    gates = Gates(set(limiters))
     gates.open(lambda: None)
     return gates
 
@@ -224,7 +224,7 @@ def test_a_stopping_run_leaves_the_queue_and_the_others_keep_their_order(
     api = Limiter(concurrency=1, name="api")
     api.acquire_nowait()  # held: everyone below has to queue
     stopping = [False]
-    stopped = Gates({api}, time.monotonic, lambda: stopping[0])
+    stopped = Gates({api}, lambda: stopping[0])
     stopped.open(lambda: None)
     other = _gates(api)
     for k, is_mine in enumerate(mine):

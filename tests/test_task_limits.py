@@ -22,7 +22,7 @@ from flowweaver import (
     WorkflowFailedError,
 )
 
-from .conftest import WAIT
+from .conftest import WAIT, FakeClock
 
 EXECUTORS = [
     pytest.param(lambda: ThreadedExecutor(max_workers=2), id="threaded"),
@@ -309,3 +309,26 @@ def test_an_async_runs_sync_call_waiting_for_a_thread_holds_no_permit(
     run = AsyncExecutor().execute(wf)
     assert run.results == {"busy": "other run", "later": "later", "mark": None}
     assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [pytest.param(lambda: SequentialExecutor(), id="sequential"), *EXECUTORS],
+)
+def test_a_rate_wait_follows_the_limiters_clock(make: Any) -> None:
+    """A task parked for its rate tries again when the *limiter's* clock says so: on a test
+    clock the wait advances that clock and takes no real time (an hour a start, here)."""
+    clock = FakeClock()
+    api = Limiter(rate=1, per=3600.0, clock=clock, name="api")
+    starts: list[float] = []
+    wf = Workflow("w")
+    for k in range(3):
+        wf.add_task(Task(name=f"t{k}", fn=lambda: starts.append(clock.now()), limits=[api]))
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(make().execute(wf)), daemon=True)
+    runner.start()
+    runner.join(WAIT)  # before the fix: the driver waited an hour of real time
+    assert done, "the rate wait took real time"
+    assert all(done[0].status(f"t{k}") is TaskStatus.COMPLETED for k in range(3))
+    assert sorted(starts) == [0.0, 3600.0, 7200.0]  # spaced by the limiter's clock
+    assert api.statistics() == LimiterStatistics(holders=0, waiting=0, granted=3)
