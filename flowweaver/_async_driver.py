@@ -287,8 +287,8 @@ class AsyncDriver:
                             kwargs,
                             task.name,
                             task.timeout,
-                            None if reserved else partial(mark_running, i),
                             reserved,
+                            None if reserved else partial(mark_running, i),
                         )
                     finally:
                         in_sync_call.discard(me)

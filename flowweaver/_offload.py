@@ -72,12 +72,24 @@ class SyncCalls(Protocol):
         kwargs: dict[str, Any] | None,
         name: str,
         timeout: float | None,
+        reserved: bool = False,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` and return its result (an awaitable one awaited).
+
+        ``reserved``: the caller holds a place already (:meth:`reserve`); the call uses it.
 
         Raises:
             TaskTimeoutError: It took longer than ``timeout`` seconds from when it could start.
         """
+        ...
+
+    async def reserve(self) -> None:
+        """Wait until a call could start now, and hold that place for the next
+        ``call(..., reserved=True)`` (or give it back with :meth:`unreserve`)."""
+        ...
+
+    def unreserve(self) -> None:
+        """Give back a place held by :meth:`reserve` for a call that will not be made."""
         ...
 
     def close(self) -> None:
@@ -124,8 +136,8 @@ class Offload:
         kwargs: dict[str, Any] | None,
         name: str,
         timeout: float | None,
-        started: Callable[[], object] | None = None,
         reserved: bool = False,
+        started: Callable[[], object] | None = None,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` on a thread; ``started()`` once a thread is free for it.
 
@@ -199,9 +211,10 @@ class ExecutorCalls:
         kwargs: dict[str, Any] | None,
         name: str,
         timeout: float | None,
+        reserved: bool = False,
     ) -> Any:
         slots = self._slots
-        if slots is not None:
+        if slots is not None and not reserved:
             await slots.acquire()
         submit = self._submit
         start = perf_counter()
@@ -232,6 +245,17 @@ class ExecutorCalls:
         except BaseException:
             future.cancel()  # one that has not started never will; a running one is abandoned
             raise
+
+    async def reserve(self) -> None:
+        """Wait for a free slot (the executor has a free worker) and hold it for the next
+        ``call(..., reserved=True)``; nothing to wait for when it has no slots."""
+        if self._slots is not None:
+            await self._slots.acquire()
+
+    def unreserve(self) -> None:
+        """Give back a slot held by :meth:`reserve` for a call that will not be made."""
+        if self._slots is not None:
+            self._slots.release()
 
     def close(self) -> None:
         """Nothing to release: the executor is the user's."""

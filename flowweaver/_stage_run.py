@@ -57,6 +57,7 @@ from ._pipeline_types import ItemStatus, TaskEvent, TaskEventType
 from ._retry import judged
 from ._stage_context import WorkerContext, current, in_worker_context
 from ._stage_items import YIELD_EVERY, Failed, Item, Permit, WorkerSlot, stops
+from ._stage_permits import take_with_thread
 from ._stage_plain import plain_loop
 from ._tracker import CODE
 
@@ -129,6 +130,9 @@ class StageRun:
         self.stage_policy = plan.stage_policy
         #: The stage's adaptive ``limits``: they learn each call's outcome.
         self.feedback = tuple(limiter for limiter in stage.limits if limiter.adaptive)
+        #: A sync task takes the stage's ``limits`` only once a thread is free for it
+        #: (``_stage_permits``); its other permits (``limiters``' first ones) before that.
+        self.gated = len(stage.limits)
         # The stage's call limits, made per run (in-task helpers, ``_stage_context``).
         self.call_concurrency = (
             None
@@ -420,12 +424,13 @@ class StageRun:
         limiters = self.limiters[k]
         acquired = 0
         failure: BaseException | None = None
+        is_async = self.is_async[k]
         try:
-            for limiter in limiters:
+            for limiter in limiters if is_async or not self.gated else limiters[: -self.gated]:
                 await limiter.acquire()
                 acquired += 1
             fn = self.fns[k]
-            if not self.is_async[k]:  # its timeout starts once it can run (see _offload)
+            if not is_async:  # its timeout starts once it can run (see _offload)
                 calls = self.run.sync_calls
                 assert calls is not None  # the run has them whenever a stage has a sync task
                 telemetry = self.run.telemetry
@@ -433,7 +438,11 @@ class StageRun:
                     fn = telemetry.wrap(fn, context)  # our own threads: the span goes along
                 if self.run.carry_context:  # set_task_status() and the limits work there too
                     fn = in_worker_context(fn)
-                return await calls.call(fn, args, kwargs, self.names[k], self.timeout)
+                reserved = bool(self.gated)
+                if reserved:  # a thread first, then the limits: no permit waits for a thread
+                    await take_with_thread(calls, self.stage.limits)
+                    acquired = len(limiters)
+                return await calls.call(fn, args, kwargs, self.names[k], self.timeout, reserved)
             # The coroutine is made only now: one made before a cancelled wait would never run.
             coroutine = fn(*args, **kwargs) if kwargs else fn(*args)
             if self.timeout is None:

@@ -59,7 +59,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "display": ("_dashboard_base", "_dashboard_render", "_dashboards", "_dashboard"),
     # The item-stream pipeline, on the executors.
     "pipeline": (
-        "_stage", "_tracker", "_stage_items", "_stage_context", "_stage_plain", "_stage_run", "_pipeline_run", "_pipeline_state",
+        "_stage", "_tracker", "_stage_items", "_stage_context", "_stage_plain", "_stage_permits", "_stage_run", "_pipeline_run", "_pipeline_state",
         "_pipeline_stats", "_pipeline", "_pipeline_builder",
     ),
     # The command line and the local web UI.
