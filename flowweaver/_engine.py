@@ -216,14 +216,16 @@ class Engine:
         self.capacity: int | None = None
         n = len(workflow._tasks)
         self.n = n
-        # The workflow's graph lists are append-only: reading indices below `n` is a snapshot.
-        # They are copied (pointers only) because a subflow's tasks join the run's lists, which
-        # drivers may hold (see _nesting).
+        # The workflow's graph lists are append-only (and its dependants list is replaced, not
+        # changed, after an edit): reading indices below `n` is a snapshot. The tasks are
+        # copied (pointers only) because drivers hold that list while a subflow's tasks join
+        # it; the other three are the workflow's own until a subflow opens (_nesting copies
+        # them then), so a run without one keeps no second copy (24 bytes a task).
         self.source = workflow
         self.tasks: list[Task[..., Any]] = workflow._tasks[:n]
-        self.deps = workflow._deps[:n]
-        self.children = workflow._successors()[:n]
-        self.specs = workflow._specs[:n]
+        self.deps = workflow._deps
+        self.children = workflow._successors()
+        self.specs = workflow._specs
         run = WorkflowRun(workflow.name, run_id, workflow._names, workflow._index)
         self.run = run
         self.statuses = run._statuses

@@ -258,6 +258,11 @@ def _start_nesting(engine: Engine) -> Nesting:
     # run never reaches them, so positions past the run's own tasks are child tasks only.
     run._names = list(run._names[:own])
     run._index = {name: i for i, name in enumerate(run._names)}
+    # Until now the run read these three lists of the workflow itself (see Engine.__init__);
+    # nothing that reads past the own tasks holds them, so the engine can swap in its own.
+    engine.deps = engine.deps[:own]
+    engine.specs = engine.specs[:own]
+    engine.children = engine.children[:own]
     return Nesting(engine.source)
 
 

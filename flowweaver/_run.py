@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RELEASED", "Remote", "WorkflowRun", "fetched"]
 
+_ZERO = (0.0,)
+
 
 class _Released:
     """The result of a task that a run with ``keep_results=`` let go of (see ``_release``)."""
@@ -125,9 +127,9 @@ class WorkflowRun:
         self._attempts: list[int] = [0] * n
         # perf_counter() readings; 0.0 until the task starts / ends. Arrays of doubles: 8 bytes
         # a task each, where a list of floats costs 32.
-        zeros = bytes(8 * n)
-        self._started = array("d", zeros)
-        self._finished = array("d", zeros)
+        # (Repeated from one element: no temporary of 8 bytes a task.)
+        self._started = array("d", _ZERO) * n
+        self._finished = array("d", _ZERO) * n
         #: Mapped tasks' element records, by task position (filled as each one starts).
         self._elements: dict[int, ElementRecord] = {}
         #: Every task that failed for good, in the order it failed.
