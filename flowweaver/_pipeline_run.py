@@ -202,6 +202,7 @@ class PipelineRun:
             else:
                 put_nowait = inbox.put_nowait
                 queued = None if tracker is None else tracker._key((name, _QUEUED, None))
+                log = None if tracker is None else tracker._log_for()
                 for raw in items:
                     item = self._item(raw, priority)
                     if restore is not None and await self._restored(item, restore, stage):
@@ -211,7 +212,10 @@ class PipelineRun:
                             pass
                         elif tracker.on_status_change is None:  # the one-call record
                             assert queued is not None
-                            tracker._record(item.id, queued)
+                            if log is not None:
+                                log += (item.id, queued, time())
+                            else:
+                                tracker._record(item.id, queued)
                         else:
                             pending = tracker._status(item.id, name, _QUEUED, None, None)
                             if pending is not None:

@@ -10,14 +10,15 @@ about a tenth of an item's time in a pipeline of trivial tasks.
 
 With a :class:`StatusTracker` that nobody listens to change by change (no
 ``on_status_change``), it records each change through the tracker's one-call path
-(``_record``, with keys made once per worker), and "completed here" with "queued there" as
+(``_record``, with keys made once per worker) — or, for an unbounded tracker, appends it to
+the tracker's log in place (no call at all) — and "completed here" with "queued there" as
 one record when the item goes into the next stage's queue without waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-from time import perf_counter
+from time import perf_counter, time
 from typing import TYPE_CHECKING
 
 from ._channel import ChannelClosed
@@ -50,7 +51,10 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
     began: Key = ()
     done: Key = ()
     moved: Key = ()
+    # The tracker's log, appended to in place (an unbounded tracker; see _tracker).
+    log = None
     if tracker is not None:
+        log = tracker._log_for()
         began = tracker._key((name, _IN_PROGRESS, worker))
         done = tracker._key((name, _COMPLETED, worker))
         if nxt is not None:
@@ -75,7 +79,10 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
         ended = None
         if tracker is not None:
             if tracker.on_status_change is None:
-                tracker._record(item.id, began)
+                if log is not None:
+                    log += (item.id, began, time())
+                else:
+                    tracker._record(item.id, began)
             else:
                 slot.attempts = 0  # none started yet, should a shutdown come meanwhile
                 pending = tracker._status(item.id, name, _IN_PROGRESS, worker, None)
@@ -109,7 +116,10 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
                     pending = tracker._status(item.id, name, _COMPLETED, worker, None)
                 elif tracker.on_status_change is None:
                     pending = None
-                    tracker._record(item.id, done, last=True)
+                    if log is not None:
+                        log += (item.id, done, time())
+                    else:
+                        tracker._record(item.id, done, last=True)
                 else:
                     pending = tracker._done(item.id, name, worker)
                 if pending is not None:
@@ -147,8 +157,11 @@ async def plain_loop(stage: StageRun, slot: WorkerSlot) -> None:
                 return
             slot.item = None
             if quiet:
-                assert tracker is not None
-                tracker._record(item.id, moved)
+                if log is not None:
+                    log += (item.id, moved, time())
+                else:
+                    assert tracker is not None
+                    tracker._record(item.id, moved)
                 ended = end  # nothing waited
             elif tracker is None:
                 if not waited:

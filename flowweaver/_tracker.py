@@ -2,11 +2,20 @@
 
 Design: the pipeline reports each change as plain values (:meth:`StatusTracker._status`); the
 tracker keeps them as compact records and exact per-status counters, and only builds
-:class:`StatusEvent` objects when a callback listens or a query asks. So ``get_stats()`` is O(1)
-and a tracker with no callbacks costs the pipeline no event objects at all.
+:class:`StatusEvent` objects when a callback listens or a query asks. So a tracker with no
+callbacks costs the pipeline no event objects at all.
 
-An item's history is one flat list of ``(key, timestamp)`` pairs. A key is a tuple of the
-changes made at that moment, each ``(stage, status code, worker, metadata)``, and keys without
+An unbounded tracker (no ``max_history``) keeps no object per item or change: every change
+is three slots appended to one flat log (item id, key, timestamp), which the worker loops
+extend in place (``_log_for``). Every query first indexes what was logged since the last one
+(``_fold``): for each change, the log index of its item's change before it (an ``array``),
+each item's latest change (one dict of ints) and the counters — so the garbage collector
+has nothing per item to look at, and polling ``get_stats()`` costs only what changed. A
+bounded tracker keeps one history list per item instead (below), so that a finished item can
+be forgotten at once.
+
+A bounded tracker's history of an item is one flat list of ``(key, timestamp)`` pairs. A key
+is a tuple of the changes made at that moment, each ``(stage, status code, worker, metadata)``, and keys without
 metadata are made once and shared by every item, so a change costs the list two slots and a
 float: no object per change survives, and the garbage collector has one list per item to look
 at (a tuple per change made every collection slower as the history grew). A key may hold two
@@ -24,8 +33,10 @@ runs.
 
 from __future__ import annotations
 
+import threading
+from array import array
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from time import time
 from typing import Any
 
@@ -134,51 +145,63 @@ class StatusTracker:
             OrderedDict() if max_history is not None else None
         )
         self._counts = [0] * len(_STATUSES)
+        #: Unbounded only (``_history`` stays empty): every change as ``item id, key,
+        #: timestamp``, oldest first; the worker loops append to it in place.
+        self._log: list[Any] = []
+        #: How many of the log's changes :meth:`_fold` has indexed: for each, the index of
+        #: the same item's change before it (-1: none), and each item's latest change.
+        self._folded = 0
+        self._prev = array("q")
+        self._latest: dict[Any, int] = {}
+        #: Held while folding: a query from another thread (a dashboard's) may fold too.
+        self._folding = threading.Lock()
         self._muted: set[str] = set()
         #: The exception of every item whose latest status is ``failed``.
         self._errors: dict[Any, BaseException] = {}
 
     def __repr__(self) -> str:
-        return f"StatusTracker(items={len(self._history)}, max_history={self.max_history!r})"
+        self._fold()
+        items = len(self._history) + len(self._latest)
+        return f"StatusTracker(items={items}, max_history={self.max_history!r})"
 
     # -- queries -----------------------------------------------------------------------------
 
     def get_stats(self) -> dict[str, int]:
         """How many items are in each status now (keys: every status value, even if 0)."""
+        self._fold()
         return {status.value: count for status, count in zip(_STATUSES, self._counts, strict=True)}
 
     def get_status(self, item_id: Any) -> StatusEvent | None:
         """The item's latest event, or None if the tracker never saw it (or forgot it)."""
-        history = self._history.get(item_id)
-        return None if history is None else _latest(item_id, history)
+        latest = self._latest_entry(item_id)
+        return None if latest is None else _event(item_id, latest[0][-1], latest[1])
 
     def get_by_status(self, status: ItemStatus | str) -> list[StatusEvent]:
         """The latest event of every item whose status is ``status`` now."""
         code = CODE[ItemStatus(status)]
-        return [_latest(i, h) for i, h in self._history.items() if h[-2][-1][1] == code]
+        return [_event(i, k[-1], t) for i, k, t in self._latest_entries() if k[-1][1] == code]
 
     def get_history(self, item_id: Any) -> list[StatusEvent]:
         """Every event of the item, oldest first (empty if unknown)."""
-        history = self._history.get(item_id, [])
         return [
             _event(item_id, change, timestamp)
-            for key, timestamp in zip(history[::2], history[1::2], strict=True)
+            for key, timestamp in self._entries(item_id)
             for change in key
         ]
 
     def get_tracked_ids(self) -> list[Any]:
         """The ids of every item the tracker remembers, in the order it first saw them."""
-        return list(self._history)
+        self._fold()
+        return list(self._latest if self._finished is None else self._history)
 
     def get_failed_items(self) -> list[FailedItem]:
         """Every remembered item whose latest status is ``failed``, in first-seen order."""
         failed = _FAILED
         items = []
-        for item_id, history in self._history.items():
-            stage, code, _, metadata = history[-2][-1]
+        for item_id, key, timestamp in self._latest_entries():
+            stage, code, _, metadata = key[-1]
             if code != failed:
                 continue
-            timestamp = history[-1]
             error = self._errors.get(item_id)
             if error is None:  # failed without an exception object (never by the pipeline)
                 error = RuntimeError((metadata or {}).get("error", "unknown error"))
@@ -225,6 +248,19 @@ class StatusTracker:
                 key = self._keys[stage, code, worker] = ((stage, code, worker, None),)
         else:
             key = ((stage, code, worker, metadata),)
+        if self._finished is None:  # unbounded: into the log (see _fold)
+            timestamp = time()
+            if error is None:
+                self._log += (item_id, key, timestamp)
+            else:  # what came before clears an earlier error, this one sets it
+                self._fold()
+                self._log += (item_id, key, timestamp)
+                self._fold()
+                self._errors[item_id] = error
+            callback = self.on_status_change
+            if callback is None or "on_status_change" in self._muted:
+                return None
+            return self._call("on_status_change", callback, (_event(item_id, key[0], timestamp),))
         counts = self._counts
         errors = self._errors
         if error is not None:
@@ -257,6 +293,9 @@ class StatusTracker:
         Only while nobody listens to ``on_status_change`` (the pipeline checks): it calls no
         callback. ``last``: the last stage's ``completed`` (the item may be forgotten now).
         """
+        if self._finished is None:
+            self._log += (item_id, key, time())  # see _fold
+            return
         errors = self._errors
         if errors and item_id in errors:
             del errors[item_id]  # fed again after it failed
@@ -273,6 +312,79 @@ class StatusTracker:
         counts[key[-1][1]] += 1
         if last and self._finished is not None:
             self._item_finished(item_id)
+
+    def _log_for(self) -> list[Any] | None:
+        """The log a worker loop may append ``item id, key, timestamp`` to in place, or None.
+
+        Only for an unbounded tracker (a bounded one forgets items as they finish, so it
+        records each change as it comes) and while nobody listens to ``on_status_change``
+        (the loop checks that before each append, as for :meth:`_record`).
+        """
+        return self._log if self._finished is None else None
+
+    def _fold(self) -> None:
+        """Index the changes logged since the last fold (unbounded only), oldest first: each
+        one's link to its item's change before it, the item's latest change, the counters,
+        and an earlier error cleared (the item was fed again) — what :meth:`_record` does to
+        a bounded tracker's histories, with no object per item or change."""
+        log = self._log
+        if self._folded * 3 == len(log):
+            return
+        with self._folding:
+            end = len(log) // 3  # the loops append whole changes
+            latest = self._latest
+            get = latest.get
+            prev = self._prev
+            counts = self._counts
+            errors = self._errors
+            for index in range(self._folded, end):
+                item_id = log[3 * index]
+                if errors and item_id in errors:
+                    del errors[item_id]  # fed again after it failed
+                before = get(item_id, -1)
+                if before >= 0:
+                    counts[log[3 * before + 1][-1][1]] -= 1
+                prev.append(before)
+                latest[item_id] = index
+                counts[log[3 * index + 1][-1][1]] += 1
+            self._folded = end
+
+    def _latest_entry(self, item_id: Any) -> tuple[Key, float] | None:
+        """The item's latest key and its timestamp, or None."""
+        if self._finished is None:
+            self._fold()
+            index = self._latest.get(item_id)
+            if index is None:
+                return None
+            return self._log[3 * index + 1], self._log[3 * index + 2]
+        history = self._history.get(item_id)
+        return None if history is None else (history[-2], history[-1])
+
+    def _latest_entries(self) -> Iterator[tuple[Any, Key, float]]:
+        """Every remembered item's id, latest key and its timestamp, in first-seen order."""
+        if self._finished is None:
+            self._fold()
+            log = self._log
+            for item_id, index in list(self._latest.items()):
+                yield item_id, log[3 * index + 1], log[3 * index + 2]
+        else:
+            for item_id, history in list(self._history.items()):
+                yield item_id, history[-2], history[-1]
+
+    def _entries(self, item_id: Any) -> list[tuple[Key, float]]:
+        """The item's keys with their timestamps, oldest first (empty if unknown)."""
+        if self._finished is not None:
+            history = self._history.get(item_id, [])
+            return list(zip(history[::2], history[1::2], strict=True))
+        self._fold()
+        log, prev = self._log, self._prev
+        index = self._latest.get(item_id, -1)
+        entries = []
+        while index >= 0:
+            entries.append((log[3 * index + 1], log[3 * index + 2]))
+            index = prev[index]
+        entries.reverse()
+        return entries
 
     def _done(self, item_id: Any, stage: str, worker: str) -> Awaitable[object] | None:
         """``completed`` in the last stage: the item is a result (it may be forgotten now)."""
@@ -319,10 +431,6 @@ class StatusTracker:
 def _event(item_id: Any, change: Change, timestamp: float) -> StatusEvent:
     stage, code, worker, metadata = change
     return StatusEvent(item_id, stage, _STATUSES[code], worker, timestamp, metadata or EMPTY)
-
-
-def _latest(item_id: Any, history: list[Any]) -> StatusEvent:
-    return _event(item_id, history[-2][-1], history[-1])
 
 
 publish(__name__)  # last: every exported class above exists

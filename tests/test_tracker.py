@@ -278,3 +278,35 @@ def test_ids_fed_twice_are_tracked_the_same_whether_or_not_anyone_listens() -> N
         quiet = tracked(StatusTracker(max_history=bound))
         assert quiet == tracked(StatusTracker(max_history=bound, on_status_change=lambda _: None))
         assert quiet[0]["completed"] == sum(quiet[0].values()) == completed
+
+
+def test_a_quiet_tracker_logs_changes_and_builds_histories_when_asked() -> None:
+    # With nobody listening and no bound, the workers append each change to one flat log (no
+    # object per item); a query folds it in first, in order, mid-run as well as after.
+    tracker = StatusTracker()
+    totals: list[int] = []
+
+    async def peek(x: int) -> int:
+        stats = tracker.get_stats()  # folds what the workers logged so far
+        assert stats["in_progress"] >= 1  # this very item, in B
+        totals.append(sum(stats.values()))
+        return x
+
+    run(
+        Pipeline([Stage("A", 2, [inc]), Stage("B", 2, [peek])], status_tracker=tracker).run(
+            range(20)
+        )
+    )
+    assert len(totals) == 20 and all(1 <= total <= 20 for total in totals)
+    assert tracker.get_stats()["completed"] == 20
+    assert [(e.stage, e.status) for e in tracker.get_history(3)][-2:] == [
+        ("B", "in_progress"), ("B", "completed"),
+    ]  # fmt: skip
+
+    quiet = StatusTracker()
+    run(Pipeline([Stage("A", 2, [inc]), Stage("B", 2, [inc])], status_tracker=quiet).run(range(20)))
+    # one log of five changes per item, nothing per item, and nothing indexed until asked
+    assert not quiet._history and len(quiet._log) == 3 * 20 * 5 and quiet._folded == 0
+    assert quiet.get_stats()["completed"] == 20 and quiet._folded == 20 * 5
+    assert len(quiet._latest) == 20 and not quiet._history
+    assert len(quiet.get_tracked_ids()) == 20
