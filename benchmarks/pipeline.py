@@ -76,12 +76,17 @@ async def hand_written(n: int) -> int:
     return len(results) + len(failures)
 
 
-async def flowweaver_run(n: int, tracker: bool) -> int:
+async def flowweaver_run(n: int, tracker: bool, query: bool = False) -> int:
+    """``query``: then ask the tracker for its counts (it indexes its log of changes then)."""
+    status_tracker = StatusTracker() if tracker else None
     pipeline = Pipeline(
-        [Stage(f"S{i}", WORKERS, [step]) for i in range(STAGES)],
-        status_tracker=StatusTracker() if tracker else None,
+        [Stage(f"S{i}", WORKERS, [step]) for i in range(STAGES)], status_tracker=status_tracker
     )
-    return len(await pipeline.run(range(n)))
+    count = len(await pipeline.run(range(n)))
+    if query:
+        assert status_tracker is not None
+        assert status_tracker.get_stats()["completed"] == n
+    return count
 
 
 def throughput(n: int, repeat: int) -> list[Row]:
@@ -94,7 +99,10 @@ def throughput(n: int, repeat: int) -> list[Row]:
     def tracked() -> None:
         assert asyncio.run(flowweaver_run(n, tracker=True)) == n
 
-    base, ours, with_tracker = best_of(repeat, hand, plain, tracked)
+    def queried() -> None:
+        assert asyncio.run(flowweaver_run(n, tracker=True, query=True)) == n
+
+    base, ours, with_tracker, then_queried = best_of(repeat, hand, plain, tracked, queried)
     per = 1e6 / n
     note = f"vs hand-written asyncio.Queue pipeline ({n / base:,.0f} items/s)"
     return [
@@ -102,6 +110,8 @@ def throughput(n: int, repeat: int) -> list[Row]:
             "µs/item", 1.176, note),  # 1 / 0.85
         Row("pipeline", f"3×10 workers, {n:,} items, StatusTracker", with_tracker * per,
             base * per, "µs/item", 2.0, note),
+        Row("pipeline", f"3×10 workers, {n:,} items, StatusTracker, then get_stats()",
+            then_queried * per, base * per, "µs/item", None, note),
     ]  # fmt: skip
 
 

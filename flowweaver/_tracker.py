@@ -15,10 +15,11 @@ bounded tracker keeps one history list per item instead (below), so that a finis
 be forgotten at once.
 
 A bounded tracker's history of an item is one flat list of ``(key, timestamp)`` pairs. A key
-is a tuple of the changes made at that moment, each ``(stage, status code, worker, metadata)``, and keys without
-metadata are made once and shared by every item, so a change costs the list two slots and a
-float: no object per change survives, and the garbage collector has one list per item to look
-at (a tuple per change made every collection slower as the history grew). A key may hold two
+is a tuple of the changes made at that moment, each ``(stage, status code, worker,
+metadata)``, and keys without metadata are made once and shared by every item (the log's
+too), so a change costs the list two slots and a float: no object per change survives, and
+the garbage collector has one list per item to look at (a tuple per change made every
+collection slower as the history grew). A key may hold two
 changes: when nobody listens to ``on_status_change``, a worker that finishes an item and puts
 it into the next stage's queue in one step records "completed here, queued there" as one
 pair (:meth:`StatusTracker._record`), with one timestamp — nobody could have told them apart.
