@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Clock", "SystemClock", "sleep_time_of"]
+__all__ = ["DUE_SLACK", "Clock", "SystemClock", "sleep_time_of"]
+
+#: A due time this little ahead of ``now()`` counts as reached. Waiting ``due - now`` on a
+#: clock that adds it to its time (a test clock) can land an ulp short of ``due`` (floating
+#: point: ``t + (due - t) < due`` whenever ``due > 2 * t``), which would cost a second wait
+#: of 1e-16 s; no real clock can wait that little anyway.
+DUE_SLACK = 1e-9
 
 
 @runtime_checkable

@@ -58,7 +58,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from ._calls import INTERRUPTS, AwaitRunner, invoke, is_cancelled_error
-from ._clock import sleep_time_of
+from ._clock import DUE_SLACK, sleep_time_of
 from ._errors import TaskTimeoutError
 
 if TYPE_CHECKING:
@@ -98,8 +98,9 @@ class RetryTimers:
             heapq.heappush(self._heap, (self._clock.now() + delay, next(self._seq), i))
 
     def due_in(self) -> float:
-        """Seconds on the clock until the earliest timer is due (may be <= 0)."""
-        return self._heap[0][0] - self._clock.now()
+        """Seconds on the clock until the earliest timer is due (<= 0: it is due)."""
+        wait = self._heap[0][0] - self._clock.now()
+        return wait if wait > DUE_SLACK else min(wait, 0.0)
 
     def real_wait(self) -> float | None:
         """Real seconds to block (woken early by other work) until the earliest timer is due,
@@ -113,7 +114,7 @@ class RetryTimers:
         return max(self._sleep_time(wait), 0.0)
 
     def release_due(self, engine: Engine) -> None:
-        now = self._clock.now()
+        now = self._clock.now() + DUE_SLACK
         heap = self._heap
         while heap and heap[0][0] <= now:
             engine.requeue(heapq.heappop(heap)[2])

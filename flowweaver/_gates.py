@@ -39,7 +39,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ._clock import sleep_time_of
+from ._clock import DUE_SLACK, sleep_time_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -220,7 +220,7 @@ class Gates:
             if not heap:
                 continue
             left = heap[0][0] - clock.now()
-            if left <= 0:
+            if left <= DUE_SLACK:
                 return 0.0
             sleep_time = sleep_time_of(clock)
             if sleep_time is None:
@@ -243,7 +243,7 @@ class Gates:
             back.append(woken.popleft())
         for clock, due in self._due.items():
             if due:
-                now = clock.now()
+                now = clock.now() + DUE_SLACK
                 while due and due[0][0] <= now:
                     back.append(heapq.heappop(due)[1])
         reopened = self._reopened

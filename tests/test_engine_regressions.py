@@ -21,6 +21,7 @@ from flowweaver import (
     AsyncExecutor,
     Monitor,
     PoolExecutor,
+    SequentialExecutor,
     Task,
     TaskStatus,
     TaskTimeoutError,
@@ -352,3 +353,25 @@ def test_worker_threads_cancel_only_a_call_that_has_not_started() -> None:
         assert not lane._cancelled
     finally:
         lane.close(wait=True)
+
+
+@pytest.mark.parametrize("executor", [SequentialExecutor(), ThreadedExecutor(max_workers=1)],
+                         ids=["sequential", "threaded"])  # fmt: skip
+def test_a_retry_wait_ends_on_its_due_time_in_one_wait(executor: Any) -> None:
+    # Waiting due - now on a clock that adds it lands an ulp short of due when due > 2 * now
+    # (here 8.9e-16 s): the driver used to wait a second time for that ulp.
+    clock = FakeClock()
+    failed = threading.Event()
+
+    def flaky() -> str:
+        if not failed.is_set():
+            failed.set()
+            raise ConnectionError("once")
+        return "ok"
+
+    wf = Workflow("due")
+    wf.add_task(Task(name="flaky", fn=flaky, retries=1, delay=4.8970579087589785, jitter=0.0))
+    wf.add_task(Task(name="nudge", fn=lambda: clock.advance(0.3442306984891652)))
+    run = wf.execute(executor=executor, clock=clock)
+    assert run.result("flaky") == "ok"
+    assert len(clock.sleeps) == 1, clock.sleeps
