@@ -179,8 +179,7 @@ class Gates:
                 if ticket.limiter is not None:
                     ticket.limiter._leave(ticket)  # it waits for this one now
                 ticket.limiter = limiter
-                if limiter not in self._limiters:
-                    self._limiters.add(limiter)
+                self._limiters.add(limiter)
             if self.is_stopping():  # the run stopped as it was refused: it takes nothing more
                 limiter._leave(ticket)
             self._tickets[i] = ticket

@@ -106,8 +106,12 @@ def check_retry_fields(
         raise ConfigurationError(
             f"{owner}: retry_on must be a tuple of exception types, got {retry_on!r}"
         )
-    hooks = (("retry_if", retry_if), ("retry_after", retry_after))
-    for label, hook in (*hooks, ("retry_if_result", retry_if_result)):
+    hooks = (
+        ("retry_if", retry_if),
+        ("retry_after", retry_after),
+        ("retry_if_result", retry_if_result),
+    )
+    for label, hook in hooks:
         if hook is not None and not callable(hook):
             raise ConfigurationError(f"{owner}: {label} must be callable or None, got {hook!r}")
 
